@@ -1,0 +1,123 @@
+"""Measures of superposition on a batch of toy models, as ../shared/README.md section 4 defines them.
+
+All functions take `W: [instances, m, n]` (column i of W[k] is feature i's direction in instance
+k's hidden space) and return per-instance tensors.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+REPRESENTED = 0.5  # a feature is represented when its norm exceeds this
+MONOSEMANTIC = 0.999  # a neuron is monosemantic when its top feature carries this share of its weight
+ANTIPODAL_COS = -0.95
+ORTHOGONAL_COS = 0.1
+POLYGON_TOL_DEG = 10.0
+_EPS = 1e-12
+
+
+def feature_norms(W: torch.Tensor) -> torch.Tensor:
+    """||W_i||: [instances, n]."""
+    return W.norm(dim=1)
+
+
+def represented(W: torch.Tensor) -> torch.Tensor:
+    """Bool [instances, n]: ||W_i|| > 0.5."""
+    return feature_norms(W) > REPRESENTED
+
+
+def _overlaps(W: torch.Tensor) -> torch.Tensor:
+    """(W_hat_i . W_j)^2: [instances, n (i), n (j)]."""
+    W_hat = W / feature_norms(W).clamp_min(_EPS)[:, None, :]
+    return torch.bmm(W_hat.transpose(1, 2), W) ** 2
+
+
+def superposition(W: torch.Tensor) -> torch.Tensor:
+    """sum_{j != i} (W_hat_i . W_j)^2: [instances, n]."""
+    ov = _overlaps(W)
+    return ov.sum(dim=2) - ov.diagonal(dim1=1, dim2=2)
+
+
+def feature_dimensionality(W: torch.Tensor) -> torch.Tensor:
+    """D_i = ||W_i||^2 / sum_j (W_hat_i . W_j)^2 (j = i included): [instances, n]; 0 for a zero feature."""
+    norms2 = feature_norms(W) ** 2
+    D = norms2 / _overlaps(W).sum(dim=2).clamp_min(_EPS)
+    return torch.where(norms2 > _EPS, D, torch.zeros_like(D))
+
+
+def dims_per_feature(W: torch.Tensor) -> torch.Tensor:
+    """D* = m / ||W||_F^2: [instances]."""
+    return W.shape[1] / (W**2).sum(dim=(1, 2)).clamp_min(_EPS)
+
+
+def neuron_top_share(W: torch.Tensor) -> torch.Tensor:
+    """max_i w_ji^2 / sum_i w_ji^2 for each neuron j (row j of W): [instances, m]; 1 means monosemantic.
+
+    Meaningful only where the hidden basis is privileged (a ReLU hidden layer, an L1 penalty on h).
+    """
+    w2 = W**2
+    return w2.max(dim=2).values / w2.sum(dim=2).clamp_min(_EPS)
+
+
+def monosemantic_neurons(W: torch.Tensor) -> torch.Tensor:
+    """Bool [instances, m]: the neuron's top feature carries > 0.999 of its squared weight."""
+    return neuron_top_share(W) > MONOSEMANTIC
+
+
+def cosines(W: torch.Tensor) -> torch.Tensor:
+    """cos(W_i, W_j): [instances, n, n]."""
+    W_hat = W / feature_norms(W).clamp_min(_EPS)[:, None, :]
+    return torch.bmm(W_hat.transpose(1, 2), W_hat)
+
+
+def geometry(W_k: torch.Tensor) -> dict:
+    """Geometry labels of one instance W_k: [m, n], over its represented features.
+
+    antipodal pairs: cosine < -0.95; orthogonal: every pair of represented features has |cos| < 0.1;
+    polygon (2-D hidden space only): k >= 3 features whose neighbouring angles are all within 10
+    degrees of 360/k.
+    """
+    W_k = W_k[None]
+    rep = represented(W_k)[0].nonzero().flatten().tolist()
+    cos = cosines(W_k)[0]
+    pairs = [[i, j] for a, i in enumerate(rep) for j in rep[a + 1 :] if cos[i, j] < ANTIPODAL_COS]
+    off = cos[rep][:, rep] - torch.eye(len(rep))
+    orthogonal = bool(off.abs().max() < ORTHOGONAL_COS) if len(rep) > 1 else True
+    polygon = None
+    if W_k.shape[1] == 2 and len(rep) >= 3:
+        angles = sorted(math.degrees(math.atan2(float(W_k[0, 1, i]), float(W_k[0, 0, i]))) % 360 for i in rep)
+        gaps = [(angles[(a + 1) % len(angles)] - angles[a]) % 360 for a in range(len(angles))]
+        if all(abs(g - 360 / len(rep)) <= POLYGON_TOL_DEG for g in gaps):
+            polygon = len(rep)
+    if pairs and 2 * len(pairs) == len(rep):  # two antipodal pairs at right angles are also a square
+        label = f"{len(pairs)} antipodal pair" + ("s" if len(pairs) > 1 else "")
+    elif polygon:
+        label = {3: "triangle", 4: "square", 5: "pentagon", 6: "hexagon"}.get(polygon, f"{polygon}-gon")
+    elif orthogonal:
+        label = "orthogonal"
+    else:
+        label = "mixed"
+    return {"represented": rep, "antipodal_pairs": pairs, "orthogonal": orthogonal, "polygon": polygon, "label": label}
+
+
+def summarize(W: torch.Tensor, privileged: bool) -> list[dict]:
+    """Every measure, per instance, as JSON-ready dicts (the content of `measures.json`)."""
+    norms, sup, D = feature_norms(W), superposition(W), feature_dimensionality(W)
+    dstar = dims_per_feature(W)
+    out = []
+    for k in range(W.shape[0]):
+        rec = {
+            "represented_features": int(represented(W[k : k + 1]).sum()),
+            "dims_per_feature": float(dstar[k]),
+            "feature_norm": norms[k].tolist(),
+            "superposition": sup[k].tolist(),
+            "feature_dimensionality": D[k].tolist(),
+            "geometry": geometry(W[k]),
+        }
+        if privileged:
+            share = neuron_top_share(W[k : k + 1])[0]
+            rec["neuron_top_share"] = share.tolist()
+            rec["monosemantic_neurons"] = int((share > MONOSEMANTIC).sum())
+        out.append(rec)
+    return out

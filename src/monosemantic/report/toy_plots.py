@@ -1,0 +1,47 @@
+"""Figures of toy models in the paper's style: hidden-plane geometry, W^T W, norm/superposition bars."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from monosemantic import measures
+
+
+def geometry_plane(Ws: list[torch.Tensor], titles: list[str]):
+    """Each feature's direction in a 2-D hidden space (W: [2, n]), coloured by feature index."""
+    fig, axes = plt.subplots(1, len(Ws), figsize=(3 * len(Ws), 3.1), squeeze=False)
+    for ax, W, title in zip(axes[0], Ws, titles):
+        W = W.numpy()
+        colors = plt.cm.viridis(np.linspace(0, 0.9, W.shape[1]))
+        for i in range(W.shape[1]):
+            ax.plot([0, W[0, i]], [0, W[1, i]], color=colors[i], lw=2)
+            ax.scatter(W[0, i], W[1, i], color=colors[i], s=25, zorder=3)
+        lim = max(1.2, float(np.abs(W).max()) * 1.1)
+        ax.set_xlim(-lim, lim), ax.set_ylim(-lim, lim), ax.set_aspect("equal")
+        ax.axhline(0, color="#ddd", lw=0.8), ax.axvline(0, color="#ddd", lw=0.8)
+        ax.set_xticks([]), ax.set_yticks([]), ax.set_title(title, fontsize=9)
+    return fig
+
+
+def wtw_heatmaps(Ws: list[torch.Tensor], titles: list[str]):
+    """W^T W for each model (W: [m, n]): diagonal = feature norms^2, off-diagonal = interference."""
+    fig, axes = plt.subplots(1, len(Ws), figsize=(2.4 * len(Ws), 2.6), squeeze=False)
+    for ax, W, title in zip(axes[0], Ws, titles):
+        M = (W.T @ W).numpy()
+        ax.imshow(M, cmap="RdBu", vmin=-1, vmax=1)
+        ax.set_xticks([]), ax.set_yticks([]), ax.set_title(title, fontsize=9)
+    return fig
+
+
+def norm_bars(Ws: list[torch.Tensor], titles: list[str]):
+    """Feature norms ||W_i||, each bar coloured by its superposition (dark: none, yellow: much)."""
+    fig, axes = plt.subplots(1, len(Ws), figsize=(2.4 * len(Ws), 2.8), squeeze=False, sharey=True)
+    for ax, W, title in zip(axes[0], Ws, titles):
+        norms = measures.feature_norms(W[None])[0].numpy()
+        sup = measures.superposition(W[None])[0].clamp(0, 1).numpy()
+        ax.barh(np.arange(len(norms)), norms, color=plt.cm.viridis(sup))
+        ax.invert_yaxis(), ax.set_xlim(0, max(1.1, float(norms.max()) * 1.05))
+        ax.set_title(title, fontsize=9), ax.set_xlabel("||W_i||", fontsize=8)
+    axes[0][0].set_ylabel("feature (most important on top)", fontsize=8)
+    return fig

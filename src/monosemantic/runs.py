@@ -1,0 +1,169 @@
+"""Run directories: `config.json`, `result.json` and `*.safetensors`, written atomically.
+
+A run directory is first written under a temporary name beside its destination and then renamed,
+so a killed run leaves either nothing or a whole result. Tensors are safetensors only: nothing a
+user hands us is ever unpickled.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from monosemantic import InputError, __version__
+
+
+def environment() -> dict[str, Any]:
+    """Package versions and machine, recorded in every config.json."""
+    import scipy
+    import sklearn
+
+    return {
+        "monosemantic": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}",
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None  # JSON has no NaN
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(_jsonable(obj), indent=2) + "\n"
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically: a temporary file in the same directory, then rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(dumps(obj))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write a safetensors file atomically (float tensors as given, made contiguous)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"missing file: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"corrupt JSON in {path}: {e}") from None
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"missing file: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise InputError(f"corrupt safetensors file {path}: {e}") from None
+
+
+def check_new_dir(out: str | Path, overwrite: bool) -> Path:
+    """Refuse an existing output directory (unless overwrite) or an unwritable parent, before any work."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(f"output directory exists: {out} (pass --overwrite to replace it)")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output path exists and is not a directory: {out}")
+    parent = out.resolve().parent
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True)
+        except OSError as e:
+            raise InputError(f"cannot create {parent}: {e.strerror}") from None
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"cannot write to {parent}")
+    return out
+
+
+def write_run(
+    out: str | Path,
+    config: dict[str, Any],
+    result: dict[str, Any],
+    tensors: dict[str, dict[str, torch.Tensor]],
+    overwrite: bool = False,
+) -> Path:
+    """Write a whole run directory atomically.
+
+    `tensors` maps file stems to tensor dicts: {"model": {"W": ..., "b": ...}} -> model.safetensors.
+    The directory appears under its final name only once every file is written.
+    """
+    out = check_new_dir(out, overwrite)
+    tmp = Path(tempfile.mkdtemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        write_json(tmp / "config.json", {**config, "environment": environment()})
+        write_json(tmp / "result.json", result)
+        for stem, tdict in tensors.items():
+            save_tensors(tmp / f"{stem}.safetensors", tdict)
+        if out.exists():  # overwrite: move the old run aside, then swap, so a crash never leaves neither
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_run(run_dir: str | Path, stem: str = "model") -> tuple[dict, dict, dict[str, torch.Tensor]]:
+    """(config, result, tensors of `stem`.safetensors) of a run directory, with clear errors."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"not a run directory: {run_dir}")
+    return read_json(run_dir / "config.json"), read_json(run_dir / "result.json"), load_tensors(
+        run_dir / f"{stem}.safetensors"
+    )

@@ -1,0 +1,215 @@
+"""Toy models of superposition, batched over instances: one tensor holds every instance's weights.
+
+    linear        h = W x          x' = W^T h + b
+    relu-output   h = W x          x' = ReLU(W^T h + b)         (the paper's main model)
+    relu-hidden   h = ReLU(W x)    x' = ReLU(W^T h + b)         (privileged hidden basis)
+    abs           h = ReLU(W1 x)   y' = ReLU(W2 h + b), target |x|, x in [-1, 1]   (computation)
+
+Shapes: `W: [instances, m, n]`, `b: [instances, n]`, batches `x: [instances, batch, n]`.
+The loss of instance i is mean over the batch of sum_k I_k (target_k - out_k)^2.
+
+The tied models compute their gradients by hand (`loss_grad`): the step is a handful of small
+`bmm`s and element-wise passes into preallocated buffers, several times faster than autograd
+at these sizes (bound by per-op overhead and allocation, not arithmetic). `forward` is the plain
+definition; the tests check the hand-written gradients against autograd on it. The abs model uses
+autograd.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from monosemantic import InputError
+
+MODELS = ("linear", "relu-output", "relu-hidden", "abs")
+
+_threshold_backward = torch.ops.aten.threshold_backward.grad_input  # grad * (self > 0), written to out
+
+
+def xavier_normal(instances: int, rows: int, cols: int, seeds: list[int]) -> torch.Tensor:
+    """[instances, rows, cols], instance i drawn from its own seed (Xavier normal, as the paper)."""
+    std = math.sqrt(2.0 / (rows + cols))
+    out = torch.empty(instances, rows, cols)
+    for i, s in enumerate(seeds):
+        out[i].normal_(0.0, std, generator=torch.Generator().manual_seed(int(s)))
+    return out
+
+
+def _check_sizes(instances: int, n: int, m: int, seeds: list[int]) -> None:
+    for name, v in (("instances", instances), ("n", n), ("m", m)):
+        if v < 1:
+            raise InputError(f"{name} must be positive, got {v}")
+    if len(seeds) != instances:
+        raise InputError(f"need one seed per instance: {len(seeds)} seeds for {instances} instances")
+
+
+class TiedToyModel:
+    """linear, relu-output and relu-hidden: h = W x (ReLU'd for relu-hidden), x' = W^T h + b.
+
+    The bias is stored as one more row of `theta: [instances, m + 1, n]` (rows :m are W, row m is b)
+    so that with a row of ones appended to h^T a single bmm gives W^T h + b in the forward pass and
+    both dL/dW (its W^T h part) and dL/db in the backward pass.
+    """
+
+    def __init__(self, kind: str, instances: int, n: int, m: int, seeds: list[int]):
+        if kind not in ("linear", "relu-output", "relu-hidden"):
+            raise InputError(f"unknown tied toy model {kind!r}")
+        _check_sizes(instances, n, m, seeds)
+        self.kind, self.instances, self.n, self.m = kind, instances, n, m
+        self.hidden_relu = kind == "relu-hidden"
+        self.output_relu = kind != "linear"
+        self.theta = torch.zeros(instances, m + 1, n)
+        self.theta[:, :m] = xavier_normal(instances, m, n, seeds)
+        self.grad = torch.zeros_like(self.theta)
+        self._ws: dict[str, torch.Tensor] = {}
+
+    @property
+    def W(self) -> torch.Tensor:  # [instances, m, n]
+        return self.theta[:, : self.m]
+
+    @property
+    def b(self) -> torch.Tensor:  # [instances, n]
+        return self.theta[:, self.m]
+
+    def params(self) -> list[torch.Tensor]:
+        return [self.theta]
+
+    def grads(self) -> list[torch.Tensor]:
+        return [self.grad]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"W": self.W.contiguous(), "b": self.b.contiguous()}
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.theta[:, : self.m] = tensors["W"]
+        self.theta[:, self.m] = tensors["b"]
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """h: [instances, batch, m] for x: [instances, batch, n]."""
+        h = torch.bmm(x, self.W.transpose(1, 2))
+        return h.relu() if self.hidden_relu else h
+
+    def forward(self, x: torch.Tensor, W: torch.Tensor | None = None, b: torch.Tensor | None = None) -> torch.Tensor:
+        """x': [instances, batch, n]. Pass W, b to differentiate through them with autograd."""
+        W = self.W if W is None else W
+        b = self.b if b is None else b
+        h = torch.bmm(x, W.transpose(1, 2))
+        if self.hidden_relu:
+            h = h.relu()
+        out = torch.baddbmm(b[:, None, :], h, W)
+        return out.relu() if self.output_relu else out
+
+    def _workspace(self, batch: int) -> dict[str, torch.Tensor]:
+        if self._ws.get("batch") != batch:
+            I, m, n = self.instances, self.m, self.n
+            self._ws = {
+                "batch": batch,
+                "hT": torch.empty(I, m, batch),
+                "hT1": torch.ones(I, m + 1, batch),  # [h^T; 1]
+                "dhT": torch.empty(I, m, batch),
+                "z": torch.empty(I, batch, n),
+                "r": torch.empty(I, batch, n),
+                "dW": torch.empty(I, m, n),
+            }
+        return self._ws
+
+    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor) -> None:
+        """Write dL/dtheta of the importance-weighted loss into `self.grad`.
+
+        x: [instances, batch, n] (contiguous); weight: [instances, 1, n] = importance.
+        """
+        ws = self._workspace(x.shape[1])
+        m, W, hT, hT1, dhT = self.m, self.W, ws["hT"], ws["hT1"], ws["dhT"]
+        torch.bmm(W, x.transpose(1, 2), out=hT)  # W x^T: [I, m, B] (faster than x W^T for small m)
+        if self.hidden_relu:
+            torch.clamp(hT, min=0, out=hT)
+        hT1[:, :m] = hT
+        z = torch.bmm(hT1.transpose(1, 2), self.theta, out=ws["z"])  # W^T h + b: [I, B, n]
+        r = torch.sub(z, x, out=ws["r"])
+        if self.output_relu:
+            _threshold_backward(r, z, 0.0, grad_input=r)  # dL/dz up to the factor 2 I_k / B
+        c = weight * (2.0 / x.shape[1])  # [I, 1, n]
+        torch.bmm(hT1, r, out=self.grad)  # [h^T G; sum_b G]
+        self.grad.mul_(c)
+        torch.bmm(W * c, r.transpose(1, 2), out=dhT)  # dL/dh^T: [I, m, B]
+        if self.hidden_relu:
+            _threshold_backward(dhT, hT, 0.0, grad_input=dhT)
+        torch.bmm(dhT, x, out=ws["dW"])  # the W in h = W x
+        self.grad[:, :m] += ws["dW"]
+
+
+class AbsToyModel:
+    """h = ReLU(W1 x), y' = ReLU(W2 h + b): computes |x| for more features than neurons when sparse.
+
+    W1: [instances, m, n], W2: [instances, n, m], b: [instances, n]; gradients by autograd.
+    """
+
+    kind = "abs"
+
+    def __init__(self, instances: int, n: int, m: int, seeds: list[int]):
+        _check_sizes(instances, n, m, seeds)
+        self.instances, self.n, self.m = instances, n, m
+        self.W1 = xavier_normal(instances, m, n, seeds).requires_grad_()
+        self.W2 = xavier_normal(instances, n, m, [s + 7919 for s in seeds]).requires_grad_()
+        self.b_out = torch.zeros(instances, n, requires_grad=True)
+
+    @property
+    def W(self) -> torch.Tensor:  # the input weights carry the feature directions: [instances, m, n]
+        return self.W1.detach()
+
+    @property
+    def b(self) -> torch.Tensor:
+        return self.b_out.detach()
+
+    def params(self) -> list[torch.Tensor]:
+        return [self.W1, self.W2, self.b_out]
+
+    def grads(self) -> list[torch.Tensor]:
+        return [p.grad for p in self.params()]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"W": self.W1.detach().clone(), "W2": self.W2.detach().clone(), "b": self.b_out.detach().clone()}
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            self.W1.copy_(tensors["W"])
+            self.W2.copy_(tensors["W2"])
+            self.b_out.copy_(tensors["b"])
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        return x.abs()
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(x, self.W1.transpose(1, 2)).relu()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.b_out[:, None, :], self.hidden(x), self.W2.transpose(1, 2)).relu()
+
+    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor) -> None:
+        for p in self.params():
+            p.grad = None
+        loss = ((self.forward(x) - x.abs()) ** 2 * weight).sum(dim=2).mean(dim=1)
+        loss.sum().backward()
+
+
+def make_model(kind: str, instances: int, n: int, m: int, seeds: list[int]):
+    if kind == "abs":
+        return AbsToyModel(instances, n, m, seeds)
+    if kind in MODELS:
+        return TiedToyModel(kind, instances, n, m, seeds)
+    raise InputError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
+
+
+@torch.no_grad()
+def loss_per_instance(model, x: torch.Tensor, weight: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """[instances]: mean over the batch of sum_k I_k (target_k - out_k)^2, in float64 accumulation."""
+    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    for s in range(0, x.shape[1], chunk):
+        xc = x[:, s : s + chunk]
+        err = (model.forward(xc) - model.target(xc)) ** 2 * weight
+        total += err.sum(dim=(1, 2), dtype=torch.float64)
+    return total / x.shape[1]

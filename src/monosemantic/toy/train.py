@@ -1,0 +1,205 @@
+"""Train many toy models at once: AdamW, a learning-rate schedule, best-of-N seeds, a loss log.
+
+The loop is nanoGPT-flat: sample a batch into a reused buffer, compute the gradients (by hand for
+the tied models), take an AdamW step. Instances are independent models that happen to share one
+tensor, so "best of N seeds" is just N instances per configuration and a choice at the end.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from monosemantic import InputError
+from monosemantic.features import FeatureSampler
+from monosemantic.toy.models import loss_per_instance, make_model
+
+SCHEDULES = ("constant", "cosine")
+
+
+class AdamW:
+    """torch.optim.AdamW's update (decoupled weight decay, bias correction), on a list of tensors.
+
+    A few in-place ops per tensor with no per-step Python bookkeeping: at toy sizes the step of
+    torch.optim costs more than the forward and backward passes together. The tests check that it
+    follows torch.optim.AdamW to float precision.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        self.params = list(params)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grads, lr: float | None = None) -> None:
+        lr = self.lr if lr is None else lr
+        b1, b2 = self.betas
+        self.t += 1
+        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            p.mul_(1 - lr * self.weight_decay)
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v / bc2).sqrt_().add_(self.eps)
+            p.addcdiv_(m, denom, value=-lr / bc1)
+
+
+def lr_at(step: int, steps: int, lr: float, schedule: str, warmup: int) -> float:
+    """Learning rate for 0-based `step`: linear warm-up, then constant or cosine decay to 0."""
+    if warmup and step < warmup:
+        return lr * (step + 1) / warmup
+    if schedule == "cosine":
+        progress = (step - warmup) / max(1, steps - warmup)
+        return lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return lr
+
+
+@dataclass
+class TrainLog:
+    steps: list[int] = field(default_factory=list)
+    loss: list[list[float]] = field(default_factory=list)  # [log points][instances], on the training batch
+    wall_s: float = 0.0  # compute only: sampling, gradients and updates
+    steps_done: int = 0
+    diverged_at: int | None = None  # step whose loss or gradient was not finite (weights kept from before it)
+
+
+def train(
+    model,
+    sampler: FeatureSampler,
+    weight: torch.Tensor,
+    steps: int,
+    batch: int = 1024,
+    lr: float = 1e-3,
+    weight_decay: float = 0.01,
+    schedule: str = "constant",
+    warmup: int = 0,
+    log_every: int = 100,
+    progress: bool = False,
+) -> TrainLog:
+    """Train `model` in place. weight: [instances, n] importances. Returns the loss log.
+
+    A non-finite gradient stops training before the update, so the model keeps the last good
+    weights, and `TrainLog.diverged_at` names the step.
+    """
+    if steps < 1 or batch < 1:
+        raise InputError(f"steps and batch must be positive, got steps={steps}, batch={batch}")
+    if not lr > 0 or weight_decay < 0:
+        raise InputError(f"need lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
+    if schedule not in SCHEDULES:
+        raise InputError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    weight = weight.reshape(model.instances, 1, model.n).float()
+    opt = AdamW(model.params(), lr=lr, weight_decay=weight_decay)
+    x = torch.empty(model.instances, batch, model.n)
+    log = TrainLog()
+    bar = _Progress(steps, f"training {model.instances} {model.kind} models") if progress else None
+    start = time.perf_counter()
+    for step in range(steps):
+        sampler.sample_into(x)
+        model.loss_grad(x, weight)
+        grads = model.grads()
+        if not all(math.isfinite(float(g.sum())) for g in grads):  # NaN and inf both survive a sum
+            log.diverged_at = step
+            break
+        opt.step(grads, lr_at(step, steps, lr, schedule, warmup))
+        log.steps_done = step + 1
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            log.steps.append(step + 1)
+            log.loss.append(loss_per_instance(model, x, weight).tolist())
+            if bar:
+                bar.update(step + 1, min(log.loss[-1]))
+    log.wall_s = time.perf_counter() - start
+    if bar:
+        bar.close()
+    return log
+
+
+class _Progress:
+    """A rich progress bar on stderr that shows steps, speed and the best loss so far."""
+
+    def __init__(self, total: int, what: str):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True,
+        )
+        self.p.start()
+        self.task = self.p.add_task(what, total=total, info="")
+
+    def update(self, done: int, best_loss: float) -> None:
+        self.p.update(self.task, completed=done, info=f"best loss {best_loss:.4g}")
+
+    def close(self) -> None:
+        self.p.stop()
+
+
+@dataclass
+class ToyRun:
+    """A trained batch of toy models, best seed kept per configuration."""
+
+    model: object
+    kept: list[int]  # instance index kept for each configuration
+    loss: list[float]  # evaluation loss of each kept instance
+    all_loss: list[list[float]]  # [configurations][seeds] evaluation losses
+    log: TrainLog
+    eval_s: float
+
+
+def train_toy(
+    kind: str,
+    n: int,
+    m: int,
+    p: torch.Tensor,
+    weight: torch.Tensor,
+    steps: int,
+    batch: int = 1024,
+    seeds: int = 1,
+    seed: int = 0,
+    lr: float = 1e-3,
+    weight_decay: float = 0.01,
+    schedule: str = "constant",
+    warmup: int = 0,
+    eval_batch: int = 16384,
+    correlated_sets: int = 0,
+    anticorrelated_sets: int = 0,
+    set_size: int = 2,
+    progress: bool = False,
+) -> ToyRun:
+    """Train `seeds` instances per configuration and keep, per configuration, the lowest eval loss.
+
+    p: [configs, n] feature probabilities; weight: [configs, n] or [n] importances. Instance
+    c * seeds + s is configuration c with seed s; every instance starts from its own init seed,
+    and all share the data stream (instances never interact). The evaluation batch is drawn
+    from its own seed, the same for every run with this `seed`.
+    """
+    if seeds < 1:
+        raise InputError(f"seeds must be positive, got {seeds}")
+    configs = p.shape[0]
+    weight = torch.as_tensor(weight, dtype=torch.float32).expand(configs, n)
+    if not (torch.isfinite(weight).all() and (weight >= 0).all()):
+        raise InputError("importances must be finite and non-negative")
+    p_all = p.repeat_interleave(seeds, dim=0)
+    w_all = weight.repeat_interleave(seeds, dim=0)
+    model = make_model(kind, configs * seeds, n, m, [seed * 1_000_003 + i for i in range(configs * seeds)])
+    sampler_args = dict(signed=kind == "abs", correlated_sets=correlated_sets,
+                        anticorrelated_sets=anticorrelated_sets, set_size=set_size)
+    sampler = FeatureSampler(p_all, seed=seed, **sampler_args)
+    log = train(model, sampler, w_all, steps, batch, lr, weight_decay, schedule, warmup, progress=progress)
+    t = time.perf_counter()
+    x_eval = FeatureSampler(p_all, seed=seed + 10_000_019, **sampler_args).sample_into(
+        torch.empty(configs * seeds, eval_batch, n))
+    eval_loss = loss_per_instance(model, x_eval, w_all.reshape(-1, 1, n)).reshape(configs, seeds)
+    eval_s = time.perf_counter() - t
+    best = eval_loss.argmin(dim=1)
+    kept = [c * seeds + int(best[c]) for c in range(configs)]
+    return ToyRun(model, kept, [float(eval_loss[c, best[c]]) for c in range(configs)], eval_loss.tolist(), log, eval_s)
+
+
+def kept_tensors(run: ToyRun) -> dict[str, torch.Tensor]:
+    """The kept instances' weights, instance order = configuration order."""
+    idx = torch.tensor(run.kept)
+    return {k: v[idx].contiguous() for k, v in run.model.tensors().items()}

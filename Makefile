@@ -20,8 +20,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# Every benchmarks/*.py prints its ratio against a baseline measured in the same run.
 bench: setup
-	$(BIN)/python benchmarks/toy_training.py
+	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

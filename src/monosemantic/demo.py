@@ -51,6 +51,7 @@ def toy_section(quick: bool, progress: bool) -> tuple[Section, dict]:
     return sec, summary
 
 
+# One entry per topic: (quick, progress) -> (Section, summary entries). Keep each under a minute.
 SECTIONS = [toy_section]
 
 

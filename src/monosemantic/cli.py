@@ -17,6 +17,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Solving superposition, measured: toy models, dictionaries and unfolding.")
 toy_app = typer.Typer(no_args_is_help=True, help="Toy models of superposition (Elhage et al. 2022).")
 app.add_typer(toy_app, name="toy")
+data_app = typer.Typer(no_args_is_help=True, help="Ground-truth data sets (known features and codes).")
+app.add_typer(data_app, name="data")
 
 # Options that take several values after one flag (`--sparsity 0 0.8 0.9`); Click wants the flag
 # repeated, so `main` rewrites the first form into the second before parsing.
@@ -93,6 +95,37 @@ def toy_measure(run_dir: Path = typer.Argument(..., help="A toy run directory.")
                   f"{sup:.3f}", r["geometry"]["label"], mono)
     Console().print(t)
     typer.echo(str(Path(run_dir) / "measures.json"))
+
+
+# ---------------------------------------------------------------- data (issue 6)
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Path = typer.Option(..., help="File to write: .npz, .safetensors (X, F, codes) or .npy (X alone)."),
+    kind: str = typer.Option("uniform", help="uniform (shared README section 5) | sharkey | toy."),
+    n_features: Optional[int] = typer.Option(None, help="True features (default 512)."),
+    d: Optional[int] = typer.Option(None, help="Dimensions (default 128 uniform, 256 sharkey)."),
+    k: float = typer.Option(5.0, help="Expected active features per sample."),
+    samples: int = typer.Option(200_000, help="Samples."),
+    seed: int = typer.Option(0, help="Seed (dictionary and samples)."),
+    decay: float = typer.Option(0.99, help="sharkey: feature i's frequency falls as decay**i."),
+    correlation: float = typer.Option(0.0, help="sharkey: Gaussian-copula correlation of on/off events, [0, 1)."),
+    run: Optional[Path] = typer.Option(None, help="toy: a `toy train` run directory; X = W x of its model."),
+    instance: int = typer.Option(0, help="toy: which instance of the run."),
+    overwrite: bool = typer.Option(False, help="Replace an existing file."),
+) -> None:
+    """Draw a ground-truth data set: X: [samples, d], true dictionary F: [n_features, d], true codes (CSR)."""
+    from monosemantic.data import save_data, synth
+
+    if out.exists() and not overwrite:
+        raise InputError(f"output file exists: {out} (pass --overwrite to replace it)")
+    data = synth(kind, n_features, d, k, samples, seed, decay, correlation, run, instance)
+    save_data(out, data)
+    m = data.meta
+    _say(f"{kind}: {m['samples']} samples, d={m['d']}, {m['n_features']} true features, "
+         f"L0 {m['l0_mean']:.2f} +- {m['l0_std']:.2f}")
+    typer.echo(str(out))
 
 
 @app.command("demo")

@@ -145,8 +145,8 @@ def code_scores(codes_true, codes_hat, F=None, A=None, absolute: bool = False) -
     H.eliminate_zeros()
     t, h = (T != 0).astype(np.float64), (H != 0).astype(np.float64)
     tp = float(t.multiply(h).sum())
-    prec = tp / max(h.sum(), 1)
-    rec = tp / max(t.sum(), 1)
+    prec = tp / max(float(h.sum()), 1.0)
+    rec = tp / max(float(t.sum()), 1.0)
     rel = float(sparse_norm(H - T) / max(sparse_norm(T), _EPS))
     return {"code_rel_err": rel, "support_precision": prec, "support_recall": rec,
             "support_f1": 2 * prec * rec / max(prec + rec, _EPS)}

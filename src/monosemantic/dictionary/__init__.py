@@ -1,0 +1,31 @@
+"""Dictionary learners behind one scikit-learn-style API: sparse autoencoders and classical baselines.
+
+    fit(X) / partial_fit(X), transform(X) -> sparse codes (scipy CSR; output="torch" for torch sparse CSR),
+    inverse_transform(codes), score(X) = 1 - FVU, components_ (the atoms), get_params / set_params,
+    save(dir) and `load(dir)`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from monosemantic import InputError
+from monosemantic.dictionary.base import DictionaryEstimator
+from monosemantic.dictionary.classical import CLASSICAL, ICADictionary, MiniBatchDictionary, PCADictionary
+from monosemantic.dictionary.estimator import SparseAutoencoder
+
+
+def load(path: str | Path) -> DictionaryEstimator:
+    """Open a saved dictionary directory of any kind (an SAE in SAELens's layout, or a classical one)."""
+    from monosemantic.dictionary.classical import load_classical
+    from monosemantic.runs import read_json
+
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"not a saved dictionary directory: {path}")
+    cfg = read_json(path / "cfg.json")
+    if cfg.get("architecture") in CLASSICAL:
+        return load_classical(path, cfg)
+    return SparseAutoencoder.load(path)
+
+
+__all__ = ["SparseAutoencoder", "MiniBatchDictionary", "PCADictionary", "ICADictionary", "DictionaryEstimator", "load"]

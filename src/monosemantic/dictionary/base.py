@@ -1,0 +1,117 @@
+"""What every dictionary learner shares: sparse codes out, reconstructions, score, saving as a directory."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator
+
+from monosemantic import InputError, __version__
+from monosemantic.dictionary.batches import as_matrix
+
+
+def to_output(C: sp.csr_matrix, output: str):
+    """scipy CSR as is, or as a torch sparse CSR tensor (output='torch')."""
+    if output == "scipy":
+        return C
+    if output == "torch":
+        return torch.sparse_csr_tensor(torch.from_numpy(C.indptr).long(), torch.from_numpy(C.indices).long(),
+                                       torch.from_numpy(C.data), size=C.shape)
+    raise InputError(f"output must be 'scipy' or 'torch', got {output!r}")
+
+
+def write_dir(path: Path, files: dict) -> None:
+    """Write a directory atomically: files maps names to a callable(path) that writes that file."""
+    tmp = Path(tempfile.mkdtemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        for name, write in files.items():
+            write(tmp / name)
+        if path.exists():  # move the old one aside, then swap, so a crash never leaves neither
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def json_files(extra: dict | None) -> dict:
+    from monosemantic.runs import write_json
+
+    return {name: (lambda p, obj=obj: write_json(p, obj)) for name, obj in (extra or {}).items()}
+
+
+class DictionaryEstimator(BaseEstimator):
+    """Base: subclasses set components_ [n_atoms, d], mean_ [d], d_in_ and implement _encode(X float64) -> codes."""
+
+    kind = "dictionary"
+    sign_free = False  # True: atoms are defined up to sign (PCA, FastICA); score with recovery's absolute=True
+
+    def _fitted(self) -> None:
+        if not hasattr(self, "components_"):
+            raise InputError(f"this {type(self).__name__} is not fitted yet (call fit or load)")
+
+    def _as_input(self, X):
+        X = as_matrix(X)
+        if X.shape[1] != self.d_in_:
+            raise InputError(f"data have d={X.shape[1]} but the dictionary was built for d={self.d_in_}")
+        return X
+
+    def transform(self, X, output: str = "scipy", chunk: int = 8192):
+        """Codes [samples, n_atoms] as scipy CSR float32 (output='torch': a torch sparse CSR tensor)."""
+        self._fitted()
+        X = self._as_input(X)
+        parts = [sp.csr_matrix(self._encode(np.asarray(X[s:s + chunk], dtype=np.float64)).astype(np.float32))
+                 for s in range(0, len(X), chunk)]
+        return to_output(sp.vstack(parts, format="csr"), output)
+
+    def inverse_transform(self, codes) -> np.ndarray:
+        """Reconstructions codes @ components_ + mean_: [samples, d]."""
+        self._fitted()
+        from monosemantic.recovery import _csr
+
+        C = _csr(codes)
+        if C.shape[1] != len(self.components_):
+            raise InputError(f"codes have {C.shape[1]} latents, the dictionary has {len(self.components_)}")
+        return (np.asarray(C @ self.components_.astype(np.float64)) + self.mean_).astype(np.float32)
+
+    def score(self, X, y=None) -> float:
+        """1 - FVU on X (higher is better, scikit-learn's convention)."""
+        from monosemantic.recovery import fvu
+
+        X = self._as_input(X)
+        return 1 - fvu(np.asarray(X), self.inverse_transform(self.transform(X)))
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set_state(self, t: dict) -> None:
+        pass
+
+    def save(self, path: str | Path, overwrite: bool = False, extra_json: dict | None = None) -> Path:
+        """cfg.json + dictionary.safetensors (components, mean and any extra state) in a new directory;
+        extra_json {name: object} adds JSON files to the same atomic write."""
+        from safetensors.numpy import save_file
+
+        from monosemantic.dictionary.classical import DICT_FILE
+        from monosemantic.runs import check_new_dir, write_json
+
+        self._fitted()
+        path = check_new_dir(path, overwrite)
+        cfg = {"architecture": self.kind, "d_in": int(self.d_in_), "d_sae": len(self.components_),
+               "sign_free": self.sign_free, "params": self.get_params(),
+               "train_seconds": getattr(self, "train_seconds_", None), "monosemantic": __version__}
+        arrays = {"components": self.components_, "mean": self.mean_, **self._state()}
+        write_dir(path, {"cfg.json": lambda p: write_json(p, cfg),
+                         DICT_FILE: lambda p: save_file({k: np.ascontiguousarray(v, np.float32)
+                                                         for k, v in arrays.items()}, str(p)),
+                         **json_files(extra_json)})
+        return path

@@ -1,0 +1,116 @@
+"""Training data for the dictionary learners: tensors, numpy arrays, memory-mapped files, iterators of batches.
+
+`Batches` yields float32 torch batches [batch, d]. For an array (in memory or memory-mapped) the order of
+step s is a pure function of (seed, s): each pass is a fresh permutation drawn from `seed + pass`, so a
+resumed fit sees the same batches as an uninterrupted one. A memory-mapped array is read in contiguous
+blocks visited in random order and shuffled inside the block, so the disk sees long sequential reads.
+An iterator is re-cut into full batches (a ragged tail is kept for the next batch) and read once.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from monosemantic import InputError
+from monosemantic.data import check_finite
+
+BLOCK = 1 << 16  # rows read at once from a memory-mapped array
+
+
+def as_matrix(X, name: str = "X") -> torch.Tensor | np.ndarray:
+    """A [samples, d] float array (torch tensor, or a numpy array/memmap left on disk), checked for NaN/Inf."""
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu()
+        if X.layout != torch.strided:
+            X = X.to_dense()
+        if X.ndim != 2 or 0 in X.shape:
+            raise InputError(f"{name} must be [samples, d], got shape {list(X.shape)}")
+        if not torch.isfinite(X).all():
+            raise InputError(f"{name} has NaN or Inf")
+        return X.float()
+    if hasattr(X, "toarray"):  # scipy sparse
+        X = X.toarray()
+    X = X if isinstance(X, np.memmap) else np.asarray(X)
+    if X.dtype.kind not in "fiu":
+        raise InputError(f"{name} must be numeric, got dtype {X.dtype}")
+    if X.ndim != 2 or 0 in X.shape:
+        raise InputError(f"{name} must be [samples, d], got shape {list(X.shape)}")
+    check_finite(name, X)
+    if isinstance(X, np.memmap):
+        return X
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+
+
+class Batches:
+    """Endless [batch, d] float32 batches from an array (seeded, resumable) or one pass of an iterator."""
+
+    def __init__(self, source, batch: int, seed: int = 0, start_step: int = 0):
+        self.batch, self.seed = batch, seed
+        if isinstance(source, (torch.Tensor, np.ndarray)) or hasattr(source, "toarray"):
+            self.X = as_matrix(source)
+            self.n, self.d = self.X.shape
+            if self.n < batch:
+                raise InputError(f"{self.n} samples are fewer than one batch of {batch}")
+            self.per_pass = self.n // batch  # the ragged tail of a pass is dropped
+            self.it = None
+            self.step = start_step
+            self._pass, self._order = -1, None
+        elif isinstance(source, Iterable):
+            self.X, self.it, self.n, self.d = None, iter(source), None, None
+            self._buf: list[torch.Tensor] = []
+            self._have = 0
+        else:
+            raise InputError(f"training data must be an array, a tensor or an iterator of batches, got {type(source).__name__}")
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        return self._next_array() if self.it is None else self._next_iter()
+
+    def _order_of_pass(self, p: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, p])
+        if isinstance(self.X, np.memmap):  # blocks in random order, rows shuffled inside each block
+            starts = rng.permutation(np.arange(0, self.n, BLOCK))
+            return np.concatenate([s + rng.permutation(min(BLOCK, self.n - s)) for s in starts])
+        return rng.permutation(self.n)
+
+    def _next_array(self) -> torch.Tensor:
+        p, b = divmod(self.step, self.per_pass)
+        if p != self._pass:
+            self._pass, self._order = p, self._order_of_pass(p)
+        idx = self._order[b * self.batch:(b + 1) * self.batch]
+        self.step += 1
+        if isinstance(self.X, np.memmap):
+            lo = idx.min()
+            block = np.asarray(self.X[lo:idx.max() + 1], dtype=np.float32)  # one sequential read
+            return torch.from_numpy(block[idx - lo])
+        return self.X[torch.from_numpy(idx)]
+
+    def _next_iter(self) -> torch.Tensor:
+        while self._have < self.batch:
+            chunk = as_matrix(next(self.it), "a batch")  # StopIteration ends the fit
+            if self.d is None:
+                self.d = chunk.shape[1]
+            elif chunk.shape[1] != self.d:
+                raise InputError(f"a batch has d={chunk.shape[1]}, earlier ones d={self.d}")
+            chunk = torch.as_tensor(np.asarray(chunk, dtype=np.float32)) if isinstance(chunk, np.ndarray) else chunk
+            self._buf.append(chunk)
+            self._have += len(chunk)
+        cat = torch.cat(self._buf)
+        out, rest = cat[:self.batch], cat[self.batch:]
+        self._buf, self._have = ([rest] if len(rest) else []), len(rest)
+        return out
+
+    def sample(self, n: int) -> torch.Tensor:
+        """Up to n rows for initialisation (geometric median, data statistics), without consuming the stream."""
+        if self.X is None:
+            first = next(self)
+            self._buf.insert(0, first)
+            self._have += len(first)
+            return first[:n]
+        rng = np.random.default_rng([self.seed, 1 << 30])
+        idx = np.sort(rng.choice(self.n, size=min(n, self.n), replace=False))
+        return torch.from_numpy(np.asarray(self.X[idx], dtype=np.float32))

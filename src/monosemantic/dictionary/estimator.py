@@ -1,0 +1,416 @@
+"""`SparseAutoencoder`: the scikit-learn-style estimator around the SAE of `sae.py`.
+
+    sae = SparseAutoencoder(arch="topk", n_latents=512, k=5).fit(X)     # X: [samples, d] array/tensor/memmap/iterator
+    codes = sae.transform(X)          # scipy CSR [samples, n_latents] (output="torch": a torch sparse CSR tensor)
+    X_hat = sae.inverse_transform(codes)
+    sae.score(X)                      # 1 - FVU, higher is better (scikit-learn's convention)
+    sae.components_                   # the atoms, W_dec: [n_latents, d]
+    sae.save("dir"); SparseAutoencoder.load("dir")
+
+The saved directory is SAELens's layout: `cfg.json` and `sae_weights.safetensors` with
+W_enc: [d_in, d_sae], b_enc: [d_sae], W_dec: [d_sae, d_in], b_dec: [d_in], and `threshold: [d_sae]` for
+JumpReLU and BatchTopK (whose inference is a per-latent threshold). A fit with `checkpoint=DIR` also
+writes the optimiser state there every `checkpoint_every` steps and resumes from it when restarted.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from monosemantic import InputError, __version__
+from monosemantic.dictionary import sae as S
+from monosemantic.dictionary.base import DictionaryEstimator, json_files, to_output, write_dir
+from monosemantic.dictionary.batches import Batches
+from monosemantic.runs import load_tensors, read_json, save_tensors, write_json
+from monosemantic.toy.train import AdamW, _Progress, lr_at
+
+# Defaults, chosen on the section-5 data (512 features, d 128) and checked on other sizes in the tests.
+DEFAULT_SAMPLES = 3_000_000  # training samples; several passes over a 100k-sample set
+DEFAULT_L1 = {"relu": 0.1}
+WEIGHTS = "sae_weights.safetensors"
+TRAINER = "trainer_state.safetensors"
+
+
+class SparseAutoencoder(DictionaryEstimator):
+    """A sparse autoencoder: arch in relu | topk | batchtopk | jumprelu.
+
+    n_latents: dictionary size (d_sae). k: active latents per sample (topk; batchtopk on average).
+    l1: L1 coefficient of relu (weighted by decoder row norms); l0: L0 coefficient of jumprelu.
+    samples: training length in samples (fit). batch: samples per step. lr: Adam's peak learning rate
+    (None: scaled from the size, see `_lr`), warmup: share of the steps to warm up over, then cosine decay to 0.
+    resample_every: steps between resamplings (0: never), which stop after `resample_until` of the run; a latent
+    firing at less than `dead_frac` of the mean latent's rate over the window is resampled. aux_coef: weight of the AuxK loss
+    (topk/batchtopk) on latents silent for `dead_after` samples; aux_k: its k (None: 2 k).
+    """
+
+    def __init__(self, arch: str = "topk", n_latents: int = 512, k: int = 5, l1: float | None = None,
+                 l0: float = 0.01, bandwidth: float = 0.05, samples: int = DEFAULT_SAMPLES, batch: int = 256,
+                 lr: float | None = None, warmup: float = 0.02, resample_every: int = 200,
+                 resample_until: float = 0.8, init_rate: float = 0.02, dead_frac: float = 0.1,
+                 dead_after: int = 100_000, aux_coef: float = 1 / 32, aux_k: int | None = None, seed: int = 0,
+                 progress: bool = False, checkpoint: str | None = None, checkpoint_every: int = 1000):
+        self.arch = arch
+        self.n_latents = n_latents
+        self.k = k
+        self.l1 = l1
+        self.l0 = l0
+        self.bandwidth = bandwidth
+        self.samples = samples
+        self.batch = batch
+        self.lr = lr
+        self.warmup = warmup
+        self.resample_every = resample_every
+        self.resample_until = resample_until
+        self.dead_frac = dead_frac
+        self.init_rate = init_rate
+        self.dead_after = dead_after
+        self.aux_coef = aux_coef
+        self.aux_k = aux_k
+        self.seed = seed
+        self.progress = progress
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+
+    # ------------------------------------------------------------ checks and helpers
+
+    def _check(self) -> None:
+        if self.arch not in S.ARCHS:
+            raise InputError(f"unknown architecture {self.arch!r} ({', '.join(S.ARCHS)})")
+        for name in ("n_latents", "batch", "samples"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise InputError(f"{name} must be a positive integer, got {v!r}")
+        if self.arch in ("topk", "batchtopk") and not 0 < self.k < self.n_latents:
+            raise InputError(f"k must lie in [1, latents={self.n_latents}), got {self.k}")
+        for name in ("l0", "bandwidth", "aux_coef"):
+            if not getattr(self, name) >= 0:
+                raise InputError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if self.l1 is not None and not self.l1 >= 0:
+            raise InputError(f"l1 must be non-negative, got {self.l1}")
+        if self.lr is not None and not self.lr > 0:
+            raise InputError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.warmup < 1 or not 0 <= self.resample_until <= 1:
+            raise InputError("warmup must lie in [0, 1) and resample_until in [0, 1]")
+
+    def _lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        # Adam's steps are ~lr per weight; the decoder rows are unit vectors in d_in dims, so a step that moves
+        # a row by a fixed angle scales as 1/sqrt(d_in). Chosen at d_in 128 (section-5 data).
+        return 4e-3 * math.sqrt(128 / self.d_in_)
+
+    @property
+    def _penalty(self) -> float:
+        if self.arch == "relu":
+            return DEFAULT_L1["relu"] if self.l1 is None else self.l1
+        return self.l0
+
+    @property
+    def components_(self) -> np.ndarray:
+        """The atoms (decoder rows): [n_latents, d_in]."""
+        self._fitted()
+        return self.params_["W_dec"].numpy().copy()
+
+    @property
+    def mean_(self) -> np.ndarray:
+        """The decoder bias b_dec: [d_in] (what the reconstruction adds to codes @ components_)."""
+        return self.params_["b_dec"].numpy()
+
+    @property
+    def kind(self) -> str:
+        return self.arch
+
+    def _fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise InputError("this SparseAutoencoder is not fitted yet (call fit, partial_fit or load)")
+
+    # ------------------------------------------------------------ training
+
+    def _init(self, batches: Batches) -> None:
+        self._check()
+        sample = batches.sample(8192)
+        self.d_in_ = sample.shape[1]
+        gen = torch.Generator().manual_seed(self.seed)
+        b_dec = S.geometric_median(sample)
+        self.params_ = S.init_params(self.d_in_, self.n_latents, self.arch, b_dec, gen)
+        pre = S.encode_pre(sample[:2048], self.params_)  # [2048, n]
+        if self.arch == "jumprelu":  # start the thresholds where TopK would cut: the (1 - k/n) quantile of pre
+            self.params_["log_theta"].fill_(math.log(max(float(pre.quantile(1 - self.k / self.n_latents)), 1e-6)))
+        if self.arch == "relu" and self.init_rate < 1:
+            # start sparse: each latent fires on init_rate of the samples, not half of them
+            self.params_["b_enc"] = -pre.quantile(1 - self.init_rate, dim=0).clamp_min(0)
+        self.opt_ = AdamW(list(self.params_.values()), lr=self._lr(), weight_decay=0.0)
+        self.step_ = 0
+        self.state_ = {"fired": torch.zeros(self.n_latents, dtype=torch.long),
+                       "dead": torch.zeros(self.n_latents, dtype=torch.bool),
+                       "since": torch.zeros(self.n_latents, dtype=torch.long),
+                       "fresh": torch.zeros(self.n_latents, dtype=torch.bool)}
+        if self.arch == "batchtopk":
+            self.state_["threshold"] = torch.tensor(0.0)
+        self._gen = gen
+
+    def fit(self, X, y=None, callback=None, eval_every: int = 0) -> SparseAutoencoder:
+        """Train for `samples` samples with the full schedule; resumes from `checkpoint` when it holds a run.
+
+        callback(self, step, samples_seen, train_seconds) is called every `eval_every` steps (its own time is not
+        counted): the benchmark and the report score held-out data there.
+        """
+        self._check()
+        steps = max(1, self.samples // self.batch)
+        batches = Batches(X, self.batch, self.seed)
+        resumed = self.checkpoint is not None and self._try_resume(Path(self.checkpoint))
+        if not resumed:
+            self._init(batches)
+        batches = Batches(X, self.batch, self.seed, start_step=self.step_) if batches.it is None else batches
+        self._run(batches, steps, callback, eval_every)
+        return self
+
+    def partial_fit(self, X, y=None) -> SparseAutoencoder:
+        """One pass over X in batches of `batch` at the peak learning rate (no schedule); initialises on first call."""
+        batches = Batches(X, min(self.batch, len(X)) if hasattr(X, "__len__") else self.batch, self.seed)
+        if not hasattr(self, "params_"):
+            self._init(batches)
+        n = (batches.per_pass if batches.it is None else None)
+        self._run(batches, None, None, 0, n_steps=n)
+        return self
+
+    def _run(self, batches: Batches, steps: int | None, callback, eval_every: int, n_steps: int | None = None) -> None:
+        if batches.d is not None and batches.d != self.d_in_:
+            raise InputError(f"data have d={batches.d} but the SAE was built for d={self.d_in_}")
+        lr_peak = self._lr()
+        warm = int(self.warmup * steps) if steps else 0
+        aux_k = self.aux_k or 2 * self.k
+        dead_window = max(self.resample_every, 1)
+        bar = _Progress(steps, f"sae {self.arch}") if self.progress and steps else None
+        stop = steps if steps is not None else self.step_ + (n_steps or 10 ** 12)
+        t_train = 0.0
+        try:
+            while self.step_ < stop:
+                try:
+                    x = next(batches)
+                except StopIteration:
+                    break
+                t0 = time.perf_counter()
+                lr = lr_at(self.step_, steps, lr_peak, "cosine", warm) if steps else lr_peak
+                g, info = S.step_grads(x, self.params_, self.arch, self.k, self._penalty, self.bandwidth,
+                                       self.state_, aux_k, self.aux_coef if self.arch in ("topk", "batchtopk") else 0)
+                if not math.isfinite(info["mse"]):
+                    raise InputError(f"training diverged (non-finite loss) at step {self.step_}; lower lr")
+                if self.arch != "relu":  # keep decoder rows on the unit sphere: drop the radial part of the step
+                    W = self.params_["W_dec"]
+                    g["W_dec"] -= (g["W_dec"] * W).sum(1, keepdim=True) * W
+                self.opt_.step([g[name] for name in self.params_], lr)
+                if self.arch != "relu":
+                    W = self.params_["W_dec"]
+                    W /= W.norm(dim=1, keepdim=True).clamp_min(S._EPS)
+                self._track(info, x)
+                self.step_ += 1
+                t_train += time.perf_counter() - t0
+                if steps and self.resample_every and self.step_ % self.resample_every == 0 \
+                        and self.step_ <= self.resample_until * steps:
+                    t0 = time.perf_counter()
+                    self._resample(x, info)
+                    t_train += time.perf_counter() - t0
+                if bar and (self.step_ % 20 == 0 or self.step_ == stop):
+                    bar.update(self.step_, info["mse"])
+                if self.checkpoint and steps and self.step_ % self.checkpoint_every == 0 and self.step_ < stop:
+                    self._save_dir(Path(self.checkpoint), trainer=True)
+                if callback and eval_every and (self.step_ % eval_every == 0 or self.step_ == stop):
+                    callback(self, self.step_, self.step_ * self.batch, self.train_seconds_ + t_train
+                             if hasattr(self, "train_seconds_") else t_train)
+        finally:
+            if bar:
+                bar.close()
+        self.train_seconds_ = getattr(self, "train_seconds_", 0.0) + t_train
+        if self.checkpoint and steps:
+            self._save_dir(Path(self.checkpoint), trainer=True)
+
+    def _track(self, info: dict, x: torch.Tensor) -> None:
+        st = self.state_
+        fired = info["fired"]
+        st["since"] += len(x)
+        st["since"][fired > 0] = 0
+        st["fired"] += fired  # since the last resampling
+        st["dead"] = st["since"] >= self.dead_after  # for the AuxK loss
+
+    @torch.no_grad()
+    def _resample(self, x: torch.Tensor, info: dict) -> None:
+        """Dead latents restart at the residuals of the batch's worst samples (Adam moments reset)."""
+        window = self.resample_every * self.batch
+        # "dead": firing at less than dead_frac of the average latent's rate over the window
+        st = self.state_
+        rate = st["fired"].float() / window
+        judged = ~st["fresh"]  # a latent resampled last time gets one window before it is judged
+        dead = ((rate < self.dead_frac * rate[judged].mean()) & judged).nonzero().flatten()
+        st["fired"].zero_()
+        st["fresh"].zero_()
+        if not len(dead):
+            return
+        se = info["se"]
+        n = min(len(dead), int((se > 0).sum()))
+        if n == 0:
+            return
+        dead = dead[:n]
+        pick = torch.multinomial(se ** 2 / (se ** 2).sum(), n, replacement=False, generator=self._gen)
+        resid = -info["err"][pick]  # x - x^ of the worst samples: [n, d]
+        u = resid / resid.norm(dim=1, keepdim=True).clamp_min(S._EPS)
+        p = self.params_
+        alive = torch.ones(self.n_latents, dtype=torch.bool)
+        alive[dead] = False
+        enc_norm = p["W_enc_T"][alive].norm(dim=1).mean() if alive.any() else torch.tensor(1.0)
+        p["W_dec"][dead] = u * (p["W_dec"][alive].norm(dim=1).mean() if self.arch == "relu" else 1.0)
+        p["W_enc_T"][dead] = u * enc_norm
+        if self.arch in ("topk", "batchtopk"):
+            p["b_enc"][dead] = 0.0  # competes through the top-k selection
+        else:  # a ReLU-style latent: a bias making it fire about as often as the average one on this batch
+            pre = (x - p["b_dec"]) @ p["W_enc_T"][dead].T  # [B, n]
+            p["b_enc"][dead] = -pre.quantile(1 - float(rate[alive].mean().clamp(1 / len(x), 0.5)), dim=0)
+        names = list(p)
+        for i, name in enumerate(names):
+            if name in ("W_dec", "W_enc_T", "b_enc", "log_theta"):
+                self.opt_.m[i][dead] = 0
+                self.opt_.v[i][dead] = 0
+        self.state_["since"][dead] = 0
+        self.state_["dead"][dead] = False
+        self.state_["fresh"][dead] = True
+        self.n_resampled_ = getattr(self, "n_resampled_", 0) + len(dead)
+
+    # ------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def _codes(self, X: torch.Tensor):
+        pre = S.encode_pre(X, self.params_)
+        return S.select(pre, self.arch, self.k, S.inference_threshold(self.arch, self.params_, self.state_),
+                        training=False)
+
+    @torch.no_grad()
+    def transform(self, X, output: str = "scipy", chunk: int = 8192):
+        """Sparse codes: scipy CSR [samples, n_latents] float32, or a torch sparse CSR tensor (output='torch')."""
+        self._fitted()
+        X = self._as_input(X)
+        rows, cols, vals = [], [], []
+        for s in range(0, len(X), chunk):
+            r, c, v = self._codes(torch.as_tensor(np.asarray(X[s:s + chunk], dtype=np.float32)))
+            rows.append(r + s)
+            cols.append(c)
+            vals.append(v)
+        r, c, v = torch.cat(rows), torch.cat(cols), torch.cat(vals)
+        C = sp.csr_matrix((v.numpy(), (r.numpy(), c.numpy())), shape=(len(X), self.n_latents), dtype=np.float32)
+        return to_output(C, output)
+
+    # ------------------------------------------------------------ saving
+
+    def _cfg(self) -> dict:
+        arch = {"relu": "standard"}.get(self.arch, self.arch)
+        return {"architecture": arch, "d_in": self.d_in_, "d_sae": self.n_latents, "dtype": "float32",
+                "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none",
+                **({"k": self.k} if self.arch in ("topk", "batchtopk") else {}),
+                "monosemantic": {"version": __version__, "params": self.get_params(), "step": self.step_,
+                                 "train_seconds": getattr(self, "train_seconds_", 0.0),
+                                 "n_resampled": getattr(self, "n_resampled_", 0)}}
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        p = self.params_
+        w = {"W_enc": p["W_enc_T"].T.contiguous(), "b_enc": p["b_enc"], "W_dec": p["W_dec"], "b_dec": p["b_dec"]}
+        t = S.inference_threshold(self.arch, p, self.state_)
+        if t is not None:
+            w["threshold"] = t.expand(self.n_latents).contiguous() if t.ndim == 0 else t
+        return w
+
+    def save(self, path: str | Path, overwrite: bool = False, extra_json: dict | None = None) -> Path:
+        """Write cfg.json + sae_weights.safetensors (+ extra_json files) into a new directory, atomically."""
+        self._fitted()
+        from monosemantic.runs import check_new_dir
+
+        path = check_new_dir(path, overwrite)
+        self._save_dir(path, trainer=False, extra_json=extra_json)
+        return path
+
+    def _save_dir(self, path: Path, trainer: bool, extra_json: dict | None = None) -> None:
+        files = {**json_files(extra_json), "cfg.json": lambda f: write_json(f, self._cfg()), WEIGHTS: lambda f: save_tensors(f, self._weights())}
+        if trainer:
+            t = {f"m.{n}": m for n, m in zip(self.params_, self.opt_.m)}
+            t.update({f"v.{n}": v for n, v in zip(self.params_, self.opt_.v)})
+            t.update({f"state.{n}": v.reshape(-1) for n, v in self.state_.items()})
+            t["log_theta"] = self.params_.get("log_theta", torch.zeros(0))
+            t["rng"] = self._gen.get_state()
+            files[TRAINER] = lambda f: save_tensors(f, t)
+            files["trainer.json"] = lambda f: write_json(f, {"step": self.step_, "adam_t": self.opt_.t,
+                                                              "n_resampled": getattr(self, "n_resampled_", 0)})
+        write_dir(path, files)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SparseAutoencoder:
+        """Open a saved directory (ours, or an SAELens standard/topk/jumprelu one); never unpickles."""
+        path = Path(path)
+        if not path.is_dir():
+            raise InputError(f"not a saved SAE directory: {path}")
+        cfg = read_json(path / "cfg.json")
+        w = load_tensors(path / WEIGHTS)
+        arch = {"standard": "relu"}.get(cfg.get("architecture", "standard"), cfg.get("architecture"))
+        if arch not in S.ARCHS:
+            raise InputError(f"{path}/cfg.json: unsupported architecture {cfg.get('architecture')!r}")
+        missing = [k for k in ("W_enc", "b_enc", "W_dec", "b_dec") if k not in w]
+        if arch in ("jumprelu", "batchtopk") and "threshold" not in w:
+            missing.append("threshold")
+        if missing:
+            raise InputError(f"{path}/{WEIGHTS} lacks {', '.join(missing)}")
+        d_in, d_sae = w["W_enc"].shape if w["W_enc"].ndim == 2 else (None, None)
+        want = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)}
+        for name, shape in want.items():
+            if tuple(w[name].shape) != shape:
+                raise InputError(f"{path}/{WEIGHTS}: {name} has shape {list(w[name].shape)}, want {list(shape)}")
+        for name, t in w.items():
+            if not torch.isfinite(t.float()).all():
+                raise InputError(f"{path}/{WEIGHTS}: {name} has NaN or Inf")
+        params = dict(cfg.get("monosemantic", {}).get("params", {}))
+        params.update(arch=arch, n_latents=int(d_sae), k=int(cfg.get("k", params.get("k", 5))))
+        valid = cls().get_params()
+        est = cls(**{k: v for k, v in params.items() if k in valid})
+        est.d_in_ = int(d_in)
+        est.params_ = {"W_enc_T": w["W_enc"].float().T.contiguous(), "b_enc": w["b_enc"].float(),
+                       "W_dec": w["W_dec"].float().contiguous(), "b_dec": w["b_dec"].float()}
+        est.state_ = {"fired": torch.zeros(d_sae, dtype=torch.long), "dead": torch.zeros(d_sae, dtype=torch.bool),
+                      "since": torch.zeros(d_sae, dtype=torch.long), "fresh": torch.zeros(d_sae, dtype=torch.bool)}
+        if arch == "jumprelu":
+            est.params_["log_theta"] = w["threshold"].float().clamp_min(1e-12).log()
+        if arch == "batchtopk":
+            est.state_["threshold"] = w["threshold"].float()
+        meta = cfg.get("monosemantic", {})
+        est.step_ = int(meta.get("step", 0))
+        est.train_seconds_ = float(meta.get("train_seconds", 0.0))
+        est._gen = torch.Generator().manual_seed(est.seed)
+        est.opt_ = AdamW(list(est.params_.values()), lr=est._lr(), weight_decay=0.0)
+        return est
+
+    def _try_resume(self, path: Path) -> bool:
+        """Load a checkpoint written by a fit with the same parameters; False when there is none."""
+        if not (path / TRAINER).is_file():
+            return False
+        old = SparseAutoencoder.load(path)
+        mine = {k: v for k, v in self.get_params().items() if k not in ("progress", "checkpoint", "checkpoint_every")}
+        theirs = {k: v for k, v in old.get_params().items() if k in mine}
+        if mine != theirs:
+            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+            raise InputError(f"checkpoint {path} was written with other parameters ({', '.join(diff)}); "
+                             f"use another checkpoint directory")
+        t = load_tensors(path / TRAINER)
+        info = read_json(path / "trainer.json")
+        self.d_in_, self.params_, self.step_ = old.d_in_, old.params_, int(info["step"])
+        self.train_seconds_ = old.train_seconds_
+        if "log_theta" in self.params_:
+            self.params_["log_theta"] = t["log_theta"]
+        self.opt_ = AdamW(list(self.params_.values()), lr=self._lr(), weight_decay=0.0)
+        self.opt_.m = [t[f"m.{n}"] for n in self.params_]
+        self.opt_.v = [t[f"v.{n}"] for n in self.params_]
+        self.opt_.t = int(info["adam_t"])
+        self.state_ = {n[6:]: v if n[6:] != "threshold" else v.reshape(()) for n, v in t.items()
+                       if n.startswith("state.")}
+        self.n_resampled_ = int(info.get("n_resampled", 0))
+        self._gen = torch.Generator()
+        self._gen.set_state(t["rng"])
+        return True

@@ -60,9 +60,37 @@ class Batches:
         return self.X[idx]
 
 
+def scale(steps=20, warm=3):
+    """samples/s and max RSS of SAELens's TopK trainer at d_in 768, d_sae 16,384, k 32, batch 1024."""
+    import resource
+
+    d, n, k, B = 768, 16384, 32, 1024
+    torch.manual_seed(0)
+    X = torch.randn(B * 8, d)
+    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d, d_sae=n, k=k, device="cpu"))
+    cfg = SAETrainerConfig(total_training_samples=(steps + warm) * B, train_batch_size_samples=B, lr=1e-3, lr_end=1e-3,
+                           lr_scheduler_name="constant", device="cpu", logger=LoggingConfig(log_to_wandb=False),
+                           n_checkpoints=0, save_final_checkpoint=False)
+    stamps = []
+
+    def batches():
+        i = 0
+        while True:
+            stamps.append(time.perf_counter())
+            yield X[(i % 8) * B:(i % 8 + 1) * B]
+            i += 1
+
+    SAETrainer(cfg=cfg, sae=sae, data_provider=batches()).fit()
+    stamps.append(time.perf_counter())
+    wall = stamps[steps + warm] - stamps[warm]
+    print(json.dumps(dict(samples_per_s=steps * B / wall,
+                          peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("data")
+    ap.add_argument("data", nargs="?")
+    ap.add_argument("--scale", action="store_true", help="only time TopK at 16,384 latents on d = 768 (k 32)")
     ap.add_argument("--arch", default="topk")
     ap.add_argument("--epochs", type=float, default=20)
     ap.add_argument("--batch", type=int, default=1024)
@@ -73,6 +101,8 @@ def main():
     ap.add_argument("--n-eval", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
+    if a.scale:
+        return scale()
     with np.load(a.data, allow_pickle=False) as z:
         X, F = z["X"], z["F"]
     X_train, X_eval = X[:-a.n_eval], X[-a.n_eval:]

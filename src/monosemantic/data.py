@@ -33,7 +33,8 @@ from scipy.special import ndtr
 
 from monosemantic import InputError
 
-CHUNK = 50_000  # samples generated per chunk (bounds the dense [chunk, n_features] temporaries)
+CHUNK = 50_000  # samples generated per chunk (the peers' chunk: with it the section-5 draws match theirs)
+CHUNK_ELEMENTS = 1 << 25  # ... but never more than this many dense [chunk, n_features] entries at once
 
 
 @dataclass
@@ -80,8 +81,9 @@ def _draw(rng: np.random.Generator, F: np.ndarray, samples: int, on_fn) -> tuple
     n_features, d = F.shape
     X = np.empty((samples, d), dtype=np.float32)
     parts = []
-    for s in range(0, samples, CHUNK):
-        e = min(samples, s + CHUNK)
+    chunk = max(1, min(CHUNK, CHUNK_ELEMENTS // n_features))
+    for s in range(0, samples, chunk):
+        e = min(samples, s + chunk)
         on = on_fn(rng, e - s)  # [b, n_features]
         mag = rng.random((e - s, n_features), dtype=np.float32)
         codes = np.where(on, mag, np.float32(0))  # [b, n_features]

@@ -52,7 +52,13 @@ def toy_section(quick: bool, progress: bool) -> tuple[Section, dict]:
 
 
 # One entry per topic: (quick, progress) -> (Section, summary entries). Keep each under a minute.
-SECTIONS = [toy_section]
+def dictionary_section(quick: bool, progress: bool) -> tuple[Section, dict]:
+    from monosemantic.dictionary.report import dictionary_section as make
+
+    return make(quick, progress)
+
+
+SECTIONS = [toy_section, dictionary_section]
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:

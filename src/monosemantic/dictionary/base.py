@@ -20,8 +20,12 @@ def to_output(C: sp.csr_matrix, output: str):
     if output == "scipy":
         return C
     if output == "torch":
-        return torch.sparse_csr_tensor(torch.from_numpy(C.indptr).long(), torch.from_numpy(C.indices).long(),
-                                       torch.from_numpy(C.data), size=C.shape)
+        import warnings
+
+        with warnings.catch_warnings():  # torch flags its sparse CSR support as beta on every construction
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(torch.from_numpy(C.indptr).long(), torch.from_numpy(C.indices).long(),
+                                           torch.from_numpy(C.data), size=C.shape)
     raise InputError(f"output must be 'scipy' or 'torch', got {output!r}")
 
 

@@ -87,7 +87,7 @@ class Batches:
             lo = idx.min()
             block = np.asarray(self.X[lo:idx.max() + 1], dtype=np.float32)  # one sequential read
             return torch.from_numpy(block[idx - lo])
-        return self.X[torch.from_numpy(idx)]
+        return self.X.index_select(0, torch.from_numpy(idx))
 
     def _next_iter(self) -> torch.Tensor:
         while self._have < self.batch:

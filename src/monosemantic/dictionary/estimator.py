@@ -49,7 +49,7 @@ class SparseAutoencoder(DictionaryEstimator):
 
     def __init__(self, arch: str = "topk", n_latents: int = 512, k: int = 5, l1: float | None = None,
                  l0: float = 0.01, bandwidth: float = 0.05, samples: int = DEFAULT_SAMPLES, batch: int = 256,
-                 lr: float | None = None, warmup: float = 0.02, resample_every: int = 200,
+                 lr: float | None = None, warmup: float = 0.02, resample_every: int = 50,
                  resample_until: float = 0.8, init_rate: float = 0.02, dead_frac: float = 0.1,
                  dead_after: int = 100_000, aux_coef: float = 1 / 32, aux_k: int | None = None, seed: int = 0,
                  progress: bool = False, checkpoint: str | None = None, checkpoint_every: int = 1000):

@@ -32,7 +32,7 @@ class SaeTrainConfig(Strict):
     seed: NonNegativeInt = 0
     checkpoint: str | None = None
     checkpoint_every: PositiveInt = 1000
-    resample_every: NonNegativeInt = 200
+    resample_every: NonNegativeInt = 50
     warmup: float = Field(default=0.02, ge=0, lt=1)
 
     @model_validator(mode="after")

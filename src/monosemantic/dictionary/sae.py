@@ -71,7 +71,9 @@ def select(pre: torch.Tensor, arch: str, k: int, threshold: torch.Tensor | None,
     else:  # relu, jumprelu, batchtopk at inference: a per-latent threshold
         t = 0.0 if threshold is None else threshold
         rows, lat = (pre > t).nonzero(as_tuple=True)
-        vals = pre[rows, lat]
+        return rows, lat, pre[rows, lat]
+    if training:  # keep the shape (boolean indexing costs more than the zeros); callers mask by vals > 0
+        return rows, lat, vals.clamp_min(0)
     keep = vals > 0
     return rows[keep], lat[keep], vals[keep]
 
@@ -129,6 +131,9 @@ def step_grads(x: torch.Tensor, p: dict[str, torch.Tensor], arch: str, k: int, p
         ge = err * (2 / B)
         ge_r = ge.index_select(0, rows)  # [nnz, d]
         dvals = (Wd * ge_r).sum(1)  # [nnz]
+        active = vals > 0
+        if mask is None:
+            dvals *= active  # the ReLU after the top-k selection
         g["W_dec"] = torch.zeros_like(p["W_dec"]).index_add_(0, lat, ge_r * vals[:, None])
         if arch == "relu":
             norms = p["W_dec"].norm(dim=1)  # [n]
@@ -138,8 +143,8 @@ def step_grads(x: torch.Tensor, p: dict[str, torch.Tensor], arch: str, k: int, p
             info["penalty"] = float(penalty * (fsum * norms).sum() / B)
         g["W_enc_T"] = torch.zeros_like(p["W_enc_T"]).index_add_(0, lat, xc.index_select(0, rows) * dvals[:, None])
         g["b_enc"] = torch.zeros(n).index_add_(0, lat, dvals)
-        fired = torch.bincount(lat, minlength=n)
-        info["l0"] = len(vals) / B
+        fired = torch.bincount(lat, weights=active.float(), minlength=n).long()
+        info["l0"] = float(active.sum()) / B
         if aux_coef > 0 and "dead" in state and state["dead"].any():
             _aux_grads(pre, xc, err, p, g, state["dead"], aux_k, aux_coef, info)
     else:

@@ -13,7 +13,7 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -140,13 +140,23 @@ def write_run(
     The directory appears under its final name only once every file is written.
     """
     out = check_new_dir(out, overwrite)
+    files = {"config.json": lambda p: write_json(p, {**config, "environment": environment()}),
+             "result.json": lambda p: write_json(p, result)}
+    files.update({f"{stem}.safetensors": (lambda p, t=tdict: save_tensors(p, t)) for stem, tdict in tensors.items()})
+    return write_dir(out, files)
+
+
+def write_dir(out: Path, files: dict[str, Callable[[Path], None]]) -> Path:
+    """Write a directory atomically: `files` maps file names to functions writing that file at a given path.
+
+    The files are written into a temporary directory beside `out`, which then replaces `out` (an existing one
+    is moved aside first and removed after the swap, so a crash never leaves neither).
+    """
     tmp = Path(tempfile.mkdtemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        write_json(tmp / "config.json", {**config, "environment": environment()})
-        write_json(tmp / "result.json", result)
-        for stem, tdict in tensors.items():
-            save_tensors(tmp / f"{stem}.safetensors", tdict)
-        if out.exists():  # overwrite: move the old run aside, then swap, so a crash never leaves neither
+        for name, write in files.items():
+            write(tmp / name)
+        if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)
             os.replace(tmp, out)

@@ -1,9 +1,6 @@
 """What every dictionary learner shares: sparse codes out, reconstructions, score, saving as a directory."""
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +10,7 @@ from sklearn.base import BaseEstimator
 
 from monosemantic import InputError, __version__
 from monosemantic.dictionary.batches import as_matrix
+from monosemantic.runs import write_dir
 
 
 def to_output(C: sp.csr_matrix, output: str):
@@ -27,24 +25,6 @@ def to_output(C: sp.csr_matrix, output: str):
             return torch.sparse_csr_tensor(torch.from_numpy(C.indptr).long(), torch.from_numpy(C.indices).long(),
                                            torch.from_numpy(C.data), size=C.shape)
     raise InputError(f"output must be 'scipy' or 'torch', got {output!r}")
-
-
-def write_dir(path: Path, files: dict) -> None:
-    """Write a directory atomically: files maps names to a callable(path) that writes that file."""
-    tmp = Path(tempfile.mkdtemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        for name, write in files.items():
-            write(tmp / name)
-        if path.exists():  # move the old one aside, then swap, so a crash never leaves neither
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def json_files(extra: dict | None) -> dict:

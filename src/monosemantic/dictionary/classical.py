@@ -95,10 +95,25 @@ class MiniBatchDictionary(DictionaryEstimator):
             return coder.transform(X)
 
 
+def _fit_floor(est, X, make):
+    """Fit a floor model (PCA, FastICA) in float64 with n_latents <= min(samples, d); records train_seconds_."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = _f64(X)
+    if not 1 <= est.n_latents <= min(X.shape):
+        raise InputError(f"{est.label} needs 1 <= n_latents <= min(samples, d) = {min(X.shape)}, got {est.n_latents}")
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = make().fit(X)
+    est.train_seconds_ = time.perf_counter() - t
+    return m, X
+
+
 class PCADictionary(DictionaryEstimator):
     """PCA as a floor: the top n_latents principal directions (n_latents <= d), dense codes."""
 
-    kind = "pca"
+    kind, label = "pca", "PCA"
     sign_free = True
 
     def __init__(self, n_latents: int = 128, seed: int = 0):
@@ -108,12 +123,7 @@ class PCADictionary(DictionaryEstimator):
     def fit(self, X, y=None) -> PCADictionary:
         from sklearn.decomposition import PCA
 
-        X = _f64(X)
-        if not 1 <= self.n_latents <= min(X.shape):
-            raise InputError(f"PCA needs 1 <= n_latents <= min(samples, d) = {min(X.shape)}, got {self.n_latents}")
-        t = time.perf_counter()
-        m = PCA(self.n_latents, random_state=self.seed).fit(X)
-        self.train_seconds_ = time.perf_counter() - t
+        m, X = _fit_floor(self, X, lambda: PCA(self.n_latents, random_state=self.seed))
         self.components_, self.mean_, self.d_in_ = m.components_.astype(np.float32), m.mean_.astype(np.float32), X.shape[1]
         return self
 
@@ -126,7 +136,7 @@ class PCADictionary(DictionaryEstimator):
 class ICADictionary(DictionaryEstimator):
     """FastICA as a floor: the mixing matrix's columns are the atoms (n_latents <= d), dense codes."""
 
-    kind = "fastica"
+    kind, label = "fastica", "FastICA"
     sign_free = True
 
     def __init__(self, n_latents: int = 128, seed: int = 0, max_iter: int = 400):
@@ -136,16 +146,9 @@ class ICADictionary(DictionaryEstimator):
 
     def fit(self, X, y=None) -> ICADictionary:
         from sklearn.decomposition import FastICA
-        from sklearn.exceptions import ConvergenceWarning
 
-        X = _f64(X)
-        if not 1 <= self.n_latents <= min(X.shape):
-            raise InputError(f"FastICA needs 1 <= n_latents <= min(samples, d) = {min(X.shape)}, got {self.n_latents}")
-        t = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            m = FastICA(self.n_latents, whiten="unit-variance", random_state=self.seed, max_iter=self.max_iter).fit(X)
-        self.train_seconds_ = time.perf_counter() - t
+        m, X = _fit_floor(self, X, lambda: FastICA(self.n_latents, whiten="unit-variance", random_state=self.seed,
+                                                   max_iter=self.max_iter))
         A = m.mixing_.T  # [n_latents, d]: source i adds s_i * A_i to x
         scale = np.linalg.norm(A, axis=1, keepdims=True)
         self.components_ = (A / scale).astype(np.float32)

@@ -321,3 +321,32 @@ def test_cli_train_and_score(small, tmp_path, capsys):
         main(["sae", "train", "--data", str(tmp_path / "tiny.npy"), "--latents", "64", "--k", "3",
               "--out", str(tmp_path / "y")])
     assert e.value.code == 2 and "fewer than one batch" in capsys.readouterr().err
+
+
+PEERS_PY = __import__("pathlib").Path(__file__).parent.parent / ".peers/venv/bin/python"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PEERS_PY.exists(), reason="no SAELens venv at .peers/venv (see benchmarks/dictionary.py)")
+def test_saelens_opens_our_saved_saes_with_identical_codes(small, tmp_path):
+    import os
+    import subprocess
+
+    tr, ev = small
+    np.save(tmp_path / "x.npy", ev.X[:200])
+    ours = {}
+    for arch in ("topk", "relu", "jumprelu"):
+        sae = SparseAutoencoder(arch, 64, 3, samples=20_000).fit(tr.X)
+        sae.save(tmp_path / arch)
+        ours[arch] = sae.transform(ev.X[:200]).toarray()
+    code = ("import numpy as np, torch, sys; from sae_lens import SAE; x = torch.from_numpy(np.load(sys.argv[1] + '/x.npy'))\n"
+            "for a in ('topk', 'relu', 'jumprelu'):\n"
+            "    s = SAE.load_from_disk(sys.argv[1] + '/' + a, device='cpu')\n"
+            "    np.save(sys.argv[1] + f'/{a}.npy', s.encode(x).detach().numpy())")
+    out = subprocess.run([str(PEERS_PY), "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         env={**os.environ, "TQDM_DISABLE": "1"})
+    if out.returncode != 0 and "No module named 'sae_lens'" in out.stderr:
+        pytest.skip("sae_lens is not installed in .peers/venv")
+    assert out.returncode == 0, out.stderr[-1000:]
+    for arch, codes in ours.items():
+        np.testing.assert_allclose(np.load(tmp_path / f"{arch}.npy"), codes, atol=1e-5, err_msg=arch)

@@ -17,7 +17,7 @@ def _traj_callback(F, traj):
 def run_methods(quick: bool, progress: bool = False) -> tuple[dict, dict, dict]:
     """Fit every method on section-5 data; returns (final scores, trajectories, best cosines) by method."""
     n, d, k, samples, sae_samples, mbdl_batches = (
-        (96, 48, 3, 30_000, 120_000, 6) if quick else (512, 128, 5, 110_000, 1_000_000, 40))
+        (96, 48, 3, 30_000, 120_000, 6) if quick else (512, 128, 5, 110_000, 600_000, 25))
     data = synth_uniform(n, d, k, samples, seed=1)  # seed 1: not the benchmark's data
     tr, ev = split(data, 10_000)
     F = data.F

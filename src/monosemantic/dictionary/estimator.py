@@ -152,6 +152,7 @@ class SparseAutoencoder(DictionaryEstimator):
         if self.arch == "batchtopk":
             self.state_["threshold"] = torch.tensor(0.0)
         self._gen = gen
+        self.train_seconds_, self.n_resampled_ = 0.0, 0
 
     def fit(self, X, y=None, callback=None, eval_every: int = 0) -> SparseAutoencoder:
         """Train for `samples` samples with the full schedule; resumes from `checkpoint` when it holds a run.
@@ -184,7 +185,6 @@ class SparseAutoencoder(DictionaryEstimator):
         lr_peak = self._lr()
         warm = int(self.warmup * steps) if steps else 0
         aux_k = self.aux_k or 2 * self.k
-        dead_window = max(self.resample_every, 1)
         bar = _Progress(steps, f"sae {self.arch}") if self.progress and steps else None
         stop = steps if steps is not None else self.step_ + (n_steps or 10 ** 12)
         t_train = 0.0
@@ -220,12 +220,11 @@ class SparseAutoencoder(DictionaryEstimator):
                 if self.checkpoint and steps and self.step_ % self.checkpoint_every == 0 and self.step_ < stop:
                     self._save_dir(Path(self.checkpoint), trainer=True)
                 if callback and eval_every and (self.step_ % eval_every == 0 or self.step_ == stop):
-                    callback(self, self.step_, self.step_ * self.batch, self.train_seconds_ + t_train
-                             if hasattr(self, "train_seconds_") else t_train)
+                    callback(self, self.step_, self.step_ * self.batch, self.train_seconds_ + t_train)
         finally:
             if bar:
                 bar.close()
-        self.train_seconds_ = getattr(self, "train_seconds_", 0.0) + t_train
+        self.train_seconds_ += t_train
         if self.checkpoint and steps:
             self._save_dir(Path(self.checkpoint), trainer=True)
 
@@ -277,7 +276,7 @@ class SparseAutoencoder(DictionaryEstimator):
         self.state_["since"][dead] = 0
         self.state_["dead"][dead] = False
         self.state_["fresh"][dead] = True
-        self.n_resampled_ = getattr(self, "n_resampled_", 0) + len(dead)
+        self.n_resampled_ += len(dead)
 
     # ------------------------------------------------------------ inference
 
@@ -383,6 +382,7 @@ class SparseAutoencoder(DictionaryEstimator):
         meta = cfg.get("monosemantic", {})
         est.step_ = int(meta.get("step", 0))
         est.train_seconds_ = float(meta.get("train_seconds", 0.0))
+        est.n_resampled_ = int(meta.get("n_resampled", 0))
         est._gen = torch.Generator().manual_seed(est.seed)
         est.opt_ = AdamW(list(est.params_.values()), lr=est._lr(), weight_decay=0.0)
         return est

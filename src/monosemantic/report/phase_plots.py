@@ -1,0 +1,80 @@
+"""Phase-diagram figures: the n=2, m=1 diagram against its analytic boundary, and D* / D_i for uniform importance."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+
+from monosemantic.phase import BOTH, FRACTIONS, HALF_TOL, LABELS, NEITHER, ONLY_1, ONLY_2, boundary_curves
+from monosemantic.report.html import plt  # pyplot on the Agg backend
+
+
+def n2m1(res: dict):
+    """The trained diagram (colours) with the analytic boundary (black), departures (red x) and the
+    transitions found along density (white ticks)."""
+    r, s = np.asarray(res["r"]), np.asarray(res["density"])
+    labels = np.asarray(res["labels"])
+    fig, ax = plt.subplots(figsize=(6.4, 5))
+    cmap = ListedColormap(["#bbbbbb", "#4c72b0", "#dd8452", "#55a868"])  # neither, f1, f2, both
+
+    def edges(v):
+        lv = np.log(v)
+        mid = (lv[1:] + lv[:-1]) / 2
+        return np.exp(np.concatenate([[2 * lv[0] - mid[0]], mid, [2 * lv[-1] - mid[-1]]]))
+
+    ax.pcolormesh(edges(r), edges(s), labels.T, cmap=cmap, vmin=-1.5, vmax=2.5, shading="flat")
+    for rr, ss in boundary_curves(r.min(), r.max()):
+        ax.plot(rr, ss, color="black", lw=2)
+    dep = [d for d in res["departures"]]
+    if dep:
+        ax.scatter([d["r"] for d in dep], [d["density"] for d in dep], marker="x", color="red", s=40, zorder=3,
+                   label="trained != analytic")
+    tr = [t for t in res.get("transitions", []) if t["kind"] in ("switches on", "switches off")]
+    if tr:
+        ax.scatter([t["at"]["importance_ratio"] for t in tr], [math.sqrt(t["from"] * t["to"]) for t in tr],
+                   marker="_", color="white", s=60, zorder=3, label="a feature switches (along density)")
+    ax.set_xscale("log"), ax.set_yscale("log")
+    ax.set_xlabel("relative importance r of feature 2"), ax.set_ylabel("feature density 1 - S")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(4)]
+    ax.legend(handles + ax.get_legend_handles_labels()[0],
+              [LABELS[k] for k in (NEITHER, ONLY_1, ONLY_2, BOTH)] + ax.get_legend_handles_labels()[1],
+              fontsize=7, loc="lower left", framealpha=0.8)
+    agree = res["agreement_far"]
+    ax.set_title(f"n=2, m=1: trained (colours) vs analytic boundary (black); agreement away from it "
+                 f"{agree:.0%}" if agree is not None else "n=2, m=1", fontsize=9)
+    return fig
+
+
+def uniform(res: dict):
+    """D* against 1/(1-S) (left, with 1 and 1/2 marked) and every D_i against 1/(1-S) (right, the paper's
+    fractions marked); levels with transitions get a dotted line with their count."""
+    x = np.asarray(res["inv_density"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    a.plot(x, res["dstar"], "o-", color="#4c72b0")
+    for y in (1, 0.5):
+        a.axhline(y, color="#999", ls="--", lw=0.8)
+    if res["half_plateau"]:
+        a.axvspan(res["half_plateau"][0], res["half_plateau"][1], color="#55a868", alpha=0.2,
+                  label=f"|D* - 1/2| < {HALF_TOL}")
+        a.legend(fontsize=8)
+    a.set_xscale("log"), a.set_xlabel("1/(1-S)"), a.set_ylabel("dimensions per feature D*")
+    D = np.asarray(res["D"])  # [levels, n]
+    for i, xi in enumerate(x):
+        b.scatter(np.full(D.shape[1], xi) * np.exp(np.random.default_rng(i).normal(0, 0.02, D.shape[1])), D[i],
+                  s=4, alpha=0.4, color="#4c72b0")
+    for f in FRACTIONS:
+        b.axhline(f, color="#999", ls="--", lw=0.7)
+        b.text(x.max() * 1.05, f, {1: "1", 0.75: "3/4", 2 / 3: "2/3", 0.5: "1/2", 0.4: "2/5", 0.375: "3/8",
+                                    0: "0"}[f], fontsize=7, va="center")
+    counts: dict[float, int] = {}
+    for t in res.get("transitions", []):
+        if t["feature"] is not None:
+            counts[math.sqrt((1 / t["from"]) * (1 / t["to"]))] = counts.get(math.sqrt((1 / t["from"]) * (1 / t["to"])), 0) + 1
+    for xm, c in counts.items():
+        if c >= max(2, D.shape[1] // 20):
+            b.axvline(xm, color="#dd8452", ls=":", lw=0.8)
+            b.text(xm, 1.08, str(c), fontsize=6, ha="center", color="#dd8452")
+    b.set_xscale("log"), b.set_xlabel("1/(1-S)"), b.set_ylabel("feature dimensionality D_i"), b.set_ylim(-0.05, 1.15)
+    b.set_title("dotted: features that switch or jump in D_i between levels (count)", fontsize=8)
+    return fig

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from monosemantic import measures
-from monosemantic.sweeps import SweepSpec, parse_spec, plan, point_dir, run_sweep, train_spec
+from monosemantic.sweeps import SweepSpec, axes, parse_spec, plan, point_dir, run_sweep, train_spec
 
 NEITHER, ONLY_1, ONLY_2, BOTH = -1, 0, 1, 2
 LABELS = {NEITHER: "neither", ONLY_1: "feature 1 only", ONLY_2: "feature 2 only", BOTH: "both (superposition)"}
@@ -115,7 +115,7 @@ def n2m1_analyse(r: list[float], s: list[float], W: torch.Tensor, loss: list[flo
 
 
 def _kept_W(results: list[dict]) -> torch.Tensor:
-    return torch.cat([torch.from_numpy(np.asarray(res["tensors"]["W"])) for res in results])
+    return torch.cat([torch.tensor(res["tensors"]["W"]) for res in results])
 
 
 def n2m1(grid: int = 20, steps: int = 10_000, seeds: int = 0, candidates: bool = True, seed: int = 0,
@@ -123,7 +123,7 @@ def n2m1(grid: int = 20, steps: int = 10_000, seeds: int = 0, candidates: bool =
     """Train the phase diagram in memory and analyse it (plus the transitions along density)."""
     spec = n2m1_spec(grid, steps, seeds, candidates, seed, max_group_points=-(-grid * grid // max(1, workers)))
     points, results = train_spec(spec, workers)
-    ax = {k: v.values() for k, v in spec.grid.items()}
+    ax = axes(spec)
     out = n2m1_analyse(ax["importance_ratio"], ax["density"], _kept_W(results), [x["result"]["loss"] for x in results])
     out["transitions"] = transitions(records_of(points, results), ["density"])
     out["config"] = spec.model_dump(mode="json")
@@ -197,7 +197,7 @@ def run_to_dir(kind: str, spec: SweepSpec, out: str | Path, backend: str = "loca
     points, _ = plan(spec)
     W = torch.cat([read_run(point_dir(out / "sweep", pt["index"]))[2]["W"] for pt in points])
     if kind == "n2m1":
-        res = n2m1_analyse(spec.grid["importance_ratio"].values(), spec.grid["density"].values(), W)
+        res = n2m1_analyse(*axes(spec).values(), W)
         tensors = {"labels": torch.tensor(res["labels"]), "analytic": torch.tensor(res["analytic"]),
                    "norms": torch.tensor(res["norms"])}
     else:

@@ -137,7 +137,7 @@ class SweepSpec(Strict):
     seed: NonNegativeInt = 0
     max_group_points: PositiveInt = 256  # points trained as one batched model at most
     base: dict[str, Any] = {}
-    grid: dict[str, list[Any] | Axis] = Field(min_length=1)
+    grid: dict[str, Any] = Field(min_length=1)  # field -> list of values, or {logspace|linspace = [a, b, num]}
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -168,10 +168,16 @@ def axes(spec: SweepSpec) -> dict[str, list]:
             raise InputError(f"grid.{name}: unknown field (choose from {', '.join(PointConfig.model_fields)})")
         if name in spec.base:
             raise InputError(f"grid.{name}: also set in base; set it in one place")
-        try:
-            values = axis.values() if isinstance(axis, Axis) else list(axis)
-        except ValueError as e:
-            raise InputError(f"grid.{name}: {e}") from None
+        if isinstance(axis, dict):
+            try:
+                values = validate(Axis, axis).values()
+            except (InputError, ValueError) as e:
+                raise InputError(f"grid.{name}: {e}") from None
+        elif isinstance(axis, list):
+            values = axis
+        else:
+            raise InputError(f"grid.{name}: expected a list of values or {{logspace|linspace = [a, b, num]}}, "
+                             f"got {axis!r}")
         if not values:
             raise InputError(f"grid.{name}: empty axis")
         out[name] = values
@@ -461,7 +467,7 @@ def run_sweep(
                 pt = points[i]
                 config = {"kind": "sweep-point", "sweep": spec.name, "index": i, "params": pt["params"],
                           "point_key": pt["key"], "group": gid, "sweep_seed": spec.seed, **pt["config"].model_dump()}
-                tensors = {k: torch.from_numpy(v) for k, v in pr["tensors"].items()}
+                tensors = {k: torch.tensor(v) for k, v in pr["tensors"].items()}  # Ray hands back read-only arrays
                 write_run(point_dir(out, i), config, pr["result"], {"model": tensors}, overwrite=True)
                 if bar:
                     bar.advance()

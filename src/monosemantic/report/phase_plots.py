@@ -30,7 +30,8 @@ def n2m1(res: dict):
     if dep:
         ax.scatter([d["r"] for d in dep], [d["density"] for d in dep], marker="x", color="red", s=40, zorder=3,
                    label="trained != analytic")
-    tr = [t for t in res.get("transitions", []) if t["kind"] in ("switches on", "switches off")]
+    tr = [t for t in res.get("transitions", [])
+          if t["axis"] == "density" and t["kind"] in ("switches on", "switches off")]
     if tr:
         ax.scatter([t["at"]["importance_ratio"] for t in tr], [math.sqrt(t["from"] * t["to"]) for t in tr],
                    marker="_", color="white", s=60, zorder=3, label="a feature switches (along density)")

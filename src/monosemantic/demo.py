@@ -9,6 +9,7 @@ from pathlib import Path
 
 from monosemantic.report import Section, figure, table, write_report
 from monosemantic.report import toy_plots
+from monosemantic.report.phase_plots import phase_section
 from monosemantic.runs import write_json
 from monosemantic.toy import figures
 
@@ -52,7 +53,7 @@ def toy_section(quick: bool, progress: bool) -> tuple[Section, dict]:
 
 
 # One entry per topic: (quick, progress) -> (Section, summary entries). Keep each under a minute.
-SECTIONS = [toy_section]
+SECTIONS = [toy_section, phase_section]
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine, notebook_train  # noqa: E402
 
 from monosemantic import phase  # noqa: E402
 from monosemantic.features import FeatureSampler  # noqa: E402
@@ -33,26 +32,6 @@ from monosemantic.sweeps import initial_weights, plan  # noqa: E402
 from monosemantic.toy.models import loss_per_instance, make_model  # noqa: E402
 
 BATCH, EVAL = 1024, 16384
-
-
-def reference(probs, imp, W0, steps, seed=0):
-    """Notebook-style: W [instances, n, m], einsum forward, two dense rand draws per step, autograd, AdamW."""
-    g = torch.Generator().manual_seed(seed)
-    k, n = imp.shape
-    W = W0.transpose(1, 2).contiguous().requires_grad_(True)  # [instances, n, m]
-    b = torch.zeros(k, n, requires_grad=True)
-    opt = torch.optim.AdamW([W, b], lr=1e-3, weight_decay=0.01)
-    start = time.perf_counter()
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        feat = torch.rand(BATCH, k, n, generator=g)
-        x = torch.where(torch.rand(BATCH, k, n, generator=g) <= probs[None, :, None], feat, torch.zeros(()))
-        h = torch.einsum("bif,ifh->bih", x, W)
-        out = F.relu(torch.einsum("bih,ifh->bif", h, W) + b)
-        loss = (imp * (x - out) ** 2).sum(-1).mean(0)
-        loss.sum().backward()
-        opt.step()
-    return time.perf_counter() - start, W.detach().transpose(1, 2).contiguous(), b.detach()
 
 
 def main():
@@ -76,7 +55,8 @@ def main():
     probs = torch.tensor([c.p for c in cfgs]).repeat_interleave(starts)
     imp = torch.tensor([c.importance for c in cfgs]).repeat_interleave(starts, dim=0)
     W0 = torch.cat([initial_weights(c, spec.seed) for c in cfgs])
-    ref_wall, W_ref, b_ref = reference(probs, imp, W0, a.steps)
+    ref_wall, W_ref, b_ref = notebook_train(W0.transpose(1, 2).contiguous(), probs, imp, a.steps, BATCH,
+                                            torch.Generator().manual_seed(0))
 
     model = make_model("relu-output", len(probs), 2, 1, list(range(len(probs))))
     model.load({"W": W_ref, "b": b_ref})

@@ -38,7 +38,6 @@ import math
 import os
 import shutil
 import socket
-import sys
 import time
 import tomllib
 import warnings
@@ -316,15 +315,13 @@ def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn, not fork: torch's thread pools do not survive a fork; one thread per worker process
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"))
+    try:
         futures = {pool.submit(train_group, configs, seed, 1): gid for gid, configs in jobs}
-        try:
-            for fut in as_completed(futures):
-                yield futures[fut], fut.result()
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+    finally:  # on Ctrl-C or an error, do not wait for the queued groups
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def check_ray_address(address: str, timeout: float = 5.0) -> None:
@@ -538,6 +535,3 @@ class _bar:
 def format_warning(message, category, *args, **kwargs) -> str:  # for the CLI: one plain line
     return f"warning: {message}\n"
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use `monosemantic sweep run SPEC --out DIR`")

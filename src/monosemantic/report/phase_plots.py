@@ -68,16 +68,18 @@ def uniform(res: dict):
         b.axhline(f, color="#999", ls="--", lw=0.7)
         b.text(x.max() * 1.05, f, {1: "1", 0.75: "3/4", 2 / 3: "2/3", 0.5: "1/2", 0.4: "2/5", 0.375: "3/8",
                                     0: "0"}[f], fontsize=7, va="center")
-    counts: dict[float, int] = {}
+    counts: dict[float, int] = {}  # transitions per neighbouring pair of levels, at their geometric midpoint
     for t in res.get("transitions", []):
         if t["feature"] is not None:
-            counts[math.sqrt((1 / t["from"]) * (1 / t["to"]))] = counts.get(math.sqrt((1 / t["from"]) * (1 / t["to"])), 0) + 1
+            mid = 1 / math.sqrt(t["from"] * t["to"])
+            counts[mid] = counts.get(mid, 0) + 1
     for xm, c in counts.items():
-        if c >= max(2, D.shape[1] // 20):
+        b.text(xm, 1.08, str(c), fontsize=6, ha="center", color="#dd8452")
+        if c >= max(2, D.shape[1] // 4):  # a quarter of the features or more switch or jump here
             b.axvline(xm, color="#dd8452", ls=":", lw=0.8)
-            b.text(xm, 1.08, str(c), fontsize=6, ha="center", color="#dd8452")
     b.set_xscale("log"), b.set_xlabel("1/(1-S)"), b.set_ylabel("feature dimensionality D_i"), b.set_ylim(-0.05, 1.15)
-    b.set_title("dotted: features that switch or jump in D_i between levels (count)", fontsize=8)
+    b.set_title("top: features that switch or jump in D_i between neighbouring levels (dotted: a quarter or more)",
+                fontsize=8)
     return fig
 
 

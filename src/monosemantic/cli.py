@@ -100,7 +100,12 @@ sweep_app = typer.Typer(no_args_is_help=True, help="Grids of toy models: resumab
 phase_app = typer.Typer(no_args_is_help=True, help="Superposition as a phase change: diagrams and transitions.")
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(phase_app, name="phase")
-BACKEND_HELP = "local (worker processes, one per core) | ray (--ray-address to join a cluster, else a local Ray)."
+BACKEND = typer.Option("local", help="local (worker processes, one per core) | ray (--ray-address to join a "
+                                      "cluster, else a local Ray).")
+RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or ray://HOST:PORT, auto) of a Ray cluster.")
+WORKERS = typer.Option(None, help="Worker processes (default: one per core).")
+PROGRESS = typer.Option(True, help="Show a progress bar.")
+PHASE_OUT = typer.Option(..., help="Directory: OUT/sweep (resumable points) and OUT/diagram (the analysis).")
 
 
 def _sweep_warnings() -> None:
@@ -115,10 +120,10 @@ def _sweep_warnings() -> None:
 def sweep_run(
     spec: Path = typer.Argument(..., help="Sweep spec, TOML or JSON (see specs/)."),
     out: Path = typer.Option(..., help="Sweep directory; running again with the same spec finishes missing points."),
-    backend: str = typer.Option("local", help=BACKEND_HELP),
-    ray_address: Optional[str] = typer.Option(None, help="HOST:PORT (or ray://HOST:PORT, auto) of a Ray cluster."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes (default: one per core)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    backend: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    workers: Optional[int] = WORKERS,
+    progress: bool = PROGRESS,
 ) -> None:
     """Train every point of SPEC; write OUT/sweep.json, OUT/points/pNNNNN/ run directories, OUT/results.csv."""
     from monosemantic.sweeps import load_spec, run_sweep
@@ -140,16 +145,16 @@ def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, p
 
 @phase_app.command("n2m1")
 def phase_n2m1(
-    out: Path = typer.Option(..., help="Directory: OUT/sweep (resumable points) and OUT/diagram (the analysis)."),
+    out: Path = PHASE_OUT,
     grid: int = typer.Option(20, help="Points per axis (r in [0.1, 10] and density in [0.01, 1], both log)."),
     steps: int = typer.Option(10_000, help="Training steps."),
     seeds: int = typer.Option(0, help="Random starts per point (besides the candidate layouts)."),
     candidates: bool = typer.Option(True, help="Start from each ideal layout too: [1,0], [0,1], [1,-1]."),
     seed: int = typer.Option(0, help="Sweep seed (data stream and starts)."),
-    backend: str = typer.Option("local", help=BACKEND_HELP),
-    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes (default: one per core)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    backend: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    workers: Optional[int] = WORKERS,
+    progress: bool = PROGRESS,
 ) -> None:
     """The n=2, m=1 phase diagram against the analytic boundary; writes OUT/diagram/n2m1.png and result.json."""
     from monosemantic.phase import n2m1_spec
@@ -167,17 +172,17 @@ def phase_n2m1(
 
 @phase_app.command("uniform")
 def phase_uniform(
-    out: Path = typer.Option(..., help="Directory: OUT/sweep (resumable points) and OUT/diagram (the analysis)."),
+    out: Path = PHASE_OUT,
     n: int = typer.Option(200, help="Features (the paper also shows n=400, m=30)."),
     m: int = typer.Option(20, help="Hidden dimensions."),
     levels: int = typer.Option(20, help="Densities 20^(-k/(levels-1)), k = 0..levels-1 (the notebook's grid)."),
     steps: int = typer.Option(10_000, help="Training steps."),
     seeds: int = typer.Option(1, help="Random starts per level (lowest loss kept)."),
     seed: int = typer.Option(0, help="Sweep seed."),
-    backend: str = typer.Option("local", help=BACKEND_HELP),
-    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes (default: one per core)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    backend: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    workers: Optional[int] = WORKERS,
+    progress: bool = PROGRESS,
 ) -> None:
     """Uniform importance: D* against 1/(1-S) with its 1/2 plateau, and D_i; writes OUT/diagram/uniform.png."""
     from monosemantic.phase import uniform_spec

@@ -1,8 +1,10 @@
-"""Helpers shared by the benchmarks: the machine line."""
+"""Helpers shared by the benchmarks: the machine line, the notebook-style reference trainer."""
 import os
 import platform
+import time
 
 import torch
+import torch.nn.functional as F
 
 
 def machine() -> str:
@@ -14,3 +16,24 @@ def machine() -> str:
         pass
     return (f"{cpu}; {os.cpu_count()} cpus; torch {torch.__version__}, {torch.get_num_threads()} threads; "
             f"python {platform.python_version()}")
+
+
+def notebook_train(W, probs, imp, steps, batch, generator, weight_decay=0.01):
+    """The public notebook's training loop: W [instances, n, m] (the start, trained in place) in one einsum
+    model, two dense torch.rand draws per step, autograd, torch.optim.AdamW (lr 1e-3).
+    probs: [instances]; imp: [n] or [instances, n]. Returns (seconds, W [instances, m, n], b [instances, n])."""
+    k, n = W.shape[0], W.shape[1]
+    W.requires_grad_(True)
+    b = torch.zeros(k, n, requires_grad=True)
+    opt = torch.optim.AdamW([W, b], lr=1e-3, weight_decay=weight_decay)
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        feat = torch.rand(batch, k, n, generator=generator)
+        x = torch.where(torch.rand(batch, k, n, generator=generator) <= probs[None, :, None], feat, torch.zeros(()))
+        h = torch.einsum("bif,ifh->bih", x, W)
+        out = F.relu(torch.einsum("bih,ifh->bif", h, W) + b)
+        loss = (imp * (x - out) ** 2).sum(-1).mean(0)
+        loss.sum().backward()
+        opt.step()
+    return time.perf_counter() - start, W.detach().transpose(1, 2).contiguous(), b.detach()

@@ -16,14 +16,12 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine, notebook_train  # noqa: E402
 
 from monosemantic.features import FeatureSampler, importance  # noqa: E402
 from monosemantic.toy.models import loss_per_instance, make_model  # noqa: E402
@@ -38,20 +36,7 @@ def reference(probs, imp, steps, seed=0):
     W = torch.empty(INSTANCES, N, M)
     for i in range(INSTANCES):
         torch.nn.init.xavier_normal_(W[i], generator=g)
-    W.requires_grad_(True)
-    b = torch.zeros(INSTANCES, N, requires_grad=True)
-    opt = torch.optim.AdamW([W, b], lr=1e-3)
-    start = time.perf_counter()
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        feat = torch.rand(BATCH, INSTANCES, N, generator=g)
-        x = torch.where(torch.rand(BATCH, INSTANCES, N, generator=g) <= probs[None, :, None], feat, torch.zeros(()))
-        h = torch.einsum("bif,ifh->bih", x, W)
-        out = F.relu(torch.einsum("bih,ifh->bif", h, W) + b)
-        loss = (imp * (x - out) ** 2).sum(-1).mean(0)
-        loss.sum().backward()
-        opt.step()
-    return time.perf_counter() - start, W.detach().transpose(1, 2).contiguous(), b.detach()
+    return notebook_train(W, probs, imp, steps, BATCH, g)
 
 
 def eval_loss(W, b, x_eval, weight):

@@ -180,6 +180,109 @@ def sae_score(
     typer.echo(str(run_dir / "scores.json"))
 
 
+# ---- sweeps and phase diagrams (issue 4) ----
+sweep_app = typer.Typer(no_args_is_help=True, help="Grids of toy models: resumable, on local processes or Ray.")
+phase_app = typer.Typer(no_args_is_help=True, help="Superposition as a phase change: diagrams and transitions.")
+app.add_typer(sweep_app, name="sweep")
+app.add_typer(phase_app, name="phase")
+BACKEND = typer.Option("local", help="local (worker processes, one per core) | ray (--ray-address to join a "
+                                      "cluster, else a local Ray).")
+RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or ray://HOST:PORT, auto) of a Ray cluster.")
+WORKERS = typer.Option(None, help="Worker processes (default: one per core).")
+PROGRESS = typer.Option(True, help="Show a progress bar.")
+PHASE_OUT = typer.Option(..., help="Directory: OUT/sweep (resumable points) and OUT/diagram (the analysis).")
+
+
+def _sweep_warnings() -> None:
+    import warnings
+
+    from monosemantic.sweeps import format_warning
+
+    warnings.formatwarning = format_warning  # one plain `warning: ...` line on stderr
+
+
+@sweep_app.command("run")
+def sweep_run(
+    spec: Path = typer.Argument(..., help="Sweep spec, TOML or JSON (see specs/)."),
+    out: Path = typer.Option(..., help="Sweep directory; running again with the same spec finishes missing points."),
+    backend: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    workers: Optional[int] = WORKERS,
+    progress: bool = PROGRESS,
+) -> None:
+    """Train every point of SPEC; write OUT/sweep.json, OUT/points/pNNNNN/ run directories, OUT/results.csv."""
+    from monosemantic.sweeps import load_spec, run_sweep
+
+    _sweep_warnings()
+    cfg = load_spec(spec)
+    meta = run_sweep(cfg, out, backend, workers, ray_address, progress and sys.stderr.isatty())
+    _say(f"sweep {cfg.name}: {meta['points']} points, {meta['trained_points']} trained now in "
+         f"{meta['trained_groups']} groups ({meta['elapsed_s']:.1f}s), {len(meta['transitions'])} transitions")
+    typer.echo(str(out / "results.csv"))
+
+
+def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, progress: bool) -> Path:
+    from monosemantic.phase import run_to_dir
+
+    _sweep_warnings()
+    return run_to_dir(kind, spec, out, backend, workers, ray_address, progress and sys.stderr.isatty())
+
+
+@phase_app.command("n2m1")
+def phase_n2m1(
+    out: Path = PHASE_OUT,
+    grid: int = typer.Option(20, help="Points per axis (r in [0.1, 10] and density in [0.01, 1], both log)."),
+    steps: int = typer.Option(10_000, help="Training steps."),
+    seeds: int = typer.Option(0, help="Random starts per point (besides the candidate layouts)."),
+    candidates: bool = typer.Option(True, help="Start from each ideal layout too: [1,0], [0,1], [1,-1]."),
+    seed: int = typer.Option(0, help="Sweep seed (data stream and starts)."),
+    backend: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    workers: Optional[int] = WORKERS,
+    progress: bool = PROGRESS,
+) -> None:
+    """The n=2, m=1 phase diagram against the analytic boundary; writes OUT/diagram/n2m1.png and result.json."""
+    from monosemantic.phase import n2m1_spec
+    from monosemantic.runs import read_json
+
+    if grid < 2:
+        raise InputError(f"--grid must be at least 2, got {grid}")
+    diagram = _phase_run("n2m1", n2m1_spec(grid, steps, seeds, candidates, seed), out, backend, workers,
+                         ray_address, progress)
+    res = read_json(diagram / "result.json")
+    _say(f"agreement with the analytic diagram: {res['agreement_far']:.1%} of {res['far_points']} points away "
+         f"from the boundary, {res['agreement_all']:.1%} of all; {len(res['transitions'])} transitions")
+    typer.echo(str(diagram))
+
+
+@phase_app.command("uniform")
+def phase_uniform(
+    out: Path = PHASE_OUT,
+    n: int = typer.Option(200, help="Features (the paper also shows n=400, m=30)."),
+    m: int = typer.Option(20, help="Hidden dimensions."),
+    levels: int = typer.Option(20, help="Densities 20^(-k/(levels-1)), k = 0..levels-1 (the notebook's grid)."),
+    steps: int = typer.Option(10_000, help="Training steps."),
+    seeds: int = typer.Option(1, help="Random starts per level (lowest loss kept)."),
+    seed: int = typer.Option(0, help="Sweep seed."),
+    backend: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    workers: Optional[int] = WORKERS,
+    progress: bool = PROGRESS,
+) -> None:
+    """Uniform importance: D* against 1/(1-S) with its 1/2 plateau, and D_i; writes OUT/diagram/uniform.png."""
+    from monosemantic.phase import uniform_spec
+    from monosemantic.runs import read_json
+
+    if levels < 2:
+        raise InputError(f"--levels must be at least 2, got {levels}")
+    spec = uniform_spec(n, m, levels, steps, seeds, seed, max_group_points=max(1, -(-levels // 2)))
+    diagram = _phase_run("uniform", spec, out, backend, workers, ray_address, progress)
+    res = read_json(diagram / "result.json")
+    _say(f"D* within 0.03 of 1/2 at 1/(1-S) = {[round(x, 2) for x in res['half_levels']]}; "
+         f"plateau {res['half_plateau']}")
+    typer.echo(str(diagram))
+
+
 @app.command("demo")
 def demo(
     out: Path = typer.Option(Path("demo"), help="Directory for report.html and summary.json."),

@@ -25,6 +25,7 @@ from monosemantic import InputError
 MODELS = ("linear", "relu-output", "relu-hidden", "abs")
 
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input  # grad * (self > 0), written to out
+FEATURE_MAJOR_CHUNK = 128  # instances per pass of the element-wise path: ~1 MB of intermediates at batch 1024
 
 
 def xavier_normal(instances: int, rows: int, cols: int, seeds: list[int]) -> torch.Tensor:
@@ -117,11 +118,19 @@ class TiedToyModel:
             }
         return self._ws
 
+    @property
+    def feature_major(self) -> bool:
+        """Tiny models (n=2, m=1: the phase diagrams) take the element-wise path: a bmm over thousands
+        of 1 x 2 matrices costs a GEMM call per instance, more than the arithmetic."""
+        return 7 * self.n * self.m + 4 * self.n <= 40  # element-wise passes per step, in units of I * B
+
     def loss_grad(self, x: torch.Tensor, weight: torch.Tensor) -> None:
         """Write dL/dtheta of the importance-weighted loss into `self.grad`.
 
-        x: [instances, batch, n] (contiguous); weight: [instances, 1, n] = importance.
+        x: [instances, batch, n] (contiguous, or feature-major from `batch_buffer`); weight: [instances, 1, n].
         """
+        if self.feature_major:
+            return self._loss_grad_feature_major(x, weight)
         ws = self._workspace(x.shape[1])
         m, W, hT, hT1, dhT = self.m, self.W, ws["hT"], ws["hT1"], ws["dhT"]
         torch.bmm(W, x.transpose(1, 2), out=hT)  # W x^T: [I, m, B] (faster than x W^T for small m)
@@ -140,6 +149,56 @@ class TiedToyModel:
             _threshold_backward(dhT, hT, 0.0, grad_input=dhT)
         torch.bmm(dhT, x, out=ws["dW"])  # the W in h = W x
         self.grad[:, :m] += ws["dW"]
+
+    def _loss_grad_feature_major(self, x: torch.Tensor, weight: torch.Tensor, chunk: int = FEATURE_MAJOR_CHUNK) -> None:
+        """`loss_grad` as a few element-wise passes per feature over x^T: [I, n, B], each instance's weights
+        broadcast along the batch (contiguous rows, no per-instance calls), `chunk` instances at a time so
+        that the intermediates stay in cache (the passes are memory-bound)."""
+        I, B, n, m = x.shape[0], x.shape[1], self.n, self.m
+        chunk = min(chunk, I)
+        if self._ws.get("feature_major") != (B, chunk):
+            self._ws = {"feature_major": (B, chunk), "hT": torch.empty(chunk, m, B), "dhT": torch.empty(chunk, m, B),
+                        "zT": torch.empty(chunk, n, B), "rT": torch.empty(chunk, n, B),
+                        "tmp": torch.empty(chunk, n, B), "g": torch.empty(chunk, n)}
+        ws, xT_all, c_all = self._ws, x.transpose(1, 2), weight.reshape(I, n, 1) * (2.0 / B)
+        for s in range(0, I, chunk):
+            e = min(I, s + chunk)
+            k = e - s
+            xT, W, b, c, grad = xT_all[s:e], self.W[s:e], self.b[s:e], c_all[s:e], self.grad[s:e]
+            hT, dhT, zT, rT, tmp, g = (ws[key][:k] for key in ("hT", "dhT", "zT", "rT", "tmp", "g"))
+            WT = W.transpose(1, 2)  # [k, n, m]
+            torch.mul(W[:, :, :1], xT[:, :1], out=hT)  # h^T = sum_f W[:, f] x_f: [k, m, B]
+            for f in range(1, n):
+                hT.addcmul_(W[:, :, f : f + 1], xT[:, f : f + 1])
+            if self.hidden_relu:
+                hT.clamp_(min=0)
+            torch.addcmul(b[:, :, None], WT[:, :, :1], hT[:, :1], out=zT)  # z^T = W^T h + b: [k, n, B]
+            for j in range(1, m):
+                zT.addcmul_(WT[:, :, j : j + 1], hT[:, j : j + 1])
+            torch.sub(zT, xT, out=rT)
+            if self.output_relu:
+                _threshold_backward(rT, zT, 0.0, grad_input=rT)
+            rT.mul_(c)  # G^T = dL/dz^T
+            for j in range(m):
+                torch.sum(torch.mul(rT, hT[:, j : j + 1], out=tmp), dim=2, out=g)
+                grad[:, j] = g
+            torch.sum(rT, dim=2, out=g)
+            grad[:, m] = g
+            torch.mul(W[:, :, :1], rT[:, :1], out=dhT)  # dL/dh^T = W G^T: [k, m, B]
+            for f in range(1, n):
+                dhT.addcmul_(W[:, :, f : f + 1], rT[:, f : f + 1])
+            if self.hidden_relu:
+                _threshold_backward(dhT, hT, 0.0, grad_input=dhT)
+            for j in range(m):  # the W in h = W x
+                torch.sum(torch.mul(xT, dhT[:, j : j + 1], out=tmp), dim=2, out=g)
+                grad[:, j] += g
+
+
+def batch_buffer(model, batch: int) -> torch.Tensor:
+    """x: [instances, batch, n] for `FeatureSampler.sample_into`, stored the way the model reads it fastest."""
+    if getattr(model, "feature_major", False):
+        return torch.empty(model.instances, model.n, batch).transpose(1, 2)
+    return torch.empty(model.instances, batch, model.n)
 
 
 class AbsToyModel:
@@ -196,12 +255,23 @@ class AbsToyModel:
         loss.sum().backward()
 
 
-def make_model(kind: str, instances: int, n: int, m: int, seeds: list[int]):
+def make_model(kind: str, instances: int, n: int, m: int, seeds: list[int], init: torch.Tensor | None = None):
+    """A batched toy model; `init: [instances, m, n]` replaces the Xavier start of W (biases start at 0)."""
     if kind == "abs":
-        return AbsToyModel(instances, n, m, seeds)
-    if kind in MODELS:
-        return TiedToyModel(kind, instances, n, m, seeds)
-    raise InputError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
+        model = AbsToyModel(instances, n, m, seeds)
+    elif kind in MODELS:
+        model = TiedToyModel(kind, instances, n, m, seeds)
+    else:
+        raise InputError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
+    if init is not None:
+        init = torch.as_tensor(init, dtype=torch.float32)
+        if tuple(init.shape) != (instances, m, n):
+            raise InputError(f"init must be W: [instances, m, n] = {[instances, m, n]}, got {list(init.shape)}")
+        if not torch.isfinite(init).all():
+            raise InputError("init W has NaN or Inf")
+        with torch.no_grad():
+            model.W.copy_(init)  # W is a view of the trained storage in both model classes
+    return model
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ import torch
 
 from monosemantic import InputError
 from monosemantic.features import FeatureSampler
-from monosemantic.toy.models import loss_per_instance, make_model
+from monosemantic.toy.models import batch_buffer, loss_per_instance, make_model
 
 SCHEDULES = ("constant", "cosine")
 
@@ -93,7 +93,7 @@ def train(
         raise InputError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
     weight = weight.reshape(model.instances, 1, model.n).float()
     opt = AdamW(model.params(), lr=lr, weight_decay=weight_decay)
-    x = torch.empty(model.instances, batch, model.n)
+    x = batch_buffer(model, batch)
     log = TrainLog()
     bar = _Progress(steps, f"training {model.instances} {model.kind} models") if progress else None
     start = time.perf_counter()
@@ -168,13 +168,15 @@ def train_toy(
     anticorrelated_sets: int = 0,
     set_size: int = 2,
     progress: bool = False,
+    init: torch.Tensor | None = None,
 ) -> ToyRun:
     """Train `seeds` instances per configuration and keep, per configuration, the lowest eval loss.
 
     p: [configs, n] feature probabilities; weight: [configs, n] or [n] importances. Instance
     c * seeds + s is configuration c with seed s; every instance starts from its own init seed,
     and all share the data stream (instances never interact). The evaluation batch is drawn
-    from its own seed, the same for every run with this `seed`.
+    from its own seed, the same for every run with this `seed`. `init: [configs * seeds, m, n]`
+    gives the starting W of every instance (default: Xavier from per-instance seeds).
     """
     if seeds < 1:
         raise InputError(f"seeds must be positive, got {seeds}")
@@ -184,7 +186,8 @@ def train_toy(
         raise InputError("importances must be finite and non-negative")
     p_all = p.repeat_interleave(seeds, dim=0)
     w_all = weight.repeat_interleave(seeds, dim=0)
-    model = make_model(kind, configs * seeds, n, m, [seed * 1_000_003 + i for i in range(configs * seeds)])
+    model = make_model(kind, configs * seeds, n, m, [seed * 1_000_003 + i for i in range(configs * seeds)],
+                       init)
     sampler_args = dict(signed=kind == "abs", correlated_sets=correlated_sets,
                         anticorrelated_sets=anticorrelated_sets, set_size=set_size)
     sampler = FeatureSampler(p_all, seed=seed, **sampler_args)

@@ -1,0 +1,537 @@
+"""Sweeps: a grid of toy-model configurations -> one run directory per point, resumable, local or on Ray.
+
+A spec (TOML or JSON) names a base point config and a grid over any of its fields:
+
+    name = "phase-n2m1"
+    seed = 0
+    [base]
+    n = 2
+    m = 1
+    steps = 10000
+    candidates = true
+    [grid]
+    importance_ratio = { logspace = [0.1, 10, 20] }
+    density = { logspace = [1, 0.01, 20] }
+
+Points are the product of the axes (last axis fastest). Points that differ only in per-instance
+fields (density, importance) train together as instances of one batched model ("a group"; at most
+`max_group_points` points each, split in grid order), so grouping is a function of the spec alone.
+
+A point's numbers do not depend on its group either: every group of a spec shares one data stream
+(FeatureSampler draws one uniform per (sample, feature) for all instances, seeded by the spec's seed),
+each start's initial W is drawn from a seed derived from the point's own parameters, and the
+gradient step treats instances independently. So a resumed sweep, which retrains whole groups that
+miss any point, and a sweep on another backend reproduce an uninterrupted run's numbers.
+
+Layout of OUT: `sweep.json` (the spec, the plan, the status), `points/p00000/...` (run directories:
+config.json, result.json, model.safetensors with W: [1, m, n] and b: [1, n] of the best start),
+`results.csv` (one row per point: its grid parameters, then loss and measures).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import shutil
+import socket
+import time
+import tomllib
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+
+from monosemantic import InputError, measures
+from monosemantic.config import ModelKind, Strict, validate
+from monosemantic.runs import read_json, read_run, write_json, write_run
+
+PER_INSTANCE = ("density", "sparsity", "importance_decay", "importance_ratio")  # may differ within a group
+MAX_POINTS = 100_000
+CANDIDATE_NOISE = 0.01  # breaks the exact symmetry of a candidate start (a zero column has no ReLU gradient)
+
+
+class SweepWarning(UserWarning):
+    """A point directory that was not trusted (half-written or corrupt) and is trained again."""
+
+
+class PointConfig(Strict):
+    """One point of a sweep: a toy model, its feature distribution and how to train it."""
+
+    model: ModelKind = "relu-output"
+    n: PositiveInt = 2
+    m: PositiveInt = 1
+    density: float | None = Field(default=None, gt=0, le=1)  # feature probability 1 - S
+    sparsity: float | None = Field(default=None, ge=0, lt=1)  # S; give density or sparsity (default S = 0)
+    importance_decay: PositiveFloat = 1.0  # I_i = decay**i
+    importance_ratio: PositiveFloat | None = None  # I_i = ratio**(i/(n-1)): the last feature's relative to the first
+    steps: PositiveInt = 10_000
+    batch: PositiveInt = 1024
+    seeds: NonNegativeInt = 3  # random (Xavier) starts per point
+    candidates: bool = False  # also start from each candidate layout (m = 1: one feature alone, or an antipodal pair)
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.01
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup: NonNegativeInt = 0
+    eval_batch: PositiveInt = 16384
+
+    @model_validator(mode="after")
+    def _check(self) -> PointConfig:
+        if self.density is not None and self.sparsity is not None:
+            raise ValueError("give density or sparsity, not both")
+        if self.importance_ratio is not None and self.importance_decay != 1.0:
+            raise ValueError("give importance_ratio or importance_decay, not both")
+        if self.candidates and self.m != 1:
+            raise ValueError("candidate layouts exist for m = 1 only")
+        if self.candidates and self.n > 8:
+            raise ValueError("candidate layouts are for n <= 8 (there are n(n+1)/2 of them)")
+        if self.starts < 1:
+            raise ValueError("no starts: set seeds >= 1 or candidates = true")
+        if self.warmup >= self.steps:
+            raise ValueError(f"warmup ({self.warmup}) must be shorter than steps ({self.steps})")
+        if self.model == "abs" and self.candidates:
+            raise ValueError("candidate layouts are for the tied models")
+        return self
+
+    @property
+    def p(self) -> float:
+        return self.density if self.density is not None else 1.0 - (self.sparsity or 0.0)
+
+    @property
+    def importance(self) -> list[float]:
+        if self.importance_ratio is not None:
+            return [self.importance_ratio ** (i / max(1, self.n - 1)) for i in range(self.n)]
+        return [self.importance_decay**i for i in range(self.n)]
+
+    @property
+    def starts(self) -> int:
+        return self.seeds + (self.n * (self.n + 1) // 2 if self.candidates else 0)
+
+
+class Axis(Strict):
+    logspace: tuple[float, float, PositiveInt] | None = None  # [first, last, num], log-spaced (first, last > 0)
+    linspace: tuple[float, float, PositiveInt] | None = None
+
+    def values(self) -> list[float]:
+        if (self.logspace is None) == (self.linspace is None):
+            raise ValueError("an axis is a list of values, {logspace = [a, b, num]} or {linspace = [a, b, num]}")
+        if self.logspace is not None:
+            a, b, num = self.logspace
+            if not (a > 0 and b > 0):
+                raise ValueError("logspace ends must be positive")
+            return np.geomspace(a, b, num).tolist()
+        a, b, num = self.linspace
+        return np.linspace(a, b, num).tolist()
+
+
+class SweepSpec(Strict):
+    name: str = "sweep"
+    seed: NonNegativeInt = 0
+    max_group_points: PositiveInt = 256  # points trained as one batched model at most
+    base: dict[str, Any] = {}
+    grid: dict[str, Any] = Field(min_length=1)  # field -> list of values, or {logspace|linspace = [a, b, num]}
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read a TOML or JSON sweep spec and validate it (every point included) before any work."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"missing sweep spec: {path}")
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot parse sweep spec {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"sweep spec {path} must be a table/object")
+    return parse_spec(data)
+
+
+def parse_spec(data: dict) -> SweepSpec:
+    spec = validate(SweepSpec, data)
+    plan(spec)  # every point validated, memory estimated
+    return spec
+
+
+def axes(spec: SweepSpec) -> dict[str, list]:
+    out = {}
+    for name, axis in spec.grid.items():
+        if name not in PointConfig.model_fields:
+            raise InputError(f"grid.{name}: unknown field (choose from {', '.join(PointConfig.model_fields)})")
+        if name in spec.base:
+            raise InputError(f"grid.{name}: also set in base; set it in one place")
+        if isinstance(axis, dict):
+            try:
+                values = validate(Axis, axis).values()
+            except (InputError, ValueError) as e:
+                raise InputError(f"grid.{name}: {e}") from None
+        elif isinstance(axis, list):
+            values = axis
+        else:
+            raise InputError(f"grid.{name}: expected a list of values or {{logspace|linspace = [a, b, num]}}, "
+                             f"got {axis!r}")
+        if not values:
+            raise InputError(f"grid.{name}: empty axis")
+        out[name] = values
+    return out
+
+
+def point_key(cfg: PointConfig) -> str:
+    """A stable hash of a point's parameters: names its seeds, and checks a point directory is this point's."""
+    return hashlib.sha256(json.dumps(cfg.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plan(spec: SweepSpec) -> tuple[list[dict], list[list[int]]]:
+    """(points, groups): points = [{"index", "params" (grid values), "config", "key"}], groups = lists of indices."""
+    ax = axes(spec)
+    total = math.prod(len(v) for v in ax.values())
+    if total > MAX_POINTS:
+        raise InputError(f"grid: {total} points is too many (at most {MAX_POINTS})")
+    points = []
+    for i, combo in enumerate(itertools.product(*ax.values())):
+        params = dict(zip(ax, combo))
+        try:
+            cfg = validate(PointConfig, {**spec.base, **params})
+        except InputError as e:
+            try:
+                validate(PointConfig, spec.base)
+            except InputError as base_error:  # the base alone is wrong: name its field
+                raise InputError(f"base.{base_error}") from None
+            where = ", ".join(f"{k}={v}" for k, v in params.items())
+            raise InputError(f"grid point {i} ({where}): {e}") from None
+        points.append({"index": i, "params": params, "config": cfg, "key": point_key(cfg)})
+    groups: dict[str, list[int]] = {}
+    for pt in points:
+        shape_key = json.dumps({k: v for k, v in pt["config"].model_dump().items() if k not in PER_INSTANCE},
+                               sort_keys=True)
+        groups.setdefault(shape_key, []).append(pt["index"])
+    chunked = []
+    for idx in groups.values():  # split evenly in grid order: 400 points at most 256 -> 200 + 200
+        k = -(-len(idx) // spec.max_group_points)
+        bounds = [round(j * len(idx) / k) for j in range(k + 1)]
+        chunked += [idx[a:b] for a, b in zip(bounds, bounds[1:])]
+    for g in chunked:
+        _check_memory(points[g[0]]["config"], len(g))
+    return points, chunked
+
+
+def group_bytes(cfg: PointConfig, points: int) -> int:
+    """Peak memory of training one group, estimated: the batch and its 4 intermediates, the eval batch
+    and the forward pass's 2 intermediates (float32), the weights with gradient and AdamW moments."""
+    inst = points * cfg.starts
+    width = max(cfg.n, cfg.m)
+    return 4 * inst * (5 * cfg.batch * width + 3 * min(cfg.eval_batch, 8192) * width + cfg.eval_batch * cfg.n
+                       + 8 * (cfg.m + 1) * cfg.n * (2 if cfg.model == "abs" else 1))
+
+
+def memory_limit() -> int:
+    """Half the machine's physical memory: room for two workers and everything else."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _check_memory(cfg: PointConfig, points: int) -> None:
+    need, have = group_bytes(cfg, points), memory_limit()
+    if need > have:
+        raise InputError(f"grid: a group of {points} points x {cfg.starts} starts (n={cfg.n}, m={cfg.m}, "
+                         f"batch={cfg.batch}, eval_batch={cfg.eval_batch}) needs about {need / 2**30:.1f} GiB, "
+                         f"more than {have / 2**30:.1f} GiB; lower max_group_points, batch or eval_batch")
+
+
+# ---- training one group (runs in a worker process or a Ray task: plain data in, plain data out) ----
+
+def candidate_layouts(n: int) -> torch.Tensor:
+    """The ideal m = 1 layouts: each feature alone (W = e_i), then each antipodal pair (W = e_i - e_j): [k, 1, n]."""
+    eye = torch.eye(n)
+    pairs = [eye[i] - eye[j] for i in range(n) for j in range(i + 1, n)]
+    return torch.stack(list(eye) + pairs)[:, None, :]
+
+
+def initial_weights(cfg: PointConfig, seed: int) -> torch.Tensor:
+    """Every start of one point: [starts, m, n]; candidates first, then Xavier-normal starts.
+    Seeded by the spec seed and the point's own parameters only (never by its place in a group)."""
+    g = torch.Generator().manual_seed(int(point_key(cfg), 16) % (2**62) + seed)
+    parts = []
+    if cfg.candidates:
+        cand = candidate_layouts(cfg.n)
+        parts.append(cand + CANDIDATE_NOISE * torch.randn(cand.shape, generator=g))
+    if cfg.seeds:
+        std = math.sqrt(2.0 / (cfg.m + cfg.n))
+        parts.append(std * torch.randn(cfg.seeds, cfg.m, cfg.n, generator=g))
+    return torch.cat(parts)
+
+
+def train_group(configs: list[dict], seed: int, threads: int | None = None) -> dict:
+    """Train the points of one group as one batched model; return each point's kept weights and figures."""
+    from monosemantic.toy.train import train_toy
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfgs = [PointConfig.model_validate(c) for c in configs]
+    c0 = cfgs[0]
+    p = torch.tensor([[c.p] * c.n for c in cfgs], dtype=torch.float32)
+    weight = torch.tensor([c.importance for c in cfgs], dtype=torch.float32)
+    init = torch.cat([initial_weights(c, seed) for c in cfgs])
+    run = train_toy(c0.model, c0.n, c0.m, p, weight, c0.steps, c0.batch, c0.starts, seed, c0.lr, c0.weight_decay,
+                    c0.schedule, c0.warmup, c0.eval_batch, init=init)
+    tensors = run.model.tensors()
+    kept = torch.tensor(run.kept)
+    W = tensors["W"][kept]  # [points, m, n]
+    rows = measures.summarize(W, c0.model in ("relu-hidden", "abs"))
+    wall = run.log.wall_s
+    out = []
+    for i, c in enumerate(cfgs):
+        out.append({
+            "tensors": {k: v[kept[i] : kept[i] + 1].numpy() for k, v in tensors.items()},
+            "result": {
+                "loss": run.loss[i], "loss_all_starts": run.all_loss[i], "kept_start": run.kept[i] % c.starts,
+                "measures": rows[i], "wall_s": wall / len(cfgs), "group_wall_s": wall, "group_points": len(cfgs),
+                "model_steps_per_s": len(cfgs) * c.starts * run.log.steps_done / wall if wall > 0 else None,
+                "steps_done": run.log.steps_done, "diverged_at_step": run.log.diverged_at,
+                "final_train_loss": run.log.loss[-1][run.kept[i]] if run.log.loss else None,
+            },
+        })
+    return {"points": out, "wall_s": wall}
+
+
+# ---- backends ----
+
+def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int):
+    """Yield (group id, result) as groups finish, on `workers` processes (in this process for 1)."""
+    if workers <= 1 or len(jobs) <= 1:
+        for gid, configs in jobs:
+            yield gid, train_group(configs, seed)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: torch's thread pools do not survive a fork; one thread per worker process
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"))
+    try:
+        futures = {pool.submit(train_group, configs, seed, 1): gid for gid, configs in jobs}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+    finally:  # on Ctrl-C or an error, do not wait for the queued groups
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the address, when nothing listens there (ray.init would retry for a minute)."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise InputError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
+def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None):
+    try:
+        import ray
+    except ImportError:
+        raise InputError("the ray backend needs the `ray` package (pip install ray)") from None
+    if address:
+        check_ray_address(address)
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                         object_store_memory=200 * 2**20)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise InputError(f"cannot start or join Ray at {address or 'a new local instance'}: "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    try:
+        task = ray.remote(num_cpus=1)(train_group)
+        refs = {task.remote(configs, seed, 1): gid for gid, configs in jobs}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield refs[done[0]], ray.get(done[0])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _mapper(jobs, seed: int, backend: str, workers: int, ray_address: str | None):
+    if backend == "ray":
+        return _ray_map(jobs, seed, workers, ray_address)
+    return _local_map(jobs, seed, workers)
+
+
+def train_spec(spec: SweepSpec, workers: int = 1, backend: str = "local",
+               ray_address: str | None = None) -> tuple[list[dict], list[dict]]:
+    """Train every point of a spec in memory, no directories: (points, each point's result, in point order).
+    Each result has "tensors" (W: [1, m, n], b: [1, n] as numpy) and "result" (loss, measures, timings)."""
+    points, groups = plan(spec)
+    jobs = [(gid, [points[i]["config"].model_dump() for i in g]) for gid, g in enumerate(groups)]
+    results: list[dict] = [{}] * len(points)
+    for gid, res in _mapper(jobs, spec.seed, backend, workers, ray_address):
+        for i, pr in zip(groups[gid], res["points"]):
+            results[i] = pr
+    return points, results
+
+
+# ---- the sweep ----
+
+def point_dir(out: Path, index: int) -> Path:
+    return out / "points" / f"p{index:05d}"
+
+
+def _point_done(path: Path, key: str) -> bool | None:
+    """True: a whole run of this point; None: nothing there; False: half-written, corrupt or another point's."""
+    if not path.exists():
+        return None
+    try:
+        cfg, res, t = read_run(path)
+        return cfg.get("point_key") == key and "loss" in res and "W" in t and bool(torch.isfinite(t["W"]).all())
+    except (InputError, AttributeError, TypeError):
+        return False
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: str | Path,
+    backend: Literal["local", "ray"] = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    progress: bool = False,
+    on_group: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Run (or finish) a sweep in OUT; returns the content of sweep.json.
+
+    Finished points are skipped; a point directory that is half-written, corrupt or another spec's is
+    trained again with a SweepWarning. `on_group(done_groups, total_groups)` is called after each group
+    is written (the CLI's progress, the tests' interruption).
+    """
+    if backend not in ("local", "ray"):
+        raise InputError(f"unknown backend {backend!r}; choose local or ray")
+    if ray_address and backend != "ray":
+        raise InputError("--ray-address needs --backend ray")
+    if backend == "ray" and ray_address:
+        check_ray_address(ray_address)
+    out = Path(out)
+    points, groups = plan(spec)
+    spec_json = spec.model_dump(mode="json")
+    if (out / "sweep.json").exists():
+        old = read_json(out / "sweep.json")
+        if old.get("spec") != spec_json:
+            raise InputError(f"{out} holds a different sweep (its sweep.json has another spec); use a new --out")
+    elif out.exists() and any(out.iterdir()):
+        raise InputError(f"{out} exists and is not a sweep directory")
+    (out / "points").mkdir(parents=True, exist_ok=True)
+    for tmp in (out / "points").glob(".p*"):  # a killed write_run's leftovers: never a result
+        shutil.rmtree(tmp, ignore_errors=True)
+    missing: set[int] = set()
+    for pt in points:
+        state = _point_done(point_dir(out, pt["index"]), pt["key"])
+        if state is False:
+            warnings.warn(f"point {pt['index']} ({point_dir(out, pt['index'])}) is half-written, corrupt or "
+                          f"another sweep's: training it again", SweepWarning, stacklevel=2)
+        if not state:
+            missing.add(pt["index"])
+    todo = [(gid, g) for gid, g in enumerate(groups) if missing & set(g)]
+    meta = {"spec": spec_json, "points": len(points), "groups": [g for g in groups], "axes": axes(spec),
+            "backend": backend, "status": "running"}
+    write_json(out / "sweep.json", meta)
+
+    workers = workers or os.cpu_count() or 1
+    jobs = [(gid, [points[i]["config"].model_dump() for i in g]) for gid, g in todo]
+    mapper = _mapper(jobs, spec.seed, backend, workers, ray_address)
+    bar = _bar(len(points), len(points) - len(missing)) if progress else None
+    start, compute = time.perf_counter(), 0.0  # elapsed includes start-up and writing; compute does not
+    try:
+        for done, (gid, res) in enumerate(mapper, 1):
+            compute += res["wall_s"]
+            for i, pr in zip(groups[gid], res["points"]):
+                if i not in missing:
+                    continue
+                pt = points[i]
+                config = {"kind": "sweep-point", "sweep": spec.name, "index": i, "params": pt["params"],
+                          "point_key": pt["key"], "group": gid, "sweep_seed": spec.seed, **pt["config"].model_dump()}
+                tensors = {k: torch.tensor(v) for k, v in pr["tensors"].items()}  # Ray hands back read-only arrays
+                write_run(point_dir(out, i), config, pr["result"], {"model": tensors}, overwrite=True)
+                if bar:
+                    bar.advance()
+            if on_group:
+                on_group(done, len(todo))
+    finally:
+        if bar:
+            bar.close()
+    records = collect(out, points)
+    write_csv(out / "results.csv", [r["row"] for r in records])
+    from monosemantic.phase import transitions
+
+    meta.update(status="complete", trained_groups=len(todo), trained_points=len(missing),
+                elapsed_s=time.perf_counter() - start, compute_s_this_run=compute,
+                wall_s=sum(r["wall_s"] for r in records),  # training compute of every point, over all runs
+                transitions=transitions(records, list(meta["axes"])))
+    write_json(out / "sweep.json", meta)
+    return meta
+
+
+def collect(out: str | Path, points: list[dict]) -> list[dict]:
+    """Every point's record from its run directory: {"params", "norms", "D", "geometry", "row"}, where
+    row is its tidy results.csv line (grid parameters, loss, measures; per feature only for n <= 10)."""
+    records = []
+    for pt in points:
+        res = read_json(point_dir(Path(out), pt["index"]) / "result.json")
+        ms = res["measures"]
+        row = {"index": pt["index"], **pt["params"], "loss": res["loss"], "kept_start": res["kept_start"],
+               "represented_features": ms["represented_features"], "dims_per_feature": ms["dims_per_feature"],
+               "geometry": ms["geometry"]["label"]}
+        if len(ms["feature_norm"]) <= 10:  # wide sweeps keep per-feature numbers in the run directories
+            row.update({f"norm_{i}": v for i, v in enumerate(ms["feature_norm"])})
+            row.update({f"D_{i}": v for i, v in enumerate(ms["feature_dimensionality"])})
+        records.append({"params": pt["params"], "norms": ms["feature_norm"], "D": ms["feature_dimensionality"],
+                        "geometry": ms["geometry"]["label"], "wall_s": res["wall_s"], "row": row})
+    return records
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["index"], lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
+
+
+class _bar:
+    """Points done and time left, on stderr."""
+
+    def __init__(self, total: int, done: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("sweep points"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self.p.start()
+        self.task = self.p.add_task("sweep", total=total, completed=done)
+
+    def advance(self) -> None:
+        self.p.advance(self.task)
+
+    def close(self) -> None:
+        self.p.stop()
+
+
+def format_warning(message, category, *args, **kwargs) -> str:  # for the CLI: one plain line
+    return f"warning: {message}\n"
+

@@ -1,0 +1,94 @@
+"""Phase diagrams: the closed-form boundary, labels, transitions, and the paper's findings reproduced
+(n=2, m=1 diagram agreement; the 1/2 plateau of D* for uniform importance) with stated tolerances."""
+import numpy as np
+import pytest
+import torch
+
+from monosemantic import phase
+from monosemantic.cli import main
+from monosemantic.runs import read_json
+
+
+def test_ideal_losses_and_the_analytic_boundary():
+    # ../shared/README.md section 3: superposition below s = 4r/(2+5r) (r <= 1), 4/(5+2r) (r >= 1)
+    assert phase.ideal_losses(1.0, 0.5).tolist() == pytest.approx([0.5 / 3 - 0.0625, 0.5 / 3 - 0.0625, 2 * 0.25 / 6])
+    for r in (0.1, 0.3, 0.5, 2.0, 10.0):
+        edge = 4 * r / (2 + 5 * r) if r <= 1 else 4 / (5 + 2 * r)
+        assert phase.analytic_labels(r, edge * 0.99) == phase.BOTH
+        assert phase.analytic_labels(r, edge * 1.01) == (phase.ONLY_1 if r < 1 else phase.ONLY_2)
+    assert 4 * 0.1 / (2 + 0.5) == pytest.approx(0.16) and 4 / (5 + 20) == pytest.approx(0.16)
+    assert phase.analytic_labels(1.0, 4 / 7 * 0.99) == phase.BOTH  # the triple point
+
+
+def test_labels_and_distance_from_the_boundary():
+    W = torch.tensor([[[1.0, 0.0]], [[0.1, 0.9]], [[0.8, -0.7]], [[0.2, 0.3]]])
+    assert phase.n2m1_labels(W).tolist() == [phase.ONLY_1, phase.ONLY_2, phase.BOTH, phase.NEITHER]
+    a = np.array([[0, 0, 0, 2], [0, 0, 0, 2], [0, 0, 0, 2], [0, 0, 0, 2]])
+    far = phase.far_from_boundary(a)
+    assert far[:, :2].all() and not far[:, 2:].any()
+
+
+def test_half_plateau():
+    x = [1, 2, 3, 4, 5, 6]
+    assert phase.half_plateau(x, [1, 0.7, 0.52, 0.49, 0.45, 0.51]) == [3, 4]
+    assert phase.half_plateau(x, [1, 0.7, 0.52, 0.4, 0.45, 0.51]) is None  # single levels are no plateau
+    assert phase.half_plateau(x, [0.5, 0.5, 0.6, 0.5, 0.5, 0.5]) == [4, 6]  # the longest run
+
+
+def test_transitions_along_an_axis():
+    def rec(s, r, norms, D, geometry):
+        return {"params": {"density": s, "importance_ratio": r}, "norms": norms, "D": D, "geometry": geometry}
+
+    records = [rec(1.0, 2.0, [0.0, 1.0], [0.0, 1.0], "orthogonal"), rec(0.5, 2.0, [0.0, 1.0], [0.0, 1.0], "orthogonal"),
+               rec(0.1, 2.0, [1.0, 1.0], [0.5, 0.5], "1 antipodal pair"),
+               rec(1.0, 0.5, [1.0, 0.0], [1.0, 0.0], "orthogonal"), rec(0.5, 0.5, [1.0, 0.1], [1.0, 0.0], "orthogonal")]
+    found = phase.transitions(records, ["density"])
+    kinds = sorted((t["at"]["importance_ratio"], t["from"], t["to"], t["feature"], t["kind"]) for t in found
+                   if t["feature"] is not None)
+    assert kinds == [(2.0, 0.1, 0.5, 0, "switches off"), (2.0, 0.1, 0.5, 1, "dimensionality jumps")]
+    geometry = [t for t in found if t["feature"] is None]  # along density sorted upwards: 0.1 -> 0.5
+    assert len(geometry) == 1 and geometry[0]["geometry"] == ["1 antipodal pair", "orthogonal"]
+
+
+@pytest.mark.slow
+def test_n2m1_phase_diagram_matches_the_analytic_boundary_away_from_it():
+    # 10 x 10 grid, 2,000 steps, each point started from the three ideal layouts (best loss kept).
+    # The issue's target: >= 90% agreement more than one grid step from the boundary (measured: 100%).
+    res = phase.n2m1(grid=10, steps=2000, workers=2)
+    assert res["far_points"] >= 60
+    assert res["agreement_far"] >= 0.9
+    # near r = 1 the pair shrinks before one feature wins: the weaker feature's norm falls with density
+    near = np.asarray(res["near_r1"]["norms"]).min(axis=1)  # density from 1 down to 0.01
+    assert near[0] < 0.5 and near[-1] > 0.9
+    switches = [t for t in res["transitions"] if t["kind"] in ("switches on", "switches off")]
+    assert len(switches) >= 8  # every r row crosses the boundary along density
+
+
+@pytest.mark.slow
+def test_uniform_importance_has_the_half_plateau():
+    # The notebook's grid 20^(-k/19); a level's numbers do not depend on the other levels trained, so
+    # the test trains the slice k = 5..9 (1/(1-S) = 2.2 to 4.1) where the notebook's run has its plateau,
+    # at 2,000 steps instead of 10,000 to keep it to ~15 s (measured at 1,500 steps: 0.501, 0.493 at
+    # 1/(1-S) = 3.0, 3.5; at 3,000 steps on all 20 levels: 0.511, 0.505, 0.495 at 2.6, 3.0, 3.5).
+    res = phase.uniform(n=200, m=20, steps=2000, seeds=1, workers=2, ks=[5, 6, 7, 8, 9])
+    assert res["half_plateau"] is not None  # >= 2 consecutive levels with |D* - 1/2| < 0.03
+    assert all(abs(s - 20) < 0.5 for s in res["sum_D"])  # the D_i sum to m (within 2.5%)
+    assert res["dstar"][0] > res["dstar"][-1]  # D* falls with sparsity
+
+
+def test_phase_cli_writes_a_diagram_and_resumes(tmp_path, capsys):
+    out = tmp_path / "ph"
+    args = ["phase", "n2m1", "--out", str(out), "--grid", "3", "--steps", "200", "--workers", "1", "--no-progress"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0
+    res = read_json(out / "diagram" / "result.json")
+    assert np.asarray(res["labels"]).shape == (3, 3) and 0 <= res["agreement_all"] <= 1
+    assert (out / "diagram" / "n2m1.png").stat().st_size > 1000
+    assert (out / "diagram" / "diagram.safetensors").exists()
+    with pytest.raises(SystemExit):
+        main(args)  # again: every point is finished, nothing retrained
+    assert read_json(out / "sweep" / "sweep.json")["trained_points"] == 0
+    with pytest.raises(SystemExit) as e:
+        main(["phase", "uniform", "--out", str(tmp_path / "u"), "--levels", "1"])
+    assert e.value.code == 2 and "levels" in capsys.readouterr().err

@@ -48,6 +48,7 @@ def toy_train(
     correlated_sets: int = typer.Option(0, help="Sets of features that are on together (first features)."),
     anticorrelated_sets: int = typer.Option(0, help="Sets of features never on together (after correlated)."),
     set_size: int = typer.Option(2, help="Features per (anti-)correlated set."),
+    l1: float = typer.Option(0.0, help="L1 penalty on hidden activations (relu-output, relu-hidden)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -64,7 +65,7 @@ def toy_train(
         model=model, n=n, m=m, sparsity=sparsity, importance_decay=importance_decay, importance=importance,
         steps=steps, batch=batch, seeds=seeds, seed=seed, lr=lr, weight_decay=weight_decay, schedule=schedule,
         warmup=warmup, eval_batch=eval_batch, correlated_sets=correlated_sets,
-        anticorrelated_sets=anticorrelated_sets, set_size=set_size))
+        anticorrelated_sets=anticorrelated_sets, set_size=set_size, l1=l1))
     path = train_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
     from monosemantic.runs import read_json
 

@@ -18,7 +18,7 @@ def run_config(cfg: ToyTrainConfig, progress: bool = False) -> ToyRun:
     return train_toy(
         cfg.model, cfg.n, cfg.m, probabilities(cfg.sparsity, cfg.n), weight, cfg.steps, cfg.batch, cfg.seeds,
         cfg.seed, cfg.lr, cfg.weight_decay, cfg.schedule, cfg.warmup, cfg.eval_batch, cfg.correlated_sets,
-        cfg.anticorrelated_sets, cfg.set_size, progress=progress,
+        cfg.anticorrelated_sets, cfg.set_size, progress=progress, l1=cfg.l1,
     )
 
 

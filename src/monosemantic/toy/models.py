@@ -6,7 +6,9 @@
     abs           h = ReLU(W1 x)   y' = ReLU(W2 h + b), target |x|, x in [-1, 1]   (computation)
 
 Shapes: `W: [instances, m, n]`, `b: [instances, n]`, batches `x: [instances, batch, n]`.
-The loss of instance i is mean over the batch of sum_k I_k (target_k - out_k)^2.
+The loss of instance i is mean over the batch of sum_k I_k (target_k - out_k)^2. The tied models
+take an optional L1 penalty on the hidden activations, l1_i * mean over the batch of sum_j |h_j|,
+with its own lambda per instance (`l1: [instances]`), so a whole lambda sweep is one batched model.
 
 The tied models compute their gradients by hand (`loss_grad`): the step is a handful of small
 `bmm`s and element-wise passes into preallocated buffers, several times faster than autograd
@@ -34,6 +36,27 @@ def xavier_normal(instances: int, rows: int, cols: int, seeds: list[int]) -> tor
     for i, s in enumerate(seeds):
         out[i].normal_(0.0, std, generator=torch.Generator().manual_seed(int(s)))
     return out
+
+
+L1_MODELS = ("relu-output", "relu-hidden")  # the penalty needs an h to act on: refused elsewhere
+
+
+def check_l1(kind: str, l1: float | torch.Tensor, instances: int | None = None) -> torch.Tensor | None:
+    """The L1 coefficient(s) as a float tensor [instances] (None for no penalty), or an InputError.
+
+    The linear model keeps the top m features whatever the penalty, and the abs model's penalty
+    would need its own gradient; both refuse a penalty rather than silently ignore it.
+    """
+    lam = torch.as_tensor(l1, dtype=torch.float32)
+    if lam.ndim > 1 or (instances is not None and lam.ndim == 1 and len(lam) != instances):
+        raise InputError(f"l1 must be a number or one value per instance ({instances}), got shape {list(lam.shape)}")
+    if not torch.isfinite(lam).all() or (lam < 0).any():
+        raise InputError(f"l1 (the L1 penalty on hidden activations) must be finite and >= 0, got {lam.tolist()}")
+    if not (lam > 0).any():
+        return None
+    if kind not in L1_MODELS:
+        raise InputError(f"the {kind} model takes no L1 penalty on hidden activations; use {' or '.join(L1_MODELS)}")
+    return lam.expand(instances) if instances is not None and lam.ndim == 0 else lam
 
 
 def _check_sizes(instances: int, n: int, m: int, seeds: list[int]) -> None:
@@ -117,10 +140,10 @@ class TiedToyModel:
             }
         return self._ws
 
-    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor) -> None:
-        """Write dL/dtheta of the importance-weighted loss into `self.grad`.
+    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor, l1: torch.Tensor | None = None) -> None:
+        """Write dL/dtheta of the importance-weighted loss (plus l1 * mean_b ||h||_1) into `self.grad`.
 
-        x: [instances, batch, n] (contiguous); weight: [instances, 1, n] = importance.
+        x: [instances, batch, n] (contiguous); weight: [instances, 1, n] = importance; l1: [instances] or None.
         """
         ws = self._workspace(x.shape[1])
         m, W, hT, hT1, dhT = self.m, self.W, ws["hT"], ws["hT1"], ws["dhT"]
@@ -136,6 +159,12 @@ class TiedToyModel:
         torch.bmm(hT1, r, out=self.grad)  # [h^T G; sum_b G]
         self.grad.mul_(c)
         torch.bmm(W * c, r.transpose(1, 2), out=dhT)  # dL/dh^T: [I, m, B]
+        if l1 is not None:  # d(l1 * mean_b sum_j |h_j|)/dh = l1 sign(h) / B; sign(h) = 1 where a ReLU h is live
+            c1 = (l1 / x.shape[1]).reshape(-1, 1, 1)
+            if self.hidden_relu:
+                dhT.add_(c1)  # masked to the live units just below
+            else:
+                dhT.addcmul_(torch.sign(hT), c1)
         if self.hidden_relu:
             _threshold_backward(dhT, hT, 0.0, grad_input=dhT)
         torch.bmm(dhT, x, out=ws["dW"])  # the W in h = W x
@@ -189,7 +218,9 @@ class AbsToyModel:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.b_out[:, None, :], self.hidden(x), self.W2.transpose(1, 2)).relu()
 
-    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor) -> None:
+    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor, l1: torch.Tensor | None = None) -> None:
+        if l1 is not None:
+            raise InputError("the abs model takes no L1 penalty on hidden activations")
         for p in self.params():
             p.grad = None
         loss = ((self.forward(x) - x.abs()) ** 2 * weight).sum(dim=2).mean(dim=1)
@@ -202,6 +233,15 @@ def make_model(kind: str, instances: int, n: int, m: int, seeds: list[int]):
     if kind in MODELS:
         return TiedToyModel(kind, instances, n, m, seeds)
     raise InputError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
+
+
+@torch.no_grad()
+def hidden_l1_per_instance(model, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """[instances]: mean over the batch of ||h||_1, the quantity the L1 penalty multiplies (float64)."""
+    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    for s in range(0, x.shape[1], chunk):
+        total += model.hidden(x[:, s : s + chunk]).abs().sum(dim=(1, 2), dtype=torch.float64)
+    return total / x.shape[1]
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ app.add_typer(toy_app, name="toy")
 
 # Options that take several values after one flag (`--sparsity 0 0.8 0.9`); Click wants the flag
 # repeated, so `main` rewrites the first form into the second before parsing.
-MULTI_VALUE = ("--sparsity", "--importance")
+MULTI_VALUE = ("--sparsity", "--importance", "--lambdas")
 
 
 def _say(msg: str) -> None:
@@ -94,6 +94,117 @@ def toy_measure(run_dir: Path = typer.Argument(..., help="A toy run directory.")
                   f"{sup:.3f}", r["geometry"]["label"], mono)
     Console().print(t)
     typer.echo(str(Path(run_dir) / "measures.json"))
+
+
+# --- road 1: models without superposition (L1 penalty, Mixture-of-Experts, effective size) ---
+road1_app = typer.Typer(no_args_is_help=True, help="Road 1: models without superposition, and their cost.")
+app.add_typer(road1_app, name="road1")
+
+
+def _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch) -> dict:
+    return dict(n=n, m=m, importance_decay=importance_decay, steps=steps, batch=batch, seeds=seeds, seed=seed,
+                eval_batch=eval_batch)
+
+
+@road1_app.command("l1")
+def road1_l1(
+    out: Path = typer.Option(..., help="Run directory to write."),
+    lambdas: Optional[list[float]] = typer.Option(None, help="L1 coefficients (default: 0 and 12 log-spaced, 0.003 to 2)."),
+    model: str = typer.Option("relu-hidden", help="relu-hidden | relu-output."),
+    n: int = typer.Option(20, help="Number of features."),
+    m: int = typer.Option(5, help="Hidden neurons."),
+    sparsity: float = typer.Option(0.9, help="Sparsity S of every feature."),
+    importance_decay: float = typer.Option(0.7, help="Importance I_i = decay**i."),
+    steps: int = typer.Option(10_000, help="Training steps."),
+    batch: int = typer.Option(1024, help="Samples per step."),
+    seeds: int = typer.Option(3, help="Seeds per lambda (lowest penalised loss kept)."),
+    seed: int = typer.Option(0, help="Base seed."),
+    eval_batch: int = typer.Option(16384, help="Held-out samples for the measures."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Sweep the L1 penalty on hidden activations: loss, represented features, monosemantic neurons, D*,
+    importance threshold and loss per activation for each lambda (all lambdas train as one batched model)."""
+    from monosemantic.roads.road1 import L1SweepConfig, l1_to_dir
+    from monosemantic.config import validate
+    from monosemantic.runs import read_json
+
+    data = dict(model=model, sparsity=sparsity, **_road1_common(n, m, importance_decay, steps, batch, seeds,
+                                                                 seed, eval_batch))
+    if lambdas is not None:
+        data["lambdas"] = lambdas
+    cfg = validate(L1SweepConfig, data)
+    path = l1_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = read_json(path / "result.json")
+    for lam, loss, rep, thr, mono, used in zip(res["lambda"], res["loss"], res["represented_features"],
+                                               res["importance_threshold"], res["monosemantic_neurons"],
+                                               res["used_neurons"]):
+        _say(f"lambda {lam:<8.4g} loss {loss:.5f}  represented {rep:>2}  threshold "
+             f"{'-' if thr is None else f'{thr:.3g}':>6}  monosemantic {mono}/{used} used neurons")
+    _say(f"trained in {res['wall_s']:.1f}s; threshold monotone in lambda: {res['threshold_monotone']}")
+    typer.echo(str(path))
+
+
+@road1_app.command("moe")
+def road1_moe(
+    out: Path = typer.Option(..., help="Run directory to write."),
+    experts: int = typer.Option(4, help="Experts E."),
+    k: int = typer.Option(1, help="Experts chosen per input (top-k)."),
+    n: int = typer.Option(20, help="Number of features."),
+    m: int = typer.Option(5, help="Neurons per expert (and of the flop-matched dense model)."),
+    sparsity: list[float] = typer.Option([0.7, 0.9, 0.97, 0.99], help="Sparsities S."),
+    importance_decay: float = typer.Option(0.9, help="Importance I_i = decay**i."),
+    balance: float = typer.Option(0.01, help="Weight of the load-balancing loss."),
+    steps: int = typer.Option(10_000, help="Training steps."),
+    batch: int = typer.Option(1024, help="Samples per step."),
+    seeds: int = typer.Option(2, help="Seeds per sparsity (lowest loss kept)."),
+    seed: int = typer.Option(0, help="Base seed."),
+    eval_batch: int = typer.Option(16384, help="Held-out samples for the measures."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Dense m against MoE (top-k of E experts of m; flop-matched at k=1) against dense E*m (neuron-matched)."""
+    from monosemantic.roads.road1 import MoEConfig, moe_to_dir
+    from monosemantic.config import validate
+    from monosemantic.runs import read_json
+
+    cfg = validate(MoEConfig, dict(experts=experts, k=k, sparsity=sparsity, balance=balance,
+                                   **_road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch)))
+    path = moe_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = read_json(path / "result.json")
+    for name, rec in res["models"].items():
+        _say(f"{name:<18} loss {[round(v, 5) for v in rec['loss']]}  D* {[round(v, 3) for v in rec['dims_per_feature']]}"
+             f"  monosemantic {rec['monosemantic_neurons']}")
+    typer.echo(str(path))
+
+
+@road1_app.command("effective-size")
+def road1_effective_size(
+    out: Path = typer.Option(..., help="Run directory to write."),
+    n: int = typer.Option(60, help="Number of features."),
+    m: int = typer.Option(5, help="Neurons of the superposition model."),
+    sparsity: list[float] = typer.Option([0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995], help="Sparsities S."),
+    importance_decay: float = typer.Option(1.0, help="Importance I_i = decay**i (1: uniform)."),
+    steps: int = typer.Option(10_000, help="Training steps."),
+    batch: int = typer.Option(1024, help="Samples per step."),
+    seeds: int = typer.Option(3, help="Seeds per sparsity (lowest loss kept)."),
+    seed: int = typer.Option(0, help="Base seed."),
+    eval_batch: int = typer.Option(16384, help="Held-out samples."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """k = m'/m: the narrowest model without superposition as good as a superposition model of m neurons."""
+    from monosemantic.roads.road1 import EffectiveSizeConfig, effective_size_to_dir
+    from monosemantic.config import validate
+    from monosemantic.runs import read_json
+
+    cfg = validate(EffectiveSizeConfig, dict(sparsity=sparsity, **_road1_common(
+        n, m, importance_decay, steps, batch, seeds, seed, eval_batch)))
+    path = effective_size_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = read_json(path / "result.json")
+    for s, w, kk in zip(res["sparsity"], res["narrowest_width"], res["k"]):
+        _say(f"S {s:<6} m' {w:>3}  k {kk:.2f}")
+    typer.echo(str(path))
 
 
 @app.command("demo")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from monosemantic.report import Section, figure, table, write_report
 from monosemantic.report import toy_plots
+from monosemantic.roads.road1 import road1_section
 from monosemantic.runs import write_json
 from monosemantic.toy import figures
 
@@ -52,7 +53,7 @@ def toy_section(quick: bool, progress: bool) -> tuple[Section, dict]:
 
 
 # One entry per topic: (quick, progress) -> (Section, summary entries). Keep each under a minute.
-SECTIONS = [toy_section]
+SECTIONS = [toy_section, road1_section]
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:

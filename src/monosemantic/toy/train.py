@@ -143,6 +143,11 @@ class _Progress:
         self.p.stop()
 
 
+def init_seeds(instances: int, seed: int) -> list[int]:
+    """Instance i's initialisation seed in a batch trained with base `seed`."""
+    return [seed * 1_000_003 + i for i in range(instances)]
+
+
 @dataclass
 class ToyRun:
     """A trained batch of toy models, best seed kept per configuration."""
@@ -176,6 +181,7 @@ def train_toy(
     set_size: int = 2,
     progress: bool = False,
     l1: float | torch.Tensor = 0.0,
+    model=None,
 ) -> ToyRun:
     """Train `seeds` instances per configuration and keep, per configuration, the lowest eval loss.
 
@@ -187,6 +193,9 @@ def train_toy(
     l1: the L1 penalty on hidden activations, one number or [configs] (a lambda sweep as configurations).
     With a penalty the best seed is the one with the lowest trained objective (reconstruction + penalty);
     `loss` stays the reconstruction loss.
+
+    model: a model to train in place of `make_model(kind, ...)` (configs * seeds instances, e.g. a
+    Mixture-of-Experts model); `kind` must then be its kind.
     """
     if seeds < 1:
         raise InputError(f"seeds must be positive, got {seeds}")
@@ -198,7 +207,10 @@ def train_toy(
     w_all = weight.repeat_interleave(seeds, dim=0)
     lam = check_l1(kind, l1, configs)
     l1_all = 0.0 if lam is None else lam.repeat_interleave(seeds)
-    model = make_model(kind, configs * seeds, n, m, [seed * 1_000_003 + i for i in range(configs * seeds)])
+    if model is None:
+        model = make_model(kind, configs * seeds, n, m, init_seeds(configs * seeds, seed))
+    elif model.kind != kind or model.instances != configs * seeds or model.n != n:
+        raise InputError(f"the given model must be {configs * seeds} instances of {kind} with n={n}")
     sampler_args = dict(signed=kind == "abs", correlated_sets=correlated_sets,
                         anticorrelated_sets=anticorrelated_sets, set_size=set_size)
     sampler = FeatureSampler(p_all, seed=seed, **sampler_args)

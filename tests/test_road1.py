@@ -88,6 +88,7 @@ def test_l1_sweep_meets_the_papers_expectations(sweep):
     # lambda = 2: every feature dropped is a result, not a NaN: nothing represented, threshold null, and the
     # loss of the bias-only model, sum_i I_i (p/3 - p^2/4), to within 3% (held-out sampling noise at 8k samples)
     assert rep[-1] == 0 and used[-1] == 0 and sweep["importance_threshold"][-1] is None
+    assert sweep["dims_per_feature"][-1] is None and not math.isnan(sweep["loss"][-1])
     assert sweep["loss"][-1] == pytest.approx(road1.monosemantic_loss(importance(20, 0.7), 0.1, 0), rel=0.03)
 
 

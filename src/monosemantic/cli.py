@@ -173,7 +173,7 @@ def road1_moe(
     path = moe_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
     res = read_json(path / "result.json")
     for name, rec in res["models"].items():
-        _say(f"{name:<18} loss {[round(v, 5) for v in rec['loss']]}  D* {[round(v, 3) for v in rec['dims_per_feature']]}"
+        _say(f"{name:<18} loss {[round(v, 5) for v in rec['loss']]}  D* {[v and round(v, 3) for v in rec['dims_per_feature']]}"
              f"  monosemantic {rec['monosemantic_neurons']}")
     typer.echo(str(path))
 

@@ -45,6 +45,26 @@ def _held_out(p: torch.Tensor, batch: int, seed: int) -> torch.Tensor:
     return FeatureSampler(p, seed=seed + EVAL_SEED).sample_into(torch.empty(p.shape[0], batch, p.shape[1]))
 
 
+def _train_kept(kind: str, n: int, m: int, p: torch.Tensor, imp: torch.Tensor, steps: int, batch: int, seeds: int,
+                seed: int, eval_batch: int, progress: bool, l1: float | torch.Tensor = 0.0) -> dict:
+    """train_toy, then the kept instances as a model of their own with a held-out batch and its loss."""
+    C = p.shape[0]
+    run = train_toy(kind, n, m, p, imp, steps, batch, seeds, seed, eval_batch=eval_batch, progress=progress, l1=l1)
+    kept = kept_tensors(run)
+    model = TiedToyModel(kind, C, n, m, [0] * C)
+    model.load(kept)
+    x = _held_out(p, eval_batch, seed)
+    weight = imp.expand(C, 1, n).contiguous()
+    return {"run": run, "kept": kept, "model": model, "x": x, "weight": weight,
+            "loss": loss_per_instance(model, x, weight).tolist()}  # reconstruction only, held-out batch
+
+
+def _dims_per_feature(Wu: torch.Tensor) -> list:
+    """D* per instance; None (JSON null) where no weight is left (every neuron dead: no feature to divide by)."""
+    alive = (Wu != 0).flatten(1).any(dim=1)
+    return [d if a else None for d, a in zip(measures.dims_per_feature(Wu).tolist(), alive.tolist())]
+
+
 def _neuron_measures(Wu: torch.Tensor, used: torch.Tensor) -> dict:
     """Per instance, over used neurons: counts, monosemantic (README: top share > 0.999), mean top share,
     and the same share over positive (excitatory) weights only."""
@@ -93,21 +113,15 @@ def l1_sweep(
     A lambda at which every neuron dies is a result: no represented feature, threshold None (JSON null).
     """
     C = len(lambdas)
-    p = probabilities([sparsity] * C, n)
     imp = importance(n, importance_decay)
-    run = train_toy(kind, n, m, p, imp, steps, batch, seeds, seed, eval_batch=eval_batch, progress=progress,
-                    l1=torch.tensor(lambdas, dtype=torch.float32))
-    kept = kept_tensors(run)
-    model = TiedToyModel(kind, C, n, m, [0] * C)
-    model.load(kept)
-    x = _held_out(p, eval_batch, seed)
+    t = _train_kept(kind, n, m, probabilities([sparsity] * C, n), imp, steps, batch, seeds, seed, eval_batch,
+                    progress, l1=torch.tensor(lambdas, dtype=torch.float32))
+    run, kept, model, x, loss = t["run"], t["kept"], t["model"], t["x"], t["loss"]
     h = model.hidden(x)
     used = measures.neuron_activity(h) > measures.USED_ACTIVITY
     Wu = measures.used_weights(kept["W"], h)
-    weight = imp.expand(C, 1, n).contiguous()
-    d_feat, d_neuron = measures.ablation_loss(model, x, weight)
+    d_feat, d_neuron = measures.ablation_loss(model, x, t["weight"])
     threshold = measures.importance_threshold(Wu, imp).tolist()
-    loss = loss_per_instance(model, x, weight).tolist()  # reconstruction only, held-out batch
     return {
         "lambda": list(lambdas),
         "importance": imp.tolist(),
@@ -118,7 +132,7 @@ def l1_sweep(
         "importance_threshold": [t if math.isfinite(t) else None for t in threshold],  # None: nothing left
         "threshold_monotone": monotone(threshold),
         "loss_monotone": monotone(loss),
-        "dims_per_feature": measures.dims_per_feature(Wu).tolist(),
+        "dims_per_feature": _dims_per_feature(Wu),
         **_neuron_measures(Wu, used),
         "feature_loss_per_activation": _per_activation(d_feat, measures.activation_frequency(x)).tolist(),
         "neuron_loss_per_activation": _per_activation(d_neuron, measures.activation_frequency(h)).tolist(),
@@ -177,8 +191,8 @@ def _moe_measures(W: torch.Tensor, router: torch.Tensor, h: torch.Tensor, expert
     owner = router.argmax(dim=1)  # a lone feature's expert: [I, n]
     return {
         "represented_features": measures.represented(Wu).sum(1).tolist(),
-        "dims_per_feature": measures.dims_per_feature(Wu).tolist(),
-        "expert_dims_per_feature": measures.dims_per_feature(We).reshape(I, experts).tolist(),
+        "dims_per_feature": _dims_per_feature(Wu),
+        "expert_dims_per_feature": [_dims_per_feature(We[i * experts:(i + 1) * experts]) for i in range(I)],
         "expert_represented": rep_e.sum(2).tolist(),
         "features_routed_to_expert": [[int((owner[i] == e).sum()) for e in range(experts)] for i in range(I)],
         "router_owner": owner.tolist(),
@@ -190,7 +204,7 @@ def _dense_measures(W: torch.Tensor, h: torch.Tensor) -> dict:
     used = measures.neuron_activity(h) > measures.USED_ACTIVITY
     Wu = measures.used_weights(W, h)
     return {"represented_features": measures.represented(Wu).sum(1).tolist(),
-            "dims_per_feature": measures.dims_per_feature(Wu).tolist(), **_neuron_measures(Wu, used)}
+            "dims_per_feature": _dims_per_feature(Wu), **_neuron_measures(Wu, used)}
 
 
 def moe_compare(
@@ -225,14 +239,9 @@ def moe_compare(
     out = {"sparsity": list(sparsities), "models": {}}
     dense = {f"dense m={m}": m, f"dense m={experts * m}": experts * m}
     for name, width in dense.items():
-        run = train_toy("relu-hidden", n, width, p, imp, steps, batch, seeds, seed, eval_batch=eval_batch,
-                        progress=progress)
-        tens = kept_tensors(run)
-        model = TiedToyModel("relu-hidden", C, n, width, [0] * C)
-        model.load(tens)
-        out["models"][name] = {"active_neurons": width, "params": width * n + n, "wall_s": run.log.wall_s,
-                               "loss": loss_per_instance(model, x, weight).tolist(),
-                               **_dense_measures(tens["W"], model.hidden(x)), **tens}
+        t = _train_kept("relu-hidden", n, width, p, imp, steps, batch, seeds, seed, eval_batch, progress)
+        out["models"][name] = {"active_neurons": width, "params": width * n + n, "wall_s": t["run"].log.wall_s,
+                               "loss": t["loss"], **_dense_measures(t["kept"]["W"], t["model"].hidden(x)), **t["kept"]}
     moe = MoEToyModel(C * seeds, n, m, experts, k, init_seeds(C * seeds, seed), balance)
     run = train_toy("moe", n, m, p, imp, steps, batch, seeds, seed, eval_batch=eval_batch, progress=progress,
                     model=moe)
@@ -288,15 +297,9 @@ def effective_size(
     features at density p, so k should grow like 1/(p log(1/p)); C is fitted by least squares in log k
     over the points below the cap n/m (k cannot exceed it).
     """
-    C = len(sparsities)
-    p = probabilities(sparsities, n)
     imp = importance(n, importance_decay)
-    run = train_toy(kind, n, m, p, imp, steps, batch, seeds, seed, eval_batch=eval_batch, progress=progress)
-    tens = kept_tensors(run)
-    model = TiedToyModel(kind, C, n, m, [0] * C)
-    model.load(tens)
-    x = _held_out(p, eval_batch, seed)
-    loss = loss_per_instance(model, x, imp.expand(C, 1, n).contiguous()).tolist()
+    t = _train_kept(kind, n, m, probabilities(sparsities, n), imp, steps, batch, seeds, seed, eval_batch, progress)
+    tens, loss = t["kept"], t["loss"]
     density = [1 - s for s in sparsities]
     widths = [narrowest_width(imp, d, ls) for d, ls in zip(density, loss)]
     k = [w / m for w in widths]
@@ -311,7 +314,7 @@ def effective_size(
         "cs_scale": scale,
         "dims_per_feature": measures.dims_per_feature(tens["W"]).tolist(),
         "represented_features": measures.represented(tens["W"]).sum(1).tolist(),
-        "wall_s": run.log.wall_s, "W": tens["W"], "b": tens["b"],
+        "wall_s": t["run"].log.wall_s, "W": tens["W"], "b": tens["b"],
     }
 
 
@@ -450,7 +453,7 @@ def road1_section(quick: bool, progress: bool):
                     "used neurons": u, "monosemantic (>0.999)": mn, "fire for one feature": one, "mean top share": sh}
                    for lam, ls, r, t, d, u, mn, one, sh in zip(
                        sw["lambda"], sw["loss"], sw["represented_features"], sw["importance_threshold"],
-                       [None if u == 0 else d for d, u in zip(sw["dims_per_feature"], sw["used_neurons"])],
+                       ["-" if d is None else d for d in sw["dims_per_feature"]],
                        sw["used_neurons"], sw["monosemantic_neurons"], sw["fires_for_one_feature"],
                        sw["mean_top_share"])]))
     sec.text(f"Threshold non-decreasing over the whole sweep: {sw['threshold_monotone']}; loss non-decreasing: "
@@ -474,7 +477,7 @@ def road1_section(quick: bool, progress: bool):
             rows.append({"model": name, "S": s, "active neurons": rec["active_neurons"], "params": rec["params"],
                          "loss": rec["loss"][c], "represented": rec["represented_features"][c],
                          "D*": rec["dims_per_feature"][c],
-                         "expert D*": ", ".join(f"{v:.2f}" for v in rec["expert_dims_per_feature"][c])
+                         "expert D*": ", ".join("-" if v is None else f"{v:.2f}" for v in rec["expert_dims_per_feature"][c])
                          if "expert_dims_per_feature" in rec else "-",
                          "features routed per expert": str(rec["features_routed_to_expert"][c])
                          if "features_routed_to_expert" in rec else "-",

@@ -10,19 +10,16 @@ Prints wall times (training compute only) and the machine. Timings vary by up to
 """
 from __future__ import annotations
 
-import os
-import platform
+import sys
 import time
+from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine  # noqa: E402
 
-from monosemantic.features import importance, probabilities
-from monosemantic.roads import road1
-from monosemantic.toy.train import train_toy
-
-
-def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, {torch.get_num_threads()} threads"
+from monosemantic.features import importance, probabilities  # noqa: E402
+from monosemantic.roads import road1  # noqa: E402
+from monosemantic.toy.train import train_toy  # noqa: E402
 
 
 def sweep_sequential(lambdas: list[float], steps: int) -> float:
@@ -39,7 +36,6 @@ def main() -> None:
     print(f"machine: {machine()}")
     lambdas = road1.default_lambdas(12)[1:]  # 12 log-spaced values, 0.003 to 2
     short = 1000
-    t = time.perf_counter()
     batched_short = road1.l1_sweep(lambdas, steps=short, seeds=3)["wall_s"]
     seq_short = sweep_sequential(lambdas, short)
     print(f"L1 sweep, {len(lambdas)} lambdas x 3 seeds, {short} steps: batched {batched_short:.2f}s, one lambda at a "

@@ -51,3 +51,17 @@ def test_all_features_dead_is_a_result_not_nan():
     loss = loss_per_instance(model, x, torch.ones(1, 1, n))
     assert torch.isfinite(loss).all()
     assert float(hidden_l1_per_instance(model, x)) < 1e-3  # every neuron silent
+
+
+def test_toy_train_cli_takes_l1(tmp_path):
+    from monosemantic.cli import main
+    from monosemantic.runs import read_json
+    from monosemantic.toy.experiment import measure_dir
+
+    with pytest.raises(SystemExit) as e:
+        main(["toy", "train", "--model", "relu-output", "--n", "5", "--m", "2", "--steps", "20", "--l1", "0.1",
+              "--eval-batch", "256", "--out", str(tmp_path / "run"), "--no-progress"])
+    assert e.value.code == 0
+    assert read_json(tmp_path / "run" / "config.json")["l1"] == 0.1
+    assert read_json(tmp_path / "run" / "result.json")["hidden_l1"][0] > 0
+    assert "neuron_top_share" in measure_dir(tmp_path / "run")[0]  # the penalty privileges relu-output's basis

@@ -257,6 +257,24 @@ def moe_compare(
     return out
 
 
+def moe_verdict(mo: dict) -> str:
+    """One sentence, computed from the comparison: loss and monosemanticity of MoE against dense m."""
+    dense, moe = mo["models"][mo["dense_names"][0]], mo["models"][mo["moe_name"]]
+    wide = mo["models"][mo["dense_names"][1]]
+    ratio = ", ".join(f"{a / b:.2f} at S={s}" for a, b, s in zip(moe["loss"], dense["loss"], mo["sparsity"]))
+    expert_d = [d for row in moe["expert_dims_per_feature"] for d in row if d is not None]
+    more_mono = sum(a > b for a, b in zip(moe["monosemantic_share"], dense["monosemantic_share"]))
+    return (f"Measured: MoE loss / flop-matched dense loss = {ratio}; neuron-matched dense loss / MoE loss = "
+            + ", ".join(f"{a / b:.2f}" for a, b in zip(wide["loss"], moe["loss"]))
+            + f". Monosemantic neurons (used): dense {dense['monosemantic_neurons']}, MoE {moe['monosemantic_neurons']}"
+            f"; expert D* from {min(expert_d, default=math.nan):.2f} to {max(expert_d, default=math.nan):.2f} "
+            f"(1 = no superposition). The MoE has a larger share of monosemantic neurons than the dense m model at "
+            f"{more_mono} of {len(mo['sparsity'])} sparsities: "
+            + ("its experts are themselves in superposition, so here the extra parameters buy a lower loss, not "
+               "monosemanticity." if more_mono == 0 and max(expert_d, default=0) < 1 else
+               "see the table for where it does."))
+
+
 # ---------------------------------------------------------------------------------------------------
 # 3. Effective size
 
@@ -487,13 +505,8 @@ def road1_section(quick: bool, progress: bool):
     dense, moe = mo["models"][names[0]], mo["models"][names[1]]
     sec.text("n=20, I_i = 0.9^i. The MoE routes each input to the top-1 of 4 experts of 5 ReLU neurons (the same "
              "active neurons as the dense m=5 model) with a Switch-style load-balancing term; 'features routed per "
-             "expert' counts, per expert, the features a lone-feature input is sent to. Measured: MoE loss / dense "
-             "loss = " + ", ".join(f"{a / b:.2f} at S={s}" for a, b, s in zip(moe["loss"], dense["loss"], moe_s))
-             + "; monosemantic neurons: dense " + str(dense["monosemantic_neurons"]) + ", MoE "
-             + str(moe["monosemantic_neurons"]) + ". Whether the extra parameters buy monosemanticity is read off "
-             "the expert D* and top shares above: below 1 and well below 0.999 mean the experts are themselves in "
-             "superposition.", note=True)
-
+             "expert' counts, per expert, the features a lone-feature input is sent to.", note=True)
+    sec.text(moe_verdict(mo))
     sec.add("<h3>Effective size: how wide a model without superposition must be</h3>")
     sec.add(figure(road1_plots.effective_k(es)))
     sec.add(table([{"S": s, "loss (m=5, superposition)": ls, "best loss without superposition at m=5": ml,

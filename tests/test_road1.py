@@ -53,6 +53,11 @@ def test_new_measures_on_hand_made_weights():
     assert measures.activation_frequency(h).tolist() == [[0.5, 1.0, 0.0]]
 
 
+def test_per_feature_sparsity_needs_n_values():
+    with pytest.raises(InputError, match="n=20 values"):
+        road1.l1_sweep([0.0], sparsity=[0.9, 0.8], steps=1)
+
+
 def test_narrowest_width():
     imp = torch.ones(10)
     d = 0.1

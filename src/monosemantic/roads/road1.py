@@ -97,7 +97,7 @@ def l1_sweep(
     lambdas: list[float],
     n: int = 20,
     m: int = 5,
-    sparsity: float = 0.9,
+    sparsity: float | list[float] = 0.9,
     importance_decay: float = 0.7,
     kind: str = "relu-hidden",
     steps: int = 10_000,
@@ -109,12 +109,16 @@ def l1_sweep(
 ) -> dict:
     """Train one model per lambda (best of `seeds`, all as instances of one batched model) and measure it.
 
+    sparsity: one S for every feature, or n values (features of different frequencies).
     Returns JSON-ready lists per lambda plus "W", "b": [lambdas, m, n], [lambdas, n] (kept instances).
     A lambda at which every neuron dies is a result: no represented feature, threshold None (JSON null).
     """
     C = len(lambdas)
     imp = importance(n, importance_decay)
-    t = _train_kept(kind, n, m, probabilities([sparsity] * C, n), imp, steps, batch, seeds, seed, eval_batch,
+    S = torch.as_tensor(sparsity, dtype=torch.float64)
+    if S.ndim == 1 and len(S) != n:
+        raise InputError(f"per-feature sparsity needs n={n} values, got {len(S)}")
+    t = _train_kept(kind, n, m, probabilities(S.expand(C, n) if S.ndim else [float(S)] * C, n), imp, steps, batch, seeds, seed, eval_batch,
                     progress, l1=torch.tensor(lambdas, dtype=torch.float32))
     run, kept, model, x, loss = t["run"], t["kept"], t["model"], t["x"], t["loss"]
     h = model.hidden(x)
@@ -136,6 +140,7 @@ def l1_sweep(
         **_neuron_measures(Wu, used),
         "feature_loss_per_activation": _per_activation(d_feat, measures.activation_frequency(x)).tolist(),
         "neuron_loss_per_activation": _per_activation(d_neuron, measures.activation_frequency(h)).tolist(),
+        "feature_frequency": measures.activation_frequency(x).tolist(),
         "neuron_frequency": measures.activation_frequency(h).tolist(),
         "wall_s": run.log.wall_s,
         "model_steps_per_s": C * run.log.steps_done / run.log.wall_s if run.log.wall_s > 0 else None,
@@ -156,22 +161,30 @@ def dropped_by_loss_per_activation(sweep: dict) -> dict:
     A feature's value is its loss reduction per activation in the smallest-lambda model that represents
     it. The penalty gives features up in order of this value when, at every lambda, each feature given
     up (represented at a smaller lambda, not at this one) has a smaller value than each feature kept;
-    `order_violations` counts the (given up, kept) pairs that break this, out of `pairs`.
+    `order_violations` counts the (given up, kept) pairs that break this, out of `pairs`. The same count
+    for the total loss reduction (value x frequency) and for the importance says which order explains better.
     """
     lams, rep, per_act = sweep["lambda"], sweep["represented"], sweep["feature_loss_per_activation"]
     n = len(rep[0])
     first = [next((c for c in range(len(lams)) if rep[c][i]), None) for i in range(n)]
     value = [None if first[i] is None else per_act[first[i]][i] for i in range(n)]
+    total = [None if v is None else v * sweep["feature_frequency"][first[i]][i] for i, v in enumerate(value)]
     dropped_at = [None if first[i] is None else next((lams[c] for c in range(first[i], len(lams)) if not rep[c][i]),
                                                      None) for i in range(n)]
-    violations = pairs = 0
-    for c in range(len(lams)):
-        kept = [value[i] for i in range(n) if rep[c][i]]
-        gone = [value[i] for i in range(n) if not rep[c][i] and first[i] is not None and first[i] < c]
-        pairs += len(kept) * len(gone)
-        violations += sum(1 for g in gone for k in kept if g is not None and k is not None and g > k)
-    return {"loss_per_activation": value, "dropped_at_lambda": dropped_at, "order_violations": violations,
-            "pairs": pairs}
+
+    def violations(key: list) -> tuple[int, int]:
+        bad = pairs = 0
+        for c in range(len(lams)):
+            kept = [key[i] for i in range(n) if rep[c][i] and value[i] is not None]
+            gone = [key[i] for i in range(n) if not rep[c][i] and first[i] is not None and first[i] < c]
+            pairs += len(kept) * len(gone)
+            bad += sum(1 for g in gone for k in kept if g > k)
+        return bad, pairs
+
+    bad, pairs = violations(value)
+    return {"loss_per_activation": value, "total_loss_reduction": total, "dropped_at_lambda": dropped_at,
+            "order_violations": bad, "pairs": pairs, "order_violations_total": violations(total)[0],
+            "order_violations_importance": violations(sweep["importance"])[0]}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -455,6 +468,10 @@ def road1_section(quick: bool, progress: bool):
     steps, seeds, ev = (300, 1, 4096) if quick else (4000, 2, 16384)
     sw = l1_sweep(default_lambdas(), steps=steps, seeds=seeds, eval_batch=ev, progress=progress)
     drop = dropped_by_loss_per_activation(sw)
+    two_freq = [0.8 if i % 2 == 0 else 0.96 for i in range(20)]  # even features 5x as frequent as odd ones
+    sw2 = l1_sweep(default_lambdas(8, 0.003, 1.0), sparsity=two_freq, importance_decay=0.85,
+                   steps=min(steps, 3000), seeds=seeds, eval_batch=ev, progress=progress)
+    drop2 = dropped_by_loss_per_activation(sw2)
     moe_s = [0.9, 0.99]
     mo = moe_compare(moe_s, steps=min(steps, 3000), seeds=seeds, eval_batch=ev, progress=progress)
     es = effective_size([0.7, 0.9, 0.95, 0.98, 0.99, 0.995], n=40, steps=min(steps, 3000), seeds=seeds,
@@ -485,6 +502,13 @@ def road1_section(quick: bool, progress: bool):
              f"often the feature is on, in the smallest-lambda model that represents it. Pairs (given up, kept) at the "
              f"same lambda where the given-up feature has the larger value: {drop['order_violations']} of "
              f"{drop['pairs']}.", note=True)
+    sec.text("The same with features of two frequencies (n=20, I_i = 0.85^i, even features on with probability 0.2, "
+             "odd ones 0.04), where the loss reduction per activation, the total loss reduction (x frequency) and the "
+             "importance order the features differently. Out-of-order (given up, kept) pairs under each order:")
+    sec.add(table([{"order by": name, "pairs out of order": drop2[key], "pairs": drop2["pairs"]}
+                   for name, key in (("loss reduction per activation", "order_violations"),
+                                     ("total loss reduction", "order_violations_total"),
+                                     ("importance", "order_violations_importance"))]))
 
     sec.add("<h3>Mixture-of-Experts: flop-matched and neuron-matched</h3>")
     names = [mo["dense_names"][0], mo["moe_name"], mo["dense_names"][1]]
@@ -528,5 +552,8 @@ def road1_section(quick: bool, progress: bool):
                              "dense_monosemantic_neurons": dense["monosemantic_neurons"],
                              "moe_monosemantic_neurons": moe["monosemantic_neurons"]},
         "effective_k": {str(s): k for s, k in zip(es["sparsity"], es["k"])},
+        "l1_drop_order_violations": {"loss_per_activation": drop2["order_violations"],
+                                     "total_loss_reduction": drop2["order_violations_total"],
+                                     "importance": drop2["order_violations_importance"], "pairs": drop2["pairs"]},
     }
     return sec, summary

@@ -132,6 +132,22 @@ def test_moe_top1_routes_and_learns():
     assert (loss_per_instance(moe, x, torch.ones(I, 1, n)) < 0.8 * before).all() and math.isfinite(run.loss[0])
 
 
+def test_moe_router_learns_which_expert_helps():
+    # expert 1 reconstructs feature 0 exactly, expert 0 is silent, and the router sends feature 0 to
+    # expert 0: the straight-through gradient raises expert 1's logit for feature 0 (descent direction)
+    n, m, E = 3, 1, 2
+    moe = MoEToyModel(1, n, m, E, k=1, seeds=[0], balance=0.0)
+    W = torch.zeros(1, E, m, n)
+    W[0, 1, 0, 0] = 1.0
+    router = torch.zeros(1, E, n)
+    router[0, 0, 0] = 1.0
+    moe.load({"W": W, "router": router, "b": torch.full((1, n), 0.01)})  # b > 0: the output ReLU is live
+    x = torch.zeros(1, 4, n)
+    x[0, :, 0] = 0.5
+    moe.loss_grad(x, torch.ones(1, 1, n))
+    assert moe.router.grad[0, 1, 0] < 0 < moe.router.grad[0, 0, 0]
+
+
 def test_moe_bad_input():
     with pytest.raises(InputError, match="top-k"):
         MoEToyModel(1, 4, 2, 3, k=4, seeds=[0])

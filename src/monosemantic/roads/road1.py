@@ -118,19 +118,19 @@ def l1_sweep(
     S = torch.as_tensor(sparsity, dtype=torch.float64)
     if S.ndim == 1 and len(S) != n:
         raise InputError(f"per-feature sparsity needs n={n} values, got {len(S)}")
-    t = _train_kept(kind, n, m, probabilities(S.expand(C, n) if S.ndim else [float(S)] * C, n), imp, steps, batch, seeds, seed, eval_batch,
-                    progress, l1=torch.tensor(lambdas, dtype=torch.float32))
-    run, kept, model, x, loss = t["run"], t["kept"], t["model"], t["x"], t["loss"]
+    tr = _train_kept(kind, n, m, probabilities(S.expand(C, n), n), imp, steps, batch, seeds, seed, eval_batch,
+                     progress, l1=torch.tensor(lambdas, dtype=torch.float32))
+    run, kept, model, x, loss = tr["run"], tr["kept"], tr["model"], tr["x"], tr["loss"]
     h = model.hidden(x)
     used = measures.neuron_activity(h) > measures.USED_ACTIVITY
     Wu = measures.used_weights(kept["W"], h)
-    d_feat, d_neuron = measures.ablation_loss(model, x, t["weight"])
+    d_feat, d_neuron = measures.ablation_loss(model, x, tr["weight"])
     threshold = measures.importance_threshold(Wu, imp).tolist()
     return {
         "lambda": list(lambdas),
         "importance": imp.tolist(),
         "loss": loss,
-        "train_objective_l1": run.hidden_l1,  # mean_b ||h||_1 on the seed-picking batch
+        "hidden_l1": run.hidden_l1,  # mean_b ||h||_1 on the batch that picked the seeds
         "represented_features": measures.represented(Wu).sum(1).tolist(),
         "represented": measures.represented(Wu).tolist(),
         "importance_threshold": [t if math.isfinite(t) else None for t in threshold],  # None: nothing left
@@ -343,8 +343,7 @@ def effective_size(
         "narrowest_width": widths, "k": k, "k_cap": n / m,
         "cs_scaling": [None if scale is None or not math.isfinite(c) else scale * c for c in cs],
         "cs_scale": scale,
-        "dims_per_feature": measures.dims_per_feature(tens["W"]).tolist(),
-        "represented_features": measures.represented(tens["W"]).sum(1).tolist(),
+        **_dense_measures(tens["W"], t["model"].hidden(t["x"])),
         "wall_s": t["run"].log.wall_s, "W": tens["W"], "b": tens["b"],
     }
 

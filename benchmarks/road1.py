@@ -47,12 +47,8 @@ def main() -> None:
     print(f"L1 sweep, {len(lambdas)} lambdas x 3 seeds = {sw['instances_trained']} instances, 10000 steps: "
           f"training {sw['wall_s']:.1f}s, with measures {total:.1f}s "
           f"({sw['model_steps_per_s']:.0f} kept model-steps/s); target < 120s: {'met' if total < 120 else 'MISSED'}")
-    for lam, loss, rep, thr, one, used in zip(sw["lambda"], sw["loss"], sw["represented_features"],
-                                              sw["importance_threshold"], sw["fires_for_one_feature"],
-                                              sw["used_neurons"]):
-        print(f"  lambda {lam:<8.4g} loss {loss:.5f} represented {rep:>2} threshold "
-              f"{'-' if thr is None else f'{thr:.3g}':>6} fire-for-one {one}/{used}")
-    print(f"  threshold monotone: {sw['threshold_monotone']}, loss monotone: {sw['loss_monotone']}")
+    for line in road1.l1_lines(sw):
+        print(f"  {line}")
 
     t = time.perf_counter()
     mo = road1.moe_compare([0.7, 0.9, 0.97, 0.99], steps=10_000, seeds=2)

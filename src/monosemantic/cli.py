@@ -125,7 +125,7 @@ def road1_l1(
 ) -> None:
     """Sweep the L1 penalty on hidden activations: loss, represented features, monosemantic neurons, D*,
     importance threshold and loss per activation for each lambda (all lambdas train as one batched model)."""
-    from monosemantic.roads.road1 import L1SweepConfig, l1_to_dir
+    from monosemantic.roads.road1 import L1SweepConfig, l1_lines, l1_to_dir
     from monosemantic.config import validate
     from monosemantic.runs import read_json
 
@@ -136,12 +136,9 @@ def road1_l1(
     cfg = validate(L1SweepConfig, data)
     path = l1_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
     res = read_json(path / "result.json")
-    for lam, loss, rep, thr, mono, used in zip(res["lambda"], res["loss"], res["represented_features"],
-                                               res["importance_threshold"], res["monosemantic_neurons"],
-                                               res["used_neurons"]):
-        _say(f"lambda {lam:<8.4g} loss {loss:.5f}  represented {rep:>2}  threshold "
-             f"{'-' if thr is None else f'{thr:.3g}':>6}  monosemantic {mono}/{used} used neurons")
-    _say(f"trained in {res['wall_s']:.1f}s; threshold monotone in lambda: {res['threshold_monotone']}")
+    for line in l1_lines(res):
+        _say(line)
+    _say(f"trained in {res['wall_s']:.1f}s")
     typer.echo(str(path))
 
 

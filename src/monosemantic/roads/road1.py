@@ -150,6 +150,18 @@ def l1_sweep(
     }
 
 
+def l1_lines(sweep: dict) -> list[str]:
+    """One line per lambda for the terminal (CLI and benchmark)."""
+    lines = []
+    for c, lam in enumerate(sweep["lambda"]):
+        thr = sweep["importance_threshold"][c]
+        lines.append(f"lambda {lam:<8.4g} loss {sweep['loss'][c]:.5f}  represented {sweep['represented_features'][c]:>2}"
+                     f"  threshold {'-' if thr is None else f'{thr:.3g}':>6}  used neurons {sweep['used_neurons'][c]}: "
+                     f"{sweep['monosemantic_neurons'][c]} monosemantic, {sweep['fires_for_one_feature'][c]} fire for "
+                     f"one feature")
+    return lines + [f"threshold monotone in lambda: {sweep['threshold_monotone']}, loss: {sweep['loss_monotone']}"]
+
+
 def monotone(values: list[float]) -> bool:
     """Non-decreasing (inf counts as the largest value: a threshold with no feature left)."""
     return all(a <= b for a, b in zip(values, values[1:]))

@@ -28,6 +28,28 @@ def test_hand_written_gradients_match_autograd(kind):
     torch.testing.assert_close(loss_per_instance(model, x, w).float(), loss.detach(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("kind", ["relu-output", "relu-hidden"])
+def test_hand_written_l1_gradients_match_autograd(kind):
+    # the penalty l1_i * mean_b ||h||_1, one lambda per instance (0 included): for relu-output h = Wx is
+    # signed (gradient l1 sign(h)), for relu-hidden h = ReLU(Wx)
+    model = make_model(kind, 4, 6, 3, [1, 2, 3, 4])
+    model.theta[:, 3] = torch.randn(4, 6, generator=torch.Generator().manual_seed(0)) * 0.1
+    x = _batch()
+    w = importance(6, 0.9).expand(4, 6).reshape(4, 1, 6)
+    l1 = torch.tensor([0.0, 0.03, 0.3, 1.0])
+    model.loss_grad(x, w, l1)
+    W = model.W.clone().requires_grad_()
+    b = model.b.clone().requires_grad_()
+    h = torch.bmm(x, W.transpose(1, 2))
+    h = h.relu() if kind == "relu-hidden" else h
+    loss = (((model.forward(x, W, b) - x) ** 2) * w).sum(2).mean(1) + l1 * h.abs().sum(2).mean(1)
+    loss.sum().backward()
+    torch.testing.assert_close(model.grad[:, :3], W.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.grad[:, 3], b.grad, rtol=1e-5, atol=1e-6)
+    model.loss_grad(x, w)  # and the penalty does change the gradient of the penalised instances
+    assert (model.grad[2:, :3] - W.grad[2:]).abs().max() > 1e-3
+
+
 def test_adamw_follows_torch_optim():
     g = torch.Generator().manual_seed(0)
     p1 = torch.randn(3, 4, generator=g)

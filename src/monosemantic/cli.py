@@ -24,7 +24,7 @@ app.add_typer(sae_app, name="sae")
 
 # Options that take several values after one flag (`--sparsity 0 0.8 0.9`); Click wants the flag
 # repeated, so `main` rewrites the first form into the second before parsing.
-MULTI_VALUE = ("--sparsity", "--importance")
+MULTI_VALUE = ("--sparsity", "--importance", "--lambdas")
 
 
 def _say(msg: str) -> None:
@@ -52,6 +52,7 @@ def toy_train(
     correlated_sets: int = typer.Option(0, help="Sets of features that are on together (first features)."),
     anticorrelated_sets: int = typer.Option(0, help="Sets of features never on together (after correlated)."),
     set_size: int = typer.Option(2, help="Features per (anti-)correlated set."),
+    l1: float = typer.Option(0.0, help="L1 penalty on hidden activations (relu-output, relu-hidden)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -68,7 +69,7 @@ def toy_train(
         model=model, n=n, m=m, sparsity=sparsity, importance_decay=importance_decay, importance=importance,
         steps=steps, batch=batch, seeds=seeds, seed=seed, lr=lr, weight_decay=weight_decay, schedule=schedule,
         warmup=warmup, eval_batch=eval_batch, correlated_sets=correlated_sets,
-        anticorrelated_sets=anticorrelated_sets, set_size=set_size))
+        anticorrelated_sets=anticorrelated_sets, set_size=set_size, l1=l1))
     path = train_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
     from monosemantic.runs import read_json
 
@@ -281,6 +282,113 @@ def phase_uniform(
     _say(f"D* within 0.03 of 1/2 at 1/(1-S) = {[round(x, 2) for x in res['half_levels']]}; "
          f"plateau {res['half_plateau']}")
     typer.echo(str(diagram))
+
+# --- road 1: models without superposition (L1 penalty, Mixture-of-Experts, effective size) ---
+road1_app = typer.Typer(no_args_is_help=True, help="Road 1: models without superposition, and their cost.")
+app.add_typer(road1_app, name="road1")
+
+
+def _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch) -> dict:
+    return dict(n=n, m=m, importance_decay=importance_decay, steps=steps, batch=batch, seeds=seeds, seed=seed,
+                eval_batch=eval_batch)
+
+
+@road1_app.command("l1")
+def road1_l1(
+    out: Path = typer.Option(..., help="Run directory to write."),
+    lambdas: Optional[list[float]] = typer.Option(None, help="L1 coefficients (default: 0 and 12 log-spaced, 0.003 to 2)."),
+    model: str = typer.Option("relu-hidden", help="relu-hidden | relu-output."),
+    n: int = typer.Option(20, help="Number of features."),
+    m: int = typer.Option(5, help="Hidden neurons."),
+    sparsity: float = typer.Option(0.9, help="Sparsity S of every feature."),
+    importance_decay: float = typer.Option(0.7, help="Importance I_i = decay**i."),
+    steps: int = typer.Option(10_000, help="Training steps."),
+    batch: int = typer.Option(1024, help="Samples per step."),
+    seeds: int = typer.Option(3, help="Seeds per lambda (lowest penalised loss kept)."),
+    seed: int = typer.Option(0, help="Base seed."),
+    eval_batch: int = typer.Option(16384, help="Held-out samples for the measures."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Sweep the L1 penalty on hidden activations: loss, represented features, monosemantic neurons, D*,
+    importance threshold and loss per activation for each lambda (all lambdas train as one batched model)."""
+    from monosemantic.roads.road1 import L1SweepConfig, l1_lines, l1_to_dir
+    from monosemantic.config import validate
+    from monosemantic.runs import read_json
+
+    data = dict(model=model, sparsity=sparsity, **_road1_common(n, m, importance_decay, steps, batch, seeds,
+                                                                 seed, eval_batch))
+    if lambdas is not None:
+        data["lambdas"] = lambdas
+    cfg = validate(L1SweepConfig, data)
+    path = l1_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = read_json(path / "result.json")
+    for line in l1_lines(res):
+        _say(line)
+    _say(f"trained in {res['wall_s']:.1f}s")
+    typer.echo(str(path))
+
+
+@road1_app.command("moe")
+def road1_moe(
+    out: Path = typer.Option(..., help="Run directory to write."),
+    experts: int = typer.Option(4, help="Experts E."),
+    k: int = typer.Option(1, help="Experts chosen per input (top-k)."),
+    n: int = typer.Option(20, help="Number of features."),
+    m: int = typer.Option(5, help="Neurons per expert (and of the flop-matched dense model)."),
+    sparsity: list[float] = typer.Option([0.7, 0.9, 0.97, 0.99], help="Sparsities S."),
+    importance_decay: float = typer.Option(0.9, help="Importance I_i = decay**i."),
+    balance: float = typer.Option(0.01, help="Weight of the load-balancing loss."),
+    steps: int = typer.Option(10_000, help="Training steps."),
+    batch: int = typer.Option(1024, help="Samples per step."),
+    seeds: int = typer.Option(2, help="Seeds per sparsity (lowest loss kept)."),
+    seed: int = typer.Option(0, help="Base seed."),
+    eval_batch: int = typer.Option(16384, help="Held-out samples for the measures."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Dense m against MoE (top-k of E experts of m; flop-matched at k=1) against dense E*m (neuron-matched)."""
+    from monosemantic.roads.road1 import MoEConfig, moe_to_dir
+    from monosemantic.config import validate
+    from monosemantic.runs import read_json
+
+    cfg = validate(MoEConfig, dict(experts=experts, k=k, sparsity=sparsity, balance=balance,
+                                   **_road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch)))
+    path = moe_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = read_json(path / "result.json")
+    for name, rec in res["models"].items():
+        _say(f"{name:<18} loss {[round(v, 5) for v in rec['loss']]}  D* {[v and round(v, 3) for v in rec['dims_per_feature']]}"
+             f"  monosemantic {rec['monosemantic_neurons']}")
+    typer.echo(str(path))
+
+
+@road1_app.command("effective-size")
+def road1_effective_size(
+    out: Path = typer.Option(..., help="Run directory to write."),
+    n: int = typer.Option(60, help="Number of features."),
+    m: int = typer.Option(5, help="Neurons of the superposition model."),
+    sparsity: list[float] = typer.Option([0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995], help="Sparsities S."),
+    importance_decay: float = typer.Option(1.0, help="Importance I_i = decay**i (1: uniform)."),
+    steps: int = typer.Option(10_000, help="Training steps."),
+    batch: int = typer.Option(1024, help="Samples per step."),
+    seeds: int = typer.Option(3, help="Seeds per sparsity (lowest loss kept)."),
+    seed: int = typer.Option(0, help="Base seed."),
+    eval_batch: int = typer.Option(16384, help="Held-out samples."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """k = m'/m: the narrowest model without superposition as good as a superposition model of m neurons."""
+    from monosemantic.roads.road1 import EffectiveSizeConfig, effective_size_to_dir
+    from monosemantic.config import validate
+    from monosemantic.runs import read_json
+
+    cfg = validate(EffectiveSizeConfig, dict(sparsity=sparsity, **_road1_common(
+        n, m, importance_decay, steps, batch, seeds, seed, eval_batch)))
+    path = effective_size_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = read_json(path / "result.json")
+    for s, w, kk in zip(res["sparsity"], res["narrowest_width"], res["k"]):
+        _say(f"S {s:<6} m' {w:>3}  k {kk:.2f}")
+    typer.echo(str(path))
 
 
 @app.command("demo")

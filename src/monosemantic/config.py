@@ -47,6 +47,7 @@ class ToyTrainConfig(Strict):
     correlated_sets: NonNegativeInt = 0
     anticorrelated_sets: NonNegativeInt = 0
     set_size: int = Field(default=2, ge=2)
+    l1: NonNegativeFloat = 0.0  # penalty l1 * mean_b ||h||_1 on hidden activations (relu-output, relu-hidden)
 
     @field_validator("sparsity")
     @classmethod
@@ -62,6 +63,8 @@ class ToyTrainConfig(Strict):
             raise ValueError(f"importance has {len(self.importance)} values for n={self.n} features")
         if (self.correlated_sets + self.anticorrelated_sets) * self.set_size > self.n:
             raise ValueError(f"feature sets need {self.set_size} features each; n={self.n} is too small")
+        if self.l1 > 0 and self.model not in ("relu-output", "relu-hidden"):
+            raise ValueError(f"l1: the {self.model} model takes no L1 penalty on hidden activations")
         if self.warmup >= self.steps:
             raise ValueError(f"warmup ({self.warmup}) must be shorter than steps ({self.steps})")
         return self

@@ -10,6 +10,7 @@ from pathlib import Path
 from monosemantic.report import Section, figure, table, write_report
 from monosemantic.report import toy_plots
 from monosemantic.report.phase_plots import phase_section
+from monosemantic.roads.road1 import road1_section
 from monosemantic.runs import write_json
 from monosemantic.toy import figures
 
@@ -59,7 +60,7 @@ def dictionary_section(quick: bool, progress: bool) -> tuple[Section, dict]:
     return make(quick, progress)
 
 
-SECTIONS = [toy_section, phase_section, dictionary_section]
+SECTIONS = [toy_section, phase_section, road1_section, dictionary_section]
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:

@@ -121,3 +121,74 @@ def summarize(W: torch.Tensor, privileged: bool) -> list[dict]:
             rec["monosemantic_neurons"] = int((share > MONOSEMANTIC).sum())
         out.append(rec)
     return out
+
+
+# --- Measures of models trained without superposition (road 1: an L1 penalty, Mixture-of-Experts) ---
+
+USED_ACTIVITY = 1e-4  # a neuron is used when its mean |h_j| on held-out data exceeds this (features are O(1))
+
+
+def neuron_activity(h: torch.Tensor) -> torch.Tensor:
+    """Mean |h_j| over the batch: [instances, m] for hidden activations h: [instances, batch, m]."""
+    return h.abs().mean(dim=1)
+
+
+def activation_frequency(a: torch.Tensor) -> torch.Tensor:
+    """How often each unit is non-zero: [instances, k] for activations a: [instances, batch, k]."""
+    return (a != 0).float().mean(dim=1)
+
+
+def used_weights(W: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """W with the rows of unused neurons (mean |h_j| <= USED_ACTIVITY on h) set to zero: [instances, m, n].
+
+    A ReLU neuron that never fires computes nothing, but its weights keep whatever the start gave
+    them (no gradient reaches them); measuring them would count features nothing reads.
+    """
+    return W * (neuron_activity(h) > USED_ACTIVITY)[:, :, None]
+
+
+def neuron_excitatory_share(W: torch.Tensor) -> torch.Tensor:
+    """neuron_top_share over the positive weights only: [instances, m]; 0 for a neuron with none.
+
+    With non-negative features, only a positive weight can make a ReLU neuron fire; negative weights
+    only inhibit it. A share of 1 says the neuron fires for exactly one feature even when small
+    inhibitory weights keep it below the 0.999 of `monosemantic_neurons` (an L1 penalty grows them).
+    """
+    return neuron_top_share(W.clamp_min(0))
+
+
+def importance_threshold(W: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+    """Importance of the least important represented feature: [instances]; +inf when none is represented.
+
+    importance: [n] or [instances, n].
+    """
+    imp = torch.as_tensor(importance, dtype=W.dtype).expand(W.shape[0], W.shape[2])
+    return torch.where(represented(W), imp, torch.full_like(imp, math.inf)).min(dim=1).values
+
+
+@torch.no_grad()
+def ablation_loss(model, x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss increase when one feature (column i of W) or one neuron (row j of W) is removed.
+
+    A tied toy model (`theta: [instances, m + 1, n]`, rows :m are W); x: [instances, batch, n];
+    weight: [instances, 1, n]. Returns (features [instances, n], neurons [instances, m]), float64.
+    Divided by how often the feature or neuron is active, this is its loss reduction per activation.
+    """
+    from monosemantic.toy.models import loss_per_instance
+
+    base = loss_per_instance(model, x, weight)
+    saved = model.theta.clone()
+    feats = torch.empty(model.instances, model.n, dtype=torch.float64)
+    neurons = torch.empty(model.instances, model.m, dtype=torch.float64)
+    try:
+        for i in range(model.n):
+            model.theta[:, : model.m, i] = 0
+            feats[:, i] = loss_per_instance(model, x, weight) - base
+            model.theta.copy_(saved)
+        for j in range(model.m):
+            model.theta[:, j] = 0
+            neurons[:, j] = loss_per_instance(model, x, weight) - base
+            model.theta.copy_(saved)
+    finally:
+        model.theta.copy_(saved)
+    return feats, neurons

@@ -18,7 +18,7 @@ def run_config(cfg: ToyTrainConfig, progress: bool = False) -> ToyRun:
     return train_toy(
         cfg.model, cfg.n, cfg.m, probabilities(cfg.sparsity, cfg.n), weight, cfg.steps, cfg.batch, cfg.seeds,
         cfg.seed, cfg.lr, cfg.weight_decay, cfg.schedule, cfg.warmup, cfg.eval_batch, cfg.correlated_sets,
-        cfg.anticorrelated_sets, cfg.set_size, progress=progress,
+        cfg.anticorrelated_sets, cfg.set_size, progress=progress, l1=cfg.l1,
     )
 
 
@@ -36,6 +36,7 @@ def result_of(run: ToyRun, cfg: ToyTrainConfig) -> dict:
         "steps_done": log.steps_done,
         "diverged_at_step": log.diverged_at,
         "eval_s": run.eval_s,
+        "hidden_l1": run.hidden_l1,  # mean_b ||h||_1 of each kept instance (with an L1 penalty), else null
         "train_loss_log": {"steps": log.steps, "loss": [[row[i] for i in run.kept] for row in log.loss]},
     }
 
@@ -61,7 +62,8 @@ def measure_dir(run_dir: str | Path) -> list[dict]:
     W = tensors["W"].float()
     if not torch.isfinite(W).all():
         raise InputError(f"{run_dir}/model.safetensors: W has NaN or Inf")
-    privileged = config.get("model") in ("relu-hidden", "abs")
+    # an L1 penalty on h privileges the hidden basis of relu-output too
+    privileged = config.get("model") in ("relu-hidden", "abs") or config.get("l1", 0) > 0
     rows = measures.summarize(W, privileged)
     for row, s in zip(rows, config.get("sparsity", [None] * len(rows))):
         row["sparsity"] = s

@@ -6,7 +6,9 @@
     abs           h = ReLU(W1 x)   y' = ReLU(W2 h + b), target |x|, x in [-1, 1]   (computation)
 
 Shapes: `W: [instances, m, n]`, `b: [instances, n]`, batches `x: [instances, batch, n]`.
-The loss of instance i is mean over the batch of sum_k I_k (target_k - out_k)^2.
+The loss of instance i is mean over the batch of sum_k I_k (target_k - out_k)^2. The tied models
+take an optional L1 penalty on the hidden activations, l1_i * mean over the batch of sum_j |h_j|,
+with its own lambda per instance (`l1: [instances]`), so a whole lambda sweep is one batched model.
 
 The tied models compute their gradients by hand (`loss_grad`): the step is a handful of small
 `bmm`s and element-wise passes into preallocated buffers, several times faster than autograd
@@ -35,6 +37,27 @@ def xavier_normal(instances: int, rows: int, cols: int, seeds: list[int]) -> tor
     for i, s in enumerate(seeds):
         out[i].normal_(0.0, std, generator=torch.Generator().manual_seed(int(s)))
     return out
+
+
+L1_MODELS = ("relu-output", "relu-hidden")  # the penalty needs an h to act on: refused elsewhere
+
+
+def check_l1(kind: str, l1: float | torch.Tensor, instances: int | None = None) -> torch.Tensor | None:
+    """The L1 coefficient(s) as a float tensor [instances] (None for no penalty), or an InputError.
+
+    The linear model keeps the top m features whatever the penalty, and the abs model's penalty
+    would need its own gradient; both refuse a penalty rather than silently ignore it.
+    """
+    lam = torch.as_tensor(l1, dtype=torch.float32)
+    if lam.ndim > 1 or (instances is not None and lam.ndim == 1 and len(lam) != instances):
+        raise InputError(f"l1 must be a number or one value per instance ({instances}), got shape {list(lam.shape)}")
+    if not torch.isfinite(lam).all() or (lam < 0).any():
+        raise InputError(f"l1 (the L1 penalty on hidden activations) must be finite and >= 0, got {lam.tolist()}")
+    if not (lam > 0).any():
+        return None
+    if kind not in L1_MODELS:
+        raise InputError(f"the {kind} model takes no L1 penalty on hidden activations; use {' or '.join(L1_MODELS)}")
+    return lam.expand(instances) if instances is not None and lam.ndim == 0 else lam
 
 
 def _check_sizes(instances: int, n: int, m: int, seeds: list[int]) -> None:
@@ -124,13 +147,13 @@ class TiedToyModel:
         of 1 x 2 matrices costs a GEMM call per instance, more than the arithmetic."""
         return 7 * self.n * self.m + 4 * self.n <= 40  # element-wise passes per step, in units of I * B
 
-    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor) -> None:
-        """Write dL/dtheta of the importance-weighted loss into `self.grad`.
+    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor, l1: torch.Tensor | None = None) -> None:
+        """Write dL/dtheta of the importance-weighted loss (plus l1 * mean_b ||h||_1) into `self.grad`.
 
-        x: [instances, batch, n] (contiguous, or feature-major from `batch_buffer`); weight: [instances, 1, n].
+        x: [instances, batch, n] (contiguous); weight: [instances, 1, n] = importance; l1: [instances] or None.
         """
         if self.feature_major:
-            return self._loss_grad_feature_major(x, weight)
+            return self._loss_grad_feature_major(x, weight, l1)
         ws = self._workspace(x.shape[1])
         m, W, hT, hT1, dhT = self.m, self.W, ws["hT"], ws["hT1"], ws["dhT"]
         torch.bmm(W, x.transpose(1, 2), out=hT)  # W x^T: [I, m, B] (faster than x W^T for small m)
@@ -145,12 +168,23 @@ class TiedToyModel:
         torch.bmm(hT1, r, out=self.grad)  # [h^T G; sum_b G]
         self.grad.mul_(c)
         torch.bmm(W * c, r.transpose(1, 2), out=dhT)  # dL/dh^T: [I, m, B]
+        if l1 is not None:
+            self._add_l1_grad(dhT, hT, l1, x.shape[1])
         if self.hidden_relu:
             _threshold_backward(dhT, hT, 0.0, grad_input=dhT)
         torch.bmm(dhT, x, out=ws["dW"])  # the W in h = W x
         self.grad[:, :m] += ws["dW"]
 
-    def _loss_grad_feature_major(self, x: torch.Tensor, weight: torch.Tensor, chunk: int = FEATURE_MAJOR_CHUNK) -> None:
+    def _add_l1_grad(self, dhT: torch.Tensor, hT: torch.Tensor, l1: torch.Tensor, batch: int) -> None:
+        """dhT += d(l1 * mean_b sum_j |h_j|)/dh^T = l1 sign(h) / B; for a ReLU h, 1 where live (masked after)."""
+        c1 = (l1 / batch).reshape(-1, 1, 1)
+        if self.hidden_relu:
+            dhT.add_(c1)
+        else:
+            dhT.addcmul_(torch.sign(hT), c1)
+
+    def _loss_grad_feature_major(self, x: torch.Tensor, weight: torch.Tensor, l1: torch.Tensor | None = None,
+                                 chunk: int = FEATURE_MAJOR_CHUNK) -> None:
         """`loss_grad` as a few element-wise passes per feature over x^T: [I, n, B], each instance's weights
         broadcast along the batch (contiguous rows, no per-instance calls), `chunk` instances at a time so
         that the intermediates stay in cache (the passes are memory-bound)."""
@@ -187,6 +221,8 @@ class TiedToyModel:
             torch.mul(W[:, :, :1], rT[:, :1], out=dhT)  # dL/dh^T = W G^T: [k, m, B]
             for f in range(1, n):
                 dhT.addcmul_(W[:, :, f : f + 1], rT[:, f : f + 1])
+            if l1 is not None:
+                self._add_l1_grad(dhT, hT, l1[s:e], B)
             if self.hidden_relu:
                 _threshold_backward(dhT, hT, 0.0, grad_input=dhT)
             for j in range(m):  # the W in h = W x
@@ -248,7 +284,9 @@ class AbsToyModel:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.b_out[:, None, :], self.hidden(x), self.W2.transpose(1, 2)).relu()
 
-    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor) -> None:
+    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor, l1: torch.Tensor | None = None) -> None:
+        if l1 is not None:
+            raise InputError("the abs model takes no L1 penalty on hidden activations")
         for p in self.params():
             p.grad = None
         loss = ((self.forward(x) - x.abs()) ** 2 * weight).sum(dim=2).mean(dim=1)
@@ -272,6 +310,15 @@ def make_model(kind: str, instances: int, n: int, m: int, seeds: list[int], init
         with torch.no_grad():
             model.W.copy_(init)  # W is a view of the trained storage in both model classes
     return model
+
+
+@torch.no_grad()
+def hidden_l1_per_instance(model, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """[instances]: mean over the batch of ||h||_1, the quantity the L1 penalty multiplies (float64)."""
+    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    for s in range(0, x.shape[1], chunk):
+        total += model.hidden(x[:, s : s + chunk]).abs().sum(dim=(1, 2), dtype=torch.float64)
+    return total / x.shape[1]
 
 
 @torch.no_grad()

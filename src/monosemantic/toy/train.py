@@ -14,7 +14,7 @@ import torch
 
 from monosemantic import InputError
 from monosemantic.features import FeatureSampler
-from monosemantic.toy.models import batch_buffer, loss_per_instance, make_model
+from monosemantic.toy.models import batch_buffer, check_l1, hidden_l1_per_instance, loss_per_instance, make_model
 
 SCHEDULES = ("constant", "cosine")
 
@@ -79,8 +79,12 @@ def train(
     warmup: int = 0,
     log_every: int = 100,
     progress: bool = False,
+    l1: float | torch.Tensor = 0.0,
 ) -> TrainLog:
     """Train `model` in place. weight: [instances, n] importances. Returns the loss log.
+
+    l1: a penalty l1 * mean_b ||h||_1 on the hidden activations, one number or [instances]. The
+    logged loss is the reconstruction loss alone.
 
     A non-finite gradient stops training before the update, so the model keeps the last good
     weights, and `TrainLog.diverged_at` names the step.
@@ -92,6 +96,8 @@ def train(
     if schedule not in SCHEDULES:
         raise InputError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
     weight = weight.reshape(model.instances, 1, model.n).float()
+    l1 = check_l1(model.kind, l1, model.instances)
+    penalty = {} if l1 is None else {"l1": l1}  # keeps loss_grad(x, weight) for models without a penalty
     opt = AdamW(model.params(), lr=lr, weight_decay=weight_decay)
     x = batch_buffer(model, batch)
     log = TrainLog()
@@ -99,7 +105,7 @@ def train(
     start = time.perf_counter()
     for step in range(steps):
         sampler.sample_into(x)
-        model.loss_grad(x, weight)
+        model.loss_grad(x, weight, **penalty)
         grads = model.grads()
         if not all(math.isfinite(float(g.sum())) for g in grads):  # NaN and inf both survive a sum
             log.diverged_at = step
@@ -137,6 +143,11 @@ class _Progress:
         self.p.stop()
 
 
+def init_seeds(instances: int, seed: int) -> list[int]:
+    """Instance i's initialisation seed in a batch trained with base `seed`."""
+    return [seed * 1_000_003 + i for i in range(instances)]
+
+
 @dataclass
 class ToyRun:
     """A trained batch of toy models, best seed kept per configuration."""
@@ -147,6 +158,7 @@ class ToyRun:
     all_loss: list[list[float]]  # [configurations][seeds] evaluation losses
     log: TrainLog
     eval_s: float
+    hidden_l1: list[float] | None = None  # mean_b ||h||_1 of each kept instance on the eval batch (with a penalty)
 
 
 def train_toy(
@@ -169,6 +181,8 @@ def train_toy(
     set_size: int = 2,
     progress: bool = False,
     init: torch.Tensor | None = None,
+    l1: float | torch.Tensor = 0.0,
+    model=None,
 ) -> ToyRun:
     """Train `seeds` instances per configuration and keep, per configuration, the lowest eval loss.
 
@@ -177,6 +191,13 @@ def train_toy(
     and all share the data stream (instances never interact). The evaluation batch is drawn
     from its own seed, the same for every run with this `seed`. `init: [configs * seeds, m, n]`
     gives the starting W of every instance (default: Xavier from per-instance seeds).
+
+    l1: the L1 penalty on hidden activations, one number or [configs] (a lambda sweep as configurations).
+    With a penalty the best seed is the one with the lowest trained objective (reconstruction + penalty);
+    `loss` stays the reconstruction loss.
+
+    model: a model to train in place of `make_model(kind, ...)` (configs * seeds instances, e.g. a
+    Mixture-of-Experts model); `kind` must then be its kind.
     """
     if seeds < 1:
         raise InputError(f"seeds must be positive, got {seeds}")
@@ -186,20 +207,29 @@ def train_toy(
         raise InputError("importances must be finite and non-negative")
     p_all = p.repeat_interleave(seeds, dim=0)
     w_all = weight.repeat_interleave(seeds, dim=0)
-    model = make_model(kind, configs * seeds, n, m, [seed * 1_000_003 + i for i in range(configs * seeds)],
-                       init)
+    lam = check_l1(kind, l1, configs)
+    l1_all = 0.0 if lam is None else lam.repeat_interleave(seeds)
+    if model is None:
+        model = make_model(kind, configs * seeds, n, m, init_seeds(configs * seeds, seed), init)
+    elif model.kind != kind or model.instances != configs * seeds or model.n != n:
+        raise InputError(f"the given model must be {configs * seeds} instances of {kind} with n={n}")
     sampler_args = dict(signed=kind == "abs", correlated_sets=correlated_sets,
                         anticorrelated_sets=anticorrelated_sets, set_size=set_size)
     sampler = FeatureSampler(p_all, seed=seed, **sampler_args)
-    log = train(model, sampler, w_all, steps, batch, lr, weight_decay, schedule, warmup, progress=progress)
+    log = train(model, sampler, w_all, steps, batch, lr, weight_decay, schedule, warmup, progress=progress, l1=l1_all)
     t = time.perf_counter()
     x_eval = FeatureSampler(p_all, seed=seed + 10_000_019, **sampler_args).sample_into(
         torch.empty(configs * seeds, eval_batch, n))
     eval_loss = loss_per_instance(model, x_eval, w_all.reshape(-1, 1, n)).reshape(configs, seeds)
+    objective, act = eval_loss, None
+    if lam is not None:
+        act = hidden_l1_per_instance(model, x_eval).reshape(configs, seeds)
+        objective = eval_loss + lam.double()[:, None] * act
     eval_s = time.perf_counter() - t
-    best = eval_loss.argmin(dim=1)
+    best = objective.argmin(dim=1)
     kept = [c * seeds + int(best[c]) for c in range(configs)]
-    return ToyRun(model, kept, [float(eval_loss[c, best[c]]) for c in range(configs)], eval_loss.tolist(), log, eval_s)
+    return ToyRun(model, kept, [float(eval_loss[c, best[c]]) for c in range(configs)], eval_loss.tolist(), log,
+                  eval_s, None if act is None else [float(act[c, best[c]]) for c in range(configs)])
 
 
 def kept_tensors(run: ToyRun) -> dict[str, torch.Tensor]:

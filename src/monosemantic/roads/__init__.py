@@ -1,0 +1,1 @@
+"""The three roads out of superposition: experiments composed from the library."""

@@ -18,9 +18,14 @@ def test_feature_major_gradient_matches_autograd(kind, n, m):
     x = batch_buffer(model, B)
     FeatureSampler(torch.full((I, n), 0.5), seed=1).sample_into(x)
     w = torch.rand(I, 1, n, generator=torch.Generator().manual_seed(1)) + 0.5
-    model._loss_grad_feature_major(x, w, chunk=3)  # several chunks, the last one short
+    l1 = None if kind == "linear" else torch.linspace(0, 0.3, I)  # the L1 penalty on h, per instance
+    model._loss_grad_feature_major(x, w, l1, chunk=3)  # several chunks, the last one short
     W, b = model.W.clone().requires_grad_(), model.b.clone().requires_grad_()
-    ((model.forward(x.contiguous(), W, b) - x) ** 2 * w).sum(2).mean(1).sum().backward()
+    loss = ((model.forward(x.contiguous(), W, b) - x) ** 2 * w).sum(2).mean(1)
+    if l1 is not None:
+        h = torch.bmm(x.contiguous(), W.transpose(1, 2))
+        loss = loss + l1 * (h.relu() if model.hidden_relu else h).abs().sum(2).mean(1)
+    loss.sum().backward()
     assert torch.allclose(model.grad, torch.cat([W.grad, b.grad[:, None]], 1), atol=1e-5)
 
 

@@ -88,17 +88,19 @@ def omp(X: np.ndarray, F: np.ndarray, tol: float = 1e-6, k: int | None = None) -
         raise InputError(f"k (atoms per sample) must lie in [1, {n_atoms}], got {k}")
     norms = np.linalg.norm(F, axis=1)
     U = torch.from_numpy(F / norms[:, None])  # [atoms, d] unit rows
-    rows, cols, vals = [], [], []
+    counts, cols, vals = [], [], []
     for s in range(0, len(X), CHUNK):
         x = torch.from_numpy(np.asarray(X[s:s + CHUNK], dtype=np.float64))  # [b, d]
         idx, coef, n_sel = _omp_chunk(x, U, tol, k_max)
-        on = np.arange(k_max)[None, :] < n_sel[:, None]  # [b, k_max] ragged supports
-        rows.append(np.nonzero(on)[0] + s)
+        on = np.arange(k_max)[None, :] < n_sel[:, None]  # [b, k_max] ragged supports, row-major
+        counts.append(n_sel)
         cols.append(idx[on])
         vals.append(coef[on])
-    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
+    c, v = np.concatenate(cols), np.concatenate(vals)
     v = v / norms[c]  # codes for the atoms as given: x ~ sum_i c_i F_i
-    C64 = sp.csr_matrix((v, (r, c)), shape=(len(X), n_atoms))
+    C64 = sp.csr_matrix((v, c, indptr), shape=(len(X), n_atoms))
+    C64.sort_indices()
     C64.eliminate_zeros()  # an atom found dependent on its support carries a zero coefficient
     rel = _rel_residual(X, C64, F)
     return Unfolding(C64.astype(np.float32), rel, np.flatnonzero(rel > tol), tol)

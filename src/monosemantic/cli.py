@@ -391,6 +391,31 @@ def road1_effective_size(
     typer.echo(str(path))
 
 
+# ---------------------------------------------------------------- unfolding (issue 7)
+
+
+@app.command("unfold")
+def unfold_cmd(
+    data: Path = typer.Option(..., help="Activations: .npy, .npz or .safetensors holding X: [samples, d]."),
+    dictionary: Path = typer.Option(..., help="A file holding F: [atoms, d] (as --data), or a saved dictionary dir."),
+    out: Path = typer.Option(..., help="Run directory to write (must not exist, unless --overwrite)."),
+    method: str = typer.Option("omp", help="omp | sae (the saved SAE's own encoder)."),
+    tol: float = typer.Option(1e-6, help="omp: stop when ||x - D c|| <= tol ||x|| (relative)."),
+    k: Optional[int] = typer.Option(None, help="omp: at most k atoms per sample (default min(atoms, d))."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+) -> None:
+    """Sparse-code every sample against a dictionary: OUT/codes.safetensors (CSR indptr, indices, values),
+    OUT/result.json (shape, wall_s, samples_per_s, unconverged samples), OUT/config.json."""
+    from monosemantic.runs import read_json
+    from monosemantic.sensing import unfold_to_dir
+
+    path = unfold_to_dir(data, dictionary, out, method, tol, k, overwrite)
+    res = read_json(path / "result.json")
+    _say(f"unfolded {res['shape'][0]} samples onto {res['shape'][1]} atoms ({method}) in {res['wall_s']:.3f}s "
+         f"({res['samples_per_s']:.0f} samples/s); L0 {res['l0']:.2f}; unconverged {res['unconverged']}")
+    typer.echo(str(path))
+
+
 @app.command("demo")
 def demo(
     out: Path = typer.Option(Path("demo"), help="Directory for report.html and summary.json."),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -230,3 +231,54 @@ def unfold(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None 
         warnings.warn(f"{len(u.unconverged)} sample(s) did not reach relative residual {tol} "
                       f"(first: {u.unconverged[:5].tolist()}); see unfold_info", RuntimeWarning, stacklevel=2)
     return to_output(u.codes, output)
+
+
+# ---------------------------------------------------------------- run directories (`monosemantic unfold`)
+
+
+def load_dictionary(path: str | Path):
+    """A saved dictionary directory (an estimator) or a data file (.npy, .npz, .safetensors) holding F: [atoms, d]."""
+    from monosemantic.data import _read_arrays
+
+    path = Path(path)
+    if path.is_dir():
+        from monosemantic.dictionary import load
+
+        return load(path)
+    if not path.is_file():
+        raise InputError(f"missing dictionary: {path}")
+    arrays, _ = _read_arrays(path, mmap=False)
+    F = arrays.get("F", arrays.get("X") if path.suffix.lower() == ".npy" else None)  # a .npy holds one array
+    if F is None:
+        raise InputError(f"{path} holds no dictionary F: [atoms, d] (found {sorted(arrays) or 'nothing'})")
+    return F
+
+
+def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, method: str = "omp",
+                  tol: float = 1e-6, k: int | None = None, overwrite: bool = False) -> Path:
+    """Unfold a data file against a dictionary and write OUT: codes.safetensors (CSR indptr, indices, values),
+    result.json (shape, wall_s = compute only, samples_per_s, unconverged count and indices), config.json."""
+    import time
+
+    from monosemantic.data import load_data
+    from monosemantic.runs import check_new_dir, write_run
+
+    out = check_new_dir(out, overwrite)
+    if not tol > 0:
+        raise InputError(f"tol must be > 0 (it is relative: ||x - D c|| <= tol ||x||), got {tol}")
+    D = load_dictionary(dictionary)
+    X = load_data(data).X
+    t = time.perf_counter()
+    u = unfold_info(X, D, method, tol, k)
+    wall = time.perf_counter() - t
+    C = u.codes
+    result = {"shape": list(C.shape), "nnz": int(C.nnz), "l0": float(C.nnz / max(C.shape[0], 1)), "wall_s": wall,
+              "samples_per_s": C.shape[0] / wall if wall > 0 else None,
+              "max_rel_residual": float(u.rel_residual.max()), "unconverged": int(len(u.unconverged)),
+              "unconverged_indices": u.unconverged.tolist()}
+    config = {"kind": "unfold", "data": str(data), "dictionary": str(dictionary), "method": method,
+              "tol": tol if method == "omp" else None, "k": k}
+    codes = {"indptr": torch.from_numpy(C.indptr.astype(np.int64)),
+             "indices": torch.from_numpy(C.indices.astype(np.int64)),
+             "values": torch.from_numpy(C.data.astype(np.float32))}
+    return write_run(out, config, result, {"codes": codes}, overwrite)

@@ -1,0 +1,151 @@
+"""Unfolding (issue 7): batched OMP against a known dictionary, its stop rule, and bad input."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from safetensors.torch import load_file
+
+from monosemantic import InputError
+from monosemantic import recovery as R
+from monosemantic.data import Data, save_data, synth_uniform
+from monosemantic.dictionary import SparseAutoencoder
+from monosemantic.sensing import omp, unfold, unfold_info
+
+from test_cli import run
+
+
+@pytest.fixture(scope="module")
+def small():
+    # 128 random unit atoms in d = 64, about 3 on per sample: coherence ~0.5 but OMP recovers such supports
+    # from noiseless data almost surely (here every one; at d = 48 one sample of 600 defeats OMP, sklearn's too)
+    return synth_uniform(n_features=128, d=64, k=3, samples=600, seed=1)
+
+
+def test_omp_recovers_supports_and_codes_exactly(small):
+    u = unfold_info(small.X, small.F, "omp", tol=1e-6)
+    s = R.code_scores(small.codes, u.codes)
+    # X is float32 (rounding ~1e-7 relative), so codes match to ~1e-6 and every support exactly
+    assert s["support_f1"] == 1.0 and s["code_rel_err"] < 1e-5
+    assert len(u.unconverged) == 0 and u.rel_residual.max() <= 1e-6
+    assert u.codes.shape == (600, 128) and u.codes.dtype == np.float32
+
+
+def test_same_answer_as_sklearn_omp(small):
+    from sklearn.linear_model import orthogonal_mp
+
+    with warnings.catch_warnings():  # samples with more than 3 true atoms stop above tol, in both
+        warnings.simplefilter("ignore", RuntimeWarning)
+        C = unfold(small.X[:50], small.F, k=3).toarray()
+        ref = orthogonal_mp(small.F.T.astype(np.float64), small.X[:50].T.astype(np.float64), n_nonzero_coefs=3).T
+    np.testing.assert_allclose(C, ref, atol=1e-5)  # float32 codes
+
+
+def test_tol_is_relative_and_scale_free(small):
+    X = small.X[:200].astype(np.float64)
+    loose = unfold_info(X, small.F, tol=0.3)
+    assert (loose.rel_residual <= 0.3).all() and len(loose.unconverged) == 0
+    # the loose stop keeps fewer atoms than the exact one, and it stops as soon as it may
+    assert loose.codes.nnz < unfold_info(X, small.F, tol=1e-6).codes.nnz
+    # scaling the data by 1000 scales codes, not the stopping point
+    big = unfold_info(X * 1000, small.F, tol=0.3)
+    assert (big.codes != 0).toarray().tolist() == (loose.codes != 0).toarray().tolist()
+    np.testing.assert_allclose(big.codes.toarray(), 1000 * loose.codes.toarray(), rtol=1e-5, atol=1e-3)
+
+
+def test_atom_norms_do_not_matter_and_codes_are_for_atoms_as_given(small):
+    scale = np.linspace(0.5, 2, 128)[:, None]
+    u = unfold_info(small.X[:100], small.F * scale, tol=1e-6)
+    np.testing.assert_allclose(u.codes @ (small.F * scale), small.X[:100], atol=1e-5)
+
+
+def test_unconverged_samples_are_reported_not_hidden(small):
+    u = unfold_info(small.X, small.F, tol=1e-6, k=1)
+    l0 = np.diff(small.codes.indptr)
+    assert set(u.unconverged.tolist()) == set(np.flatnonzero(l0 >= 2).tolist())  # one atom can't code two
+    assert (u.rel_residual[u.unconverged] > 1e-6).all()
+    with pytest.warns(RuntimeWarning, match="did not reach"):
+        unfold(small.X, small.F, k=1)
+
+
+def test_zero_samples_get_zero_codes(small):
+    X = np.vstack([np.zeros((3, 64), np.float32), small.X[:5]])
+    u = unfold_info(X, small.F)
+    assert u.codes[:3].nnz == 0 and len(u.unconverged) == 0
+
+
+def test_same_numbers_in_chunks_and_alone(small, monkeypatch):
+    import monosemantic.sensing as S
+
+    whole = unfold(small.X, small.F)
+    monkeypatch.setattr(S, "CHUNK", 37)
+    assert abs(unfold(small.X, small.F) - whole).max() == 0
+
+
+def test_torch_output(small):
+    C = unfold(small.X[:10], small.F, output="torch")
+    assert C.layout == torch.sparse_csr and C.shape == (10, 128)
+
+
+def test_sae_method_uses_the_encoder_and_omp_uses_the_decoder(small):
+    sae = SparseAutoencoder(arch="topk", n_latents=128, k=3, samples=2048, batch=256, seed=0).fit(small.X)
+    enc = unfold(small.X[:50], sae, method="sae")
+    assert (enc.toarray() == sae.transform(small.X[:50]).toarray()).all()
+    u = unfold_info(small.X[:50], sae, method="omp", tol=1e-3)
+    X_hat = u.codes @ sae.components_ + sae.mean_
+    assert np.linalg.norm(X_hat - small.X[:50], axis=1).max() <= 1e-3 * np.linalg.norm(small.X[:50], axis=1).max() + 1e-6
+
+
+@pytest.mark.parametrize("X, F, kw, words", [
+    (np.ones((4, 5)), np.ones((7, 6)), {}, "d=5"),
+    (np.ones((4, 6)), np.vstack([np.ones((2, 6)), np.zeros((1, 6))]), {}, "zero norm"),
+    (np.ones((4, 6)), np.eye(6), {"tol": 0.0}, "tol must be > 0"),
+    (np.ones((4, 6)), np.eye(6), {"tol": -1.0}, "tol must be > 0"),
+    (np.array([[np.nan] * 6]), np.eye(6), {}, "NaN"),
+    (np.ones((4, 6)), np.full((6, 6), np.nan), {}, "NaN"),
+    (np.ones((4, 6)), np.eye(6), {"k": 0}, "k (atoms"),
+    (np.ones((4, 6)), np.eye(6), {"method": "lasso"}, "method must be"),
+    (np.ones((4, 6)), np.eye(6), {"method": "sae"}, "needs a saved dictionary"),
+])
+def test_bad_input(X, F, kw, words):
+    with pytest.raises(InputError, match=words if words != "k (atoms" else r"k \(atoms"):
+        unfold(X, F, **kw)
+
+
+def test_cli_writes_csr_codes_and_result(tmp_path, capsys, small):
+    save_data(tmp_path / "d.npz", small)
+    np.save(tmp_path / "F.npy", small.F)
+    out = tmp_path / "run"
+    code, stdout, _ = run(["unfold", "--data", tmp_path / "d.npz", "--dictionary", tmp_path / "F.npy",
+                           "--tol", 1e-6, "--out", out], capsys)
+    assert code == 0 and str(out) in stdout
+    t = load_file(out / "codes.safetensors")
+    res = json.loads((out / "result.json").read_text())
+    C = sp.csr_matrix((t["values"].numpy(), t["indices"].numpy(), t["indptr"].numpy()), shape=res["shape"])
+    assert R.code_scores(small.codes, C)["support_f1"] == 1.0
+    assert res["unconverged"] == 0 and res["samples_per_s"] == pytest.approx(600 / res["wall_s"])
+    assert json.loads((out / "config.json").read_text())["tol"] == 1e-6
+    # k = 1: the unconverged samples are listed in result.json
+    code, _, _ = run(["unfold", "--data", tmp_path / "d.npz", "--dictionary", tmp_path / "d.npz", "--k", 1,
+                      "--out", tmp_path / "run1"], capsys)
+    res = json.loads((tmp_path / "run1" / "result.json").read_text())
+    assert code == 0 and res["unconverged"] == len(res["unconverged_indices"]) > 0
+
+
+def test_cli_bad_input_exit_2(tmp_path, capsys, small):
+    save_data(tmp_path / "d.npz", small)
+    np.save(tmp_path / "F_wide.npy", np.ones((10, 65), np.float32))
+    save_data(tmp_path / "nan.npz", Data(np.full((3, 64), np.nan, np.float32)))
+    cases = [(["--dictionary", tmp_path / "F_wide.npy"], "d=64"),
+             (["--dictionary", tmp_path / "d.npz", "--tol", 0], "tol must be > 0"),
+             (["--dictionary", tmp_path / "missing.npy"], "missing dictionary"),
+             (["--dictionary", tmp_path / "nan.npz"], "holds no dictionary F")]
+    for extra, words in cases:
+        code, _, err = run(["unfold", "--data", tmp_path / "d.npz", "--out", tmp_path / "o"] + extra, capsys)
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run(["unfold", "--data", tmp_path / "nan.npz", "--dictionary", tmp_path / "d.npz",
+                        "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "NaN" in err
+    assert not (tmp_path / "o").exists()

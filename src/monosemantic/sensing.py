@@ -31,7 +31,7 @@ import torch
 from monosemantic import InputError
 from monosemantic.dictionary.base import DictionaryEstimator, to_output
 
-METHODS = ("omp", "sae")
+METHODS = ("omp", "l1", "sae")
 CHUNK = 2048  # samples coded together (their state: [chunk, selected, d] float64)
 
 
@@ -200,11 +200,100 @@ def _finish(done, who, S, R, z, t, idx, coef, n_sel):
     n_sel[rows] = t
 
 
-def unfold_info(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None = None) -> Unfolding:
+def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = False, max_rounds: int = 50,
+          slack: int = 8) -> Unfolding:
+    """Exact L1 codes: min_c 0.5 ||x - sum_i c_i u_i||^2 + alpha ||c||_1 (c >= 0 when positive), u_i = F_i / ||F_i||.
+
+    The same objective as scikit-learn's SparseCoder(transform_alpha=alpha) with unit atoms. A batched active-set
+    method: start from each sample's OMP support, solve the equality system G_SS c = U_S x - alpha s on the
+    support (s the signs), drop atoms whose coefficient has the wrong sign, add the atom violating the KKT
+    condition |u_i^T (x - U c)| <= alpha the most, and repeat until no sample changes. A sample whose KKT
+    conditions do not hold (to 1e-6 relative) after max_rounds, or whose support outgrows its slots, is reported
+    as unconverged. Returned codes are for the atoms as given, like `omp`.
+    """
+    if not alpha > 0:
+        raise InputError(f"alpha must be > 0, got {alpha}")
+    n_atoms, d = F.shape
+    norms = np.linalg.norm(F, axis=1)
+    U = torch.from_numpy(F / norms[:, None])  # [atoms, d]
+    G = U @ U.T  # [atoms, atoms]
+    counts, cols, vals, bad = [], [], [], []
+    for s in range(0, len(X), CHUNK):
+        x = torch.from_numpy(np.asarray(X[s:s + CHUNK], dtype=np.float64))  # [b, d]
+        idx, _, n_sel = _omp_chunk(x, U, 1e-3, min(n_atoms, d))
+        c, S, ok = _active_set(x, U, G, torch.from_numpy(idx), torch.from_numpy(n_sel), alpha, positive,
+                               max_rounds, slack)
+        on = c != 0  # [b, K]
+        counts.append(on.sum(1).numpy())
+        order = torch.argsort(torch.where(on, S, n_atoms), dim=1)  # CSR wants each row's atoms together
+        c, S, on = c.gather(1, order), S.gather(1, order), on.gather(1, order)
+        cols.append(S[on].numpy())
+        vals.append(c[on].numpy())
+        bad.append(np.flatnonzero(~ok.numpy()) + s)
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
+    c, v = np.concatenate(cols), np.concatenate(vals)
+    C64 = sp.csr_matrix((v / norms[c], c, indptr), shape=(len(X), n_atoms))
+    return Unfolding(C64.astype(np.float32), _rel_residual(X, C64, F), np.concatenate(bad), None)
+
+
+def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
+    """x: [b, d]; idx/n_sel: the OMP supports. Returns coefficients c [b, K], atoms S [b, K], converged [b]."""
+    b = len(x)
+    K = int(n_sel.max()) + slack
+    S = torch.zeros(b, K, dtype=torch.long)
+    S[:, :idx.shape[1]] = idx[:, :K] if idx.shape[1] >= K else idx
+    M = torch.arange(K)[None, :] < n_sel[:, None]  # [b, K] slots in use
+    bx = x @ U.T  # [b, atoms] u_i^T x
+    sign = torch.ones(b, K, dtype=torch.float64)
+    if not positive:
+        sign = torch.sign(bx.gather(1, S)).masked_fill_(~M, 1.0)
+    c_out = torch.zeros(b, K, dtype=torch.float64)
+    S_out = torch.zeros(b, K, dtype=torch.long)
+    ok = torch.zeros(b, dtype=torch.bool)
+    who = torch.arange(b)
+    eye = torch.eye(K, dtype=torch.float64)
+    tol = 1e-6 * alpha
+    for _ in range(max_rounds):
+        # solve on the support; unused slots get the identity and a zero right-hand side
+        Mf = M.double()
+        Gs = G[S[:, :, None], S[:, None, :]] * (Mf[:, :, None] * Mf[:, None, :]) + eye * (1 - Mf)[:, :, None]
+        rhs = (bx.gather(1, S) - alpha * sign) * Mf
+        c, info = torch.linalg.solve_ex(Gs, rhs)
+        wrong = M & (c * sign <= 0)  # a coefficient that crossed zero leaves the support
+        if wrong.any():
+            M = M & ~wrong
+            c = torch.where(wrong.any(1, keepdim=True), torch.zeros_like(c), c)  # re-solved next round
+        c = c * M
+        res = x - torch.einsum("rk,rkd->rd", c, U[S])  # [r, d]
+        corr = res @ U.T  # [r, atoms] u_i^T (x - U c)
+        corr.scatter_(1, S, torch.where(M, torch.zeros_like(c), corr.gather(1, S)))  # only atoms outside S
+        viol = corr if positive else corr.abs()
+        worst, new = viol.max(1)
+        add = (worst > alpha + tol) & ~wrong.any(1)
+        done = ~wrong.any(1) & ~add & (info == 0)
+        free = (~M).double().argmax(1)  # first free slot
+        full = add & M.all(1)
+        if done.any() or full.any():  # write out finished samples (full ones as unconverged)
+            fin = (done | full).nonzero()[:, 0]
+            c_out[who[fin]], S_out[who[fin]], ok[who[fin]] = c[fin], S[fin], done[fin]
+            keep = (~(done | full)).nonzero()[:, 0]
+            if not len(keep):
+                return c_out, S_out, ok
+            x, bx, S, M, sign, who, add, new, free, corr, c = (
+                a.index_select(0, keep) for a in (x, bx, S, M, sign, who, add, new, free, corr, c))
+        r = add.nonzero()[:, 0]
+        S[r, free[r]] = new[r]
+        M[r, free[r]] = True
+        sign[r, free[r]] = 1.0 if positive else torch.sign(corr[r, new[r]])
+    c_out[who], S_out[who] = c, S  # ran out of rounds: the last iterate, reported as unconverged
+    return c_out, S_out, ok
+
+
+def unfold_info(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
+                positive: bool = False) -> Unfolding:
     """Codes and the bookkeeping (relative residuals, unconverged samples); see the module docstring."""
     if method not in METHODS:
-        raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}"
-                         + (" (the L1 path is not built yet)" if method == "l1" else ""))
+        raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     F, mean = _atoms(dictionary)
     Xn = _data(X, F.shape[1])
     if method == "sae":
@@ -217,18 +306,22 @@ def unfold_info(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | 
     Xc = np.asarray(Xn, dtype=np.float64)
     if mean is not None:
         Xc = Xc - mean
+    if method == "l1":
+        return lasso(Xc, F, alpha, positive)
     return omp(Xc, F, tol, k)
 
 
-def unfold(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None = None, output: str = "scipy"):
+def unfold(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
+           positive: bool = False, output: str = "scipy"):
     """Sparse codes [samples, atoms] (scipy CSR, or torch sparse CSR with output='torch').
 
     Samples OMP could not bring within tol are not hidden: a warning names how many (use `unfold_info`
     for their indices and residuals).
     """
-    u = unfold_info(X, dictionary, method, tol, k)
+    u = unfold_info(X, dictionary, method, tol, k, alpha, positive)
     if len(u.unconverged):
-        warnings.warn(f"{len(u.unconverged)} sample(s) did not reach relative residual {tol} "
+        what = f"relative residual {tol}" if method == "omp" else "the L1 optimality conditions"
+        warnings.warn(f"{len(u.unconverged)} sample(s) did not reach {what} "
                       f"(first: {u.unconverged[:5].tolist()}); see unfold_info", RuntimeWarning, stacklevel=2)
     return to_output(u.codes, output)
 

@@ -132,6 +132,11 @@ def test_cli_writes_csr_codes_and_result(tmp_path, capsys, small):
                       "--out", tmp_path / "run1"], capsys)
     res = json.loads((tmp_path / "run1" / "result.json").read_text())
     assert code == 0 and res["unconverged"] == len(res["unconverged_indices"]) > 0
+    code, _, _ = run(["unfold", "--data", tmp_path / "d.npz", "--dictionary", tmp_path / "d.npz", "--method", "l1",
+                      "--alpha", 0.02, "--positive", "--out", tmp_path / "runl1"], capsys)
+    t = load_file(tmp_path / "runl1" / "codes.safetensors")
+    cfg = json.loads((tmp_path / "runl1" / "config.json").read_text())
+    assert code == 0 and (t["values"] > 0).all() and cfg["alpha"] == 0.02 and cfg["positive"] is True
 
 
 def test_cli_bad_input_exit_2(tmp_path, capsys, small):
@@ -149,3 +154,30 @@ def test_cli_bad_input_exit_2(tmp_path, capsys, small):
                         "--out", tmp_path / "o"], capsys)
     assert code == 2 and "NaN" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("positive", [True, False])
+def test_l1_matches_sklearn_lasso_lars(small, positive):
+    from sklearn.decomposition import SparseCoder
+
+    X = small.X[:150].astype(np.float64)
+    X = X if positive else X * np.sign(np.arange(150) % 3 - 0.5)[:, None]  # some negated samples: signed codes
+    u = unfold_info(X, small.F, "l1", alpha=0.02, positive=positive)
+    ref = SparseCoder(small.F.astype(np.float64), transform_algorithm="lasso_lars", transform_alpha=0.02,
+                      positive_code=positive).transform(X)
+    assert len(u.unconverged) == 0
+    # one convex problem, solved exactly by both: codes agree to float32 and solver precision
+    np.testing.assert_allclose(u.codes.toarray(), ref, atol=1e-5)
+    assert positive == (u.codes.data >= 0).all() and (u.codes.data < 0).any() != positive
+
+
+def test_l1_reports_samples_it_cannot_finish(small):
+    from monosemantic.sensing import lasso
+
+    u = lasso(small.X[:100].astype(np.float64), small.F.astype(np.float64), alpha=1e-4, max_rounds=1)
+    assert len(u.unconverged) > 0  # one round cannot settle every support at a small penalty
+
+
+def test_l1_bad_alpha(small):
+    with pytest.raises(InputError, match="alpha must be > 0"):
+        unfold(small.X, small.F, method="l1", alpha=0)

@@ -399,9 +399,11 @@ def unfold_cmd(
     data: Path = typer.Option(..., help="Activations: .npy, .npz or .safetensors holding X: [samples, d]."),
     dictionary: Path = typer.Option(..., help="A file holding F: [atoms, d] (as --data), or a saved dictionary dir."),
     out: Path = typer.Option(..., help="Run directory to write (must not exist, unless --overwrite)."),
-    method: str = typer.Option("omp", help="omp | sae (the saved SAE's own encoder)."),
+    method: str = typer.Option("omp", help="omp | l1 (exact lasso, active set) | sae (the saved SAE's own encoder)."),
     tol: float = typer.Option(1e-6, help="omp: stop when ||x - D c|| <= tol ||x|| (relative)."),
     k: Optional[int] = typer.Option(None, help="omp: at most k atoms per sample (default min(atoms, d))."),
+    alpha: float = typer.Option(0.01, help="l1: penalty in 0.5 ||x - D c||^2 + alpha ||c||_1 (unit atoms)."),
+    positive: bool = typer.Option(False, help="l1: non-negative codes."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
 ) -> None:
     """Sparse-code every sample against a dictionary: OUT/codes.safetensors (CSR indptr, indices, values),
@@ -409,7 +411,7 @@ def unfold_cmd(
     from monosemantic.runs import read_json
     from monosemantic.sensing import unfold_to_dir
 
-    path = unfold_to_dir(data, dictionary, out, method, tol, k, overwrite)
+    path = unfold_to_dir(data, dictionary, out, method, tol, k, alpha, positive, overwrite)
     res = read_json(path / "result.json")
     _say(f"unfolded {res['shape'][0]} samples onto {res['shape'][1]} atoms ({method}) in {res['wall_s']:.3f}s "
          f"({res['samples_per_s']:.0f} samples/s); L0 {res['l0']:.2f}; unconverged {res['unconverged']}")

@@ -16,7 +16,8 @@ at tol = 1e-6. A sample stops once ||x - D c||_2 <= tol ||x||_2 (tol relative), 
 next atom is linearly dependent on its support; those that stop above tol are reported as unconverged
 (their true relative residual is recomputed at the end), never silently zero.
 
-The L1 path (FISTA / active set) is not built yet.
+The L1 path (`lasso`) solves the lasso exactly by a batched active-set method started from the OMP supports
+(see its docstring); it gives scikit-learn's Lasso-LARS codes to ~1e-7 at a fraction of the time.
 """
 from __future__ import annotations
 
@@ -123,7 +124,7 @@ def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int):
     Returns idx [b, k_max], coef [b, k_max] (for unit atoms) and n_sel [b] (atoms each sample kept).
     """
     b, d = x.shape
-    U32 = U.float()
+    U32T = U.T.float().contiguous()  # [d, atoms]
     idx = torch.zeros(b, k_max, dtype=torch.long)
     coef = torch.zeros(b, k_max, dtype=torch.float64)
     n_sel = torch.zeros(b, dtype=torch.long)
@@ -152,11 +153,11 @@ def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int):
             R = _grow(_grow(R, 1, cap), 2, cap)
             z, S = _grow(z, 1, cap), _grow(S, 1, cap)
         # selection in float32 is enough to rank correlations (the residual itself stays float64)
-        score = (res.float() @ U32.T).abs_()  # [r, atoms]
+        score = (res.float() @ U32T).abs_()  # [r, atoms]
         if t:
             score.scatter_(1, S[:, :t], -1.0)  # never re-pick a selected atom
         new = score.argmax(1)  # [r]
-        v = U[new]  # [r, d]
+        v = U.index_select(0, new)  # [r, d]
         w = torch.zeros(len(v), t + 1, dtype=torch.float64)
         for j, q in enumerate(Q):  # modified Gram-Schmidt (supports are small and well conditioned)
             h = (q * v).sum(1)
@@ -348,7 +349,8 @@ def load_dictionary(path: str | Path):
 
 
 def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, method: str = "omp",
-                  tol: float = 1e-6, k: int | None = None, overwrite: bool = False) -> Path:
+                  tol: float = 1e-6, k: int | None = None, alpha: float = 0.01, positive: bool = False,
+                  overwrite: bool = False) -> Path:
     """Unfold a data file against a dictionary and write OUT: codes.safetensors (CSR indptr, indices, values),
     result.json (shape, wall_s = compute only, samples_per_s, unconverged count and indices), config.json."""
     import time
@@ -359,10 +361,12 @@ def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, met
     out = check_new_dir(out, overwrite)
     if not tol > 0:
         raise InputError(f"tol must be > 0 (it is relative: ||x - D c|| <= tol ||x||), got {tol}")
+    if not alpha > 0:
+        raise InputError(f"alpha must be > 0, got {alpha}")
     D = load_dictionary(dictionary)
     X = load_data(data).X
     t = time.perf_counter()
-    u = unfold_info(X, D, method, tol, k)
+    u = unfold_info(X, D, method, tol, k, alpha, positive)
     wall = time.perf_counter() - t
     C = u.codes
     result = {"shape": list(C.shape), "nnz": int(C.nnz), "l0": float(C.nnz / max(C.shape[0], 1)), "wall_s": wall,
@@ -370,7 +374,8 @@ def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, met
               "max_rel_residual": float(u.rel_residual.max()), "unconverged": int(len(u.unconverged)),
               "unconverged_indices": u.unconverged.tolist()}
     config = {"kind": "unfold", "data": str(data), "dictionary": str(dictionary), "method": method,
-              "tol": tol if method == "omp" else None, "k": k}
+              "tol": tol if method == "omp" else None, "k": k if method == "omp" else None,
+              "alpha": alpha if method == "l1" else None, "positive": positive if method == "l1" else None}
     codes = {"indptr": torch.from_numpy(C.indptr.astype(np.int64)),
              "indices": torch.from_numpy(C.indices.astype(np.int64)),
              "values": torch.from_numpy(C.data.astype(np.float32))}

@@ -181,3 +181,16 @@ def test_l1_reports_samples_it_cannot_finish(small):
 def test_l1_bad_alpha(small):
     with pytest.raises(InputError, match="alpha must be > 0"):
         unfold(small.X, small.F, method="l1", alpha=0)
+
+
+def test_report_section_quick():
+    import math
+
+    from monosemantic.report.sensing_plots import sensing_section
+
+    sec, summary = sensing_section(quick=True, progress=False)
+    assert set(summary) == {"cosine_vs_overlap", "unfolding"}
+    assert len(summary["cosine_vs_overlap"]) == 4 and all(-1 <= r <= 1 and not math.isnan(r)
+                                                            for r in summary["cosine_vs_overlap"].values())
+    # with the true dictionary of the section-5 data OMP recovers the supports (benchmark: F1 0.99999)
+    assert summary["unfolding"]["omp"]["support_f1"] >= 0.999 and summary["unfolding"]["l1"]["support_f1"] >= 0.99

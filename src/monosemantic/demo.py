@@ -60,7 +60,13 @@ def dictionary_section(quick: bool, progress: bool) -> tuple[Section, dict]:
     return make(quick, progress)
 
 
-SECTIONS = [toy_section, phase_section, road1_section, dictionary_section]
+def sensing_section(quick: bool, progress: bool) -> tuple[Section, dict]:
+    from monosemantic.report.sensing_plots import sensing_section as make
+
+    return make(quick, progress)
+
+
+SECTIONS = [toy_section, phase_section, road1_section, dictionary_section, sensing_section]
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:

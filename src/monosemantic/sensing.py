@@ -1,20 +1,20 @@
 """Unfolding: sparse codes of many activation vectors against one dictionary (compressed sensing).
 
-    unfold(X, dictionary, method="omp" | "sae", tol=1e-6, k=None) -> codes (scipy CSR [samples, atoms])
+    unfold(X, dictionary, method="omp" | "l1" | "sae", tol=1e-6, k=None, alpha=0.01, positive=False)
+        -> codes (scipy CSR [samples, atoms]; output="torch" for torch sparse CSR)
 
 `dictionary` is `F: [atoms, d]` (any row norms; codes are returned for the atoms as given, so
 X ~ codes @ F) or a fitted dictionary estimator (`monosemantic.dictionary`): its decoder rows are the atoms
 and its `mean_` (an SAE's b_dec) is subtracted first; method "sae" runs the estimator's own encoder.
 
-OMP is batched: every sample in a chunk adds one atom per iteration, all together, in the Gram form of
-Rubinstein, Zibulevsky & Elad (2008, "Batch-OMP"): correlations are updated from G = F F^T (so an iteration
-costs O(samples x atoms x selected) instead of a pass over d), and each sample's Cholesky factor of G[S, S]
-is kept as its inverse, so adding an atom and re-solving the least squares are small batched matrix-vector
-products instead of a triangular solve per sample. float64 throughout: the stop test compares
-||x - F_S c||^2 = ||x||^2 - ||z||^2 (z = L^-1 F_S x) with tol^2 ||x||^2, which float32 could not resolve
-at tol = 1e-6. A sample stops once ||x - D c||_2 <= tol ||x||_2 (tol relative), or at k atoms, or when the
-next atom is linearly dependent on its support; those that stop above tol are reported as unconverged
-(their true relative residual is recomputed at the end), never silently zero.
+OMP is batched: every sample of a chunk adds one atom per iteration, all together. Each sample keeps a QR
+factorisation of its selected (unit) atoms, built by modified Gram-Schmidt, and its residual in d-space, so an
+iteration is one [samples, d] x [d, atoms] matmul to score the atoms (in float32: it only ranks them) plus
+O(samples x selected x d) vector work; the least squares is solved once per sample, when it stops (R c = Q^T x).
+Residuals and factors are float64, so the stop test ||x - D c||_2 <= tol ||x||_2 (tol relative) resolves
+tol = 1e-6 and below. A sample stops there, or at k atoms, or when the next atom is linearly dependent on its
+support; finished samples leave the batch. Those that end above tol are reported as unconverged (the relative
+residual is recomputed from the final codes), never silently zero.
 
 The L1 path (`lasso`) solves the lasso exactly by a batched active-set method started from the OMP supports
 (see its docstring); it gives scikit-learn's Lasso-LARS codes to ~1e-7 at a fraction of the time.
@@ -39,7 +39,8 @@ CHUNK = 2048  # samples coded together (their state: [chunk, selected, d] float6
 @dataclass
 class Unfolding:
     """codes: CSR [samples, atoms] float32; rel_residual: [samples] ||x - codes @ F|| / ||x|| (0 for x = 0);
-    unconverged: indices of samples whose rel_residual exceeds tol (OMP only); atoms_per_sample: [samples]."""
+    unconverged: indices of the samples that did not converge (OMP: rel_residual > tol; L1: KKT conditions not met);
+    tol: OMP's relative tolerance (None for the other methods)."""
 
     codes: sp.csr_matrix
     rel_residual: np.ndarray

@@ -134,7 +134,7 @@ def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int):
     stop2 = (tol ** 2) * (x * x).sum(1)  # [r] squared residual at which a sample is done
     res = x.clone()  # [r, d] residual x - Q Q^T x
     Q: list[torch.Tensor] = []  # [r, d] each: orthonormal basis of the selected atoms, one slot per atom
-    cap = min(k_max, 16)  # support capacity of R, z, S, doubled as needed
+    cap = min(k_max, 8)  # support capacity of R, z, S, doubled as needed
     R = torch.zeros(len(x), cap, cap, dtype=torch.float64)  # U_S^T = Q^T R: upper triangular
     z = torch.zeros(len(x), cap, dtype=torch.float64)  # Q^T x
     S = torch.zeros(len(x), cap, dtype=torch.long)  # selected atoms

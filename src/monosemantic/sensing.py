@@ -162,7 +162,7 @@ def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int):
         w = torch.zeros(len(v), t + 1, dtype=torch.float64)
         for j, q in enumerate(Q):  # modified Gram-Schmidt (supports are small and well conditioned)
             h = (q * v).sum(1)
-            v = v - h[:, None] * q
+            v.addcmul_(h[:, None], q, value=-1.0)
             w[:, j] = h
         nv = v.norm(dim=1)  # [r]
         dependent = nv <= 1e-9  # the atom lies in the span of the support: keep t atoms and stop
@@ -178,7 +178,7 @@ def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int):
         zt = (q * res).sum(1)  # q^T x = q^T res, as res is orthogonal to the earlier q
         Q.append(q)
         R[:, :t + 1, t], z[:, t], S[:, t] = w, zt, new
-        res = res - zt[:, None] * q
+        res.addcmul_(zt[:, None], q, value=-1.0)
         t += 1
     return idx.numpy(), coef.numpy(), n_sel.numpy()
 

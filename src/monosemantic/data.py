@@ -251,7 +251,7 @@ def save_data(path: str | Path, data: Data) -> Path:
 _ALIASES = {"D": "F", "codes_indptr": "indptr", "codes_indices": "indices", "codes_data": "values"}
 
 
-def _read_arrays(path: Path, mmap: bool) -> tuple[dict[str, np.ndarray], dict]:
+def read_arrays(path: Path, mmap: bool) -> tuple[dict[str, np.ndarray], dict]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
@@ -303,7 +303,7 @@ def load_data(path: str | Path, mmap: bool = False) -> Data:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"missing data file: {path}")
-    arrays, meta = _read_arrays(path, mmap)
+    arrays, meta = read_arrays(path, mmap)
     where = f"{path.name}:"
     if "X" not in arrays:
         raise InputError(f"{path} has no array X: [samples, d] (found {sorted(arrays) or 'nothing'})")

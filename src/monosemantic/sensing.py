@@ -333,7 +333,7 @@ def unfold(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None 
 
 def load_dictionary(path: str | Path):
     """A saved dictionary directory (an estimator) or a data file (.npy, .npz, .safetensors) holding F: [atoms, d]."""
-    from monosemantic.data import _read_arrays
+    from monosemantic.data import read_arrays
 
     path = Path(path)
     if path.is_dir():
@@ -342,7 +342,7 @@ def load_dictionary(path: str | Path):
         return load(path)
     if not path.is_file():
         raise InputError(f"missing dictionary: {path}")
-    arrays, _ = _read_arrays(path, mmap=False)
+    arrays, _ = read_arrays(path, mmap=False)
     F = arrays.get("F", arrays.get("X") if path.suffix.lower() == ".npy" else None)  # a .npy holds one array
     if F is None:
         raise InputError(f"{path} holds no dictionary F: [atoms, d] (found {sorted(arrays) or 'nothing'})")

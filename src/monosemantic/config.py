@@ -26,6 +26,14 @@ def validate(cls: type[BaseModel], data: dict) -> BaseModel:
         raise InputError(f"{where}: {msg}") from None
 
 
+def check_sparsities(v: list[float]) -> list[float]:
+    """A pydantic field validator for lists of sparsities S in [0, 1)."""
+    for s in v:
+        if not 0 <= s < 1:
+            raise ValueError(f"sparsity must lie in [0, 1), got {s}")
+    return v
+
+
 class ToyTrainConfig(Strict):
     """One batch of toy models: one configuration per sparsity value, best of `seeds` kept for each."""
 
@@ -49,13 +57,7 @@ class ToyTrainConfig(Strict):
     set_size: int = Field(default=2, ge=2)
     l1: NonNegativeFloat = 0.0  # penalty l1 * mean_b ||h||_1 on hidden activations (relu-output, relu-hidden)
 
-    @field_validator("sparsity")
-    @classmethod
-    def _sparsity_range(cls, v: list[float]) -> list[float]:
-        for s in v:
-            if not 0 <= s < 1:
-                raise ValueError(f"sparsity must lie in [0, 1), got {s}")
-        return v
+    _sparsity = field_validator("sparsity")(check_sparsities)
 
     @model_validator(mode="after")
     def _shapes(self) -> ToyTrainConfig:

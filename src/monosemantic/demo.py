@@ -9,7 +9,9 @@ from pathlib import Path
 
 from monosemantic.report import Section, figure, table, write_report
 from monosemantic.report import toy_plots
+from monosemantic.dictionary.report import dictionary_section
 from monosemantic.report.phase_plots import phase_section
+from monosemantic.report.sensing_plots import sensing_section
 from monosemantic.roads.road1 import road1_section
 from monosemantic.runs import write_json
 from monosemantic.toy import figures
@@ -54,18 +56,6 @@ def toy_section(quick: bool, progress: bool) -> tuple[Section, dict]:
 
 
 # One entry per topic: (quick, progress) -> (Section, summary entries). Keep each under a minute.
-def dictionary_section(quick: bool, progress: bool) -> tuple[Section, dict]:
-    from monosemantic.dictionary.report import dictionary_section as make
-
-    return make(quick, progress)
-
-
-def sensing_section(quick: bool, progress: bool) -> tuple[Section, dict]:
-    from monosemantic.report.sensing_plots import sensing_section as make
-
-    return make(quick, progress)
-
-
 SECTIONS = [toy_section, phase_section, road1_section, dictionary_section, sensing_section]
 
 

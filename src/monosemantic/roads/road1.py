@@ -25,7 +25,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pos
 from pydantic import model_validator
 
 from monosemantic import InputError, measures
-from monosemantic.config import Strict
+from monosemantic.config import Strict, check_sparsities
 from monosemantic.features import FeatureSampler, importance, probabilities
 from monosemantic.runs import check_new_dir, write_run
 from monosemantic.toy.models import TiedToyModel, loss_per_instance
@@ -371,12 +371,6 @@ def effective_size(
 # Configs and run directories (the CLI's `monosemantic road1 ...`)
 
 
-def _check_sparsity(v: list[float]) -> list[float]:
-    for s in v:
-        if not 0 <= s < 1:
-            raise ValueError(f"sparsity must lie in [0, 1), got {s}")
-    return v
-
 
 class _Train(Strict):
     n: PositiveInt
@@ -412,7 +406,7 @@ class MoEConfig(_Train):
     balance: NonNegativeFloat = 0.01
     seeds: PositiveInt = 2
     sparsity: list[float] = Field(default=[0.7, 0.9, 0.97, 0.99], min_length=1)
-    _sparsity = field_validator("sparsity")(_check_sparsity)
+    _sparsity = field_validator("sparsity")(check_sparsities)
 
     @model_validator(mode="after")
     def _experts(self) -> MoEConfig:
@@ -427,7 +421,7 @@ class EffectiveSizeConfig(_Train):
     n: PositiveInt = 60
     importance_decay: PositiveFloat = 1.0
     sparsity: list[float] = Field(default=[0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99], min_length=1)
-    _sparsity = field_validator("sparsity")(_check_sparsity)
+    _sparsity = field_validator("sparsity")(check_sparsities)
 
 
 def _split(res: dict, keys: tuple[str, ...]) -> tuple[dict, dict]:

@@ -194,3 +194,57 @@ def test_report_section_quick():
                                                             for r in summary["cosine_vs_overlap"].values())
     # with the true dictionary of the section-5 data OMP recovers the supports (benchmark: F1 0.99999)
     assert summary["unfolding"]["omp"]["support_f1"] >= 0.999 and summary["unfolding"]["l1"]["support_f1"] >= 0.99
+
+
+def test_l1_grows_its_support_slots(small):
+    from sklearn.decomposition import SparseCoder
+
+    from monosemantic.sensing import lasso
+
+    # noisy samples at a small penalty: supports of up to ~60 atoms, far beyond the OMP warm start's (~45) plus
+    # one slot of slack, so the slots must grow; the result is still the lasso's optimum
+    X = small.X[:60].astype(np.float64) + 0.05 * np.random.default_rng(0).standard_normal((60, 64))
+    F = small.F.astype(np.float64)
+    u = lasso(X, F, alpha=0.01, slack=1)
+    ref = SparseCoder(F, transform_algorithm="lasso_lars", transform_alpha=0.01).transform(X)
+    assert len(u.unconverged) == 0 and u.codes.getnnz(1).max() > 50
+    C = u.codes.toarray().astype(np.float64)
+
+    def objective(C):
+        return 0.5 * ((X - C @ F) ** 2).sum(1) + 0.01 * np.abs(C).sum(1)
+
+    # supports of ~60 atoms in d = 64 are ill-conditioned: codes agree to ~1e-5, the objective to float precision
+    assert (objective(C) <= objective(ref) + 1e-9).all()
+    np.testing.assert_allclose(C, ref, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def trained_saes():
+    data = synth_uniform(n_features=64, d=32, k=2, samples=12_000, seed=2)
+    X = data.X[:10_000]
+    return data, {arch: SparseAutoencoder(arch, 64, 2, samples=60_000, seed=0).fit(X) for arch in ("relu", "topk")}
+
+
+def test_amortization_gap(trained_saes):
+    from monosemantic.sensing import amortization_gap
+
+    data, saes = trained_saes
+    X, codes = data.X[10_000:], data.codes[10_000:]
+    for arch, sae in saes.items():
+        g = amortization_gap(sae, X, data.F, codes)
+        assert list(g) == ["encoder", "unfold: own decoder", "unfold: true dictionary", "exact: true dictionary"]
+        # the codes that made the data, recovered by OMP from noiseless samples (64 atoms in d = 32 are coherent
+        # enough that OMP misses the odd support: 0.9994 here)
+        assert g["exact: true dictionary"]["support_f1"] > 0.995 and g["exact: true dictionary"]["fvu"] < 1e-10
+        enc, own = g["encoder"], g["unfold: own decoder"]
+        if arch == "relu":
+            # the objective row is half the SAE's own per-sample loss, computed here from its weights
+            C = sae.transform(X).toarray()
+            p = {k: v.numpy() for k, v in sae.params_.items()}
+            X_hat = C @ p["W_dec"] + p["b_dec"]
+            loss = (((X - X_hat) ** 2).sum(1) + sae._penalty * (C * np.linalg.norm(p["W_dec"], axis=1)).sum(1)).mean()
+            assert enc["objective"] == pytest.approx(loss / 2, rel=1e-5)
+            # the lasso is that objective's exact minimum over c >= 0: no code can do better than it
+            assert own["objective"] <= enc["objective"] + 1e-9 and own["unconverged"] == 0
+        else:
+            assert own["l0"] <= sae.k + 1e-9 and enc["l0"] <= sae.k + 1e-9

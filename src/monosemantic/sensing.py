@@ -119,8 +119,11 @@ def _rel_residual(X: np.ndarray, C: sp.csr_matrix, F: np.ndarray, chunk: int = 6
     return out
 
 
-def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int):
+def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int, min_corr: float = 0.0):
     """One chunk of batched OMP. x: [b, d] float64, U: [atoms, d] unit rows.
+
+    A sample also stops when no atom correlates with its residual by more than min_corr (the lasso's warm start
+    uses alpha: atoms below it cannot enter the lasso's support from that residual).
 
     Returns idx [b, k_max], coef [b, k_max] (for unit atoms) and n_sel [b] (atoms each sample kept).
     """
@@ -157,7 +160,15 @@ def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int):
         score = (res.float() @ U32T).abs_()  # [r, atoms]
         if t:
             score.scatter_(1, S[:, :t], -1.0)  # never re-pick a selected atom
-        new = score.argmax(1)  # [r]
+        best, new = score.max(1)  # [r]
+        if min_corr > 0:
+            weak = best <= min_corr
+            if weak.any():
+                _finish(weak, who, S, R, z, t, idx, coef, n_sel)
+                keep = (~weak).nonzero()[:, 0]
+                if not len(keep):
+                    break
+                who, stop2, res, R, z, S, new, *Q = (a.index_select(0, keep) for a in (who, stop2, res, R, z, S, new, *Q))
         v = U.index_select(0, new)  # [r, d]
         w = torch.zeros(len(v), t + 1, dtype=torch.float64)
         for j, q in enumerate(Q):  # modified Gram-Schmidt (supports are small and well conditioned)
@@ -202,7 +213,7 @@ def _finish(done, who, S, R, z, t, idx, coef, n_sel):
     n_sel[rows] = t
 
 
-def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = False, max_rounds: int = 50,
+def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = False, max_rounds: int = 500,
           slack: int = 8) -> Unfolding:
     """Exact L1 codes: min_c 0.5 ||x - sum_i c_i u_i||^2 + alpha ||c||_1 (c >= 0 when positive), u_i = F_i / ||F_i||.
 
@@ -210,8 +221,9 @@ def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
     method: start from each sample's OMP support, solve the equality system G_SS c = U_S x - alpha s on the
     support (s the signs), drop atoms whose coefficient has the wrong sign, add the atom violating the KKT
     condition |u_i^T (x - U c)| <= alpha the most, and repeat until no sample changes. A sample whose KKT
-    conditions do not hold (to 1e-6 relative) after max_rounds, or whose support outgrows its slots, is reported
-    as unconverged. Returned codes are for the atoms as given, like `omp`.
+    conditions do not hold (to 1e-6 relative) after max_rounds, or whose support outgrows d + slack atoms, is reported
+    as unconverged. The OMP warm start stops when no atom correlates with the residual by more than alpha.
+    Returned codes are for the atoms as given, like `omp`.
     """
     if not alpha > 0:
         raise InputError(f"alpha must be > 0, got {alpha}")
@@ -222,7 +234,7 @@ def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
     counts, cols, vals, bad = [], [], [], []
     for s in range(0, len(X), CHUNK):
         x = torch.from_numpy(np.asarray(X[s:s + CHUNK], dtype=np.float64))  # [b, d]
-        idx, _, n_sel = _omp_chunk(x, U, 1e-3, min(n_atoms, d))
+        idx, _, n_sel = _omp_chunk(x, U, 1e-3, min(n_atoms, d), min_corr=alpha)
         c, S, ok = _active_set(x, U, G, torch.from_numpy(idx), torch.from_numpy(n_sel), alpha, positive,
                                max_rounds, slack)
         on = c != 0  # [b, K]
@@ -240,8 +252,9 @@ def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
 
 def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
     """x: [b, d]; idx/n_sel: the OMP supports. Returns coefficients c [b, K], atoms S [b, K], converged [b]."""
-    b = len(x)
-    K = int(n_sel.max()) + slack
+    b, n_atoms = len(x), len(U)
+    K = min(int(n_sel.max()) + slack, n_atoms)  # support slots; grown by `slack` when a sample fills them
+    K_cap = min(n_atoms, max(K, len(U[0]) + slack))  # a lasso support outgrows d only in degenerate cases
     S = torch.zeros(b, K, dtype=torch.long)
     S[:, :idx.shape[1]] = idx[:, :K] if idx.shape[1] >= K else idx
     M = torch.arange(K)[None, :] < n_sel[:, None]  # [b, K] slots in use
@@ -249,13 +262,17 @@ def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
     sign = torch.ones(b, K, dtype=torch.float64)
     if not positive:
         sign = torch.sign(bx.gather(1, S)).masked_fill_(~M, 1.0)
-    c_out = torch.zeros(b, K, dtype=torch.float64)
-    S_out = torch.zeros(b, K, dtype=torch.long)
+    c_out = torch.zeros(b, K_cap, dtype=torch.float64)
+    S_out = torch.zeros(b, K_cap, dtype=torch.long)
     ok = torch.zeros(b, dtype=torch.bool)
     who = torch.arange(b)
-    eye = torch.eye(K, dtype=torch.float64)
     tol = 1e-6 * alpha
     for _ in range(max_rounds):
+        if K < K_cap and M.all(1).any():  # room for the next atom of every sample
+            grow = min(slack, K_cap - K)
+            S, M, sign = _grow(S, 1, K + grow), _grow(M, 1, K + grow), torch.cat([sign, sign.new_ones(len(S), grow)], 1)
+            K += grow
+        eye = torch.eye(K, dtype=torch.float64)
         # solve on the support; unused slots get the identity and a zero right-hand side
         Mf = M.double()
         Gs = G[S[:, :, None], S[:, None, :]] * (Mf[:, :, None] * Mf[:, None, :]) + eye * (1 - Mf)[:, :, None]
@@ -277,7 +294,7 @@ def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
         full = add & M.all(1)
         if done.any() or full.any():  # write out finished samples (full ones as unconverged)
             fin = (done | full).nonzero()[:, 0]
-            c_out[who[fin]], S_out[who[fin]], ok[who[fin]] = c[fin], S[fin], done[fin]
+            c_out[who[fin], :K], S_out[who[fin], :K], ok[who[fin]] = c[fin], S[fin], done[fin]
             keep = (~(done | full)).nonzero()[:, 0]
             if not len(keep):
                 return c_out, S_out, ok
@@ -287,7 +304,7 @@ def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
         S[r, free[r]] = new[r]
         M[r, free[r]] = True
         sign[r, free[r]] = 1.0 if positive else torch.sign(corr[r, new[r]])
-    c_out[who], S_out[who] = c, S  # ran out of rounds: the last iterate, reported as unconverged
+    c_out[who, :K], S_out[who, :K] = c, S  # ran out of rounds: the last iterate, reported as unconverged
     return c_out, S_out, ok
 
 
@@ -381,3 +398,57 @@ def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, met
              "indices": torch.from_numpy(C.indices.astype(np.int64)),
              "values": torch.from_numpy(C.data.astype(np.float32))}
     return write_run(out, config, result, {"codes": codes}, overwrite)
+
+
+# ---------------------------------------------------------------- amortization gap
+
+
+def amortization_gap(sae, X, F, codes_true) -> dict[str, dict[str, float]]:
+    """An SAE's encoder against unfolding, on data with known features F: [n_features, d] and codes_true.
+
+    Three codes of the same samples X: the encoder's; the best codes for the SAE's own decoder under the SAE's
+    own objective; the same solver on the true dictionary. ReLU+L1 SAEs minimise, per sample,
+    ||x - b_dec - sum_i c_i D_i||^2 + l1 sum_i c_i ||D_i|| over c >= 0, which is exactly `lasso` on the unit
+    decoder rows with alpha = l1 / 2, positive: its optimum is computed, not approximated. TopK SAEs minimise
+    the squared error over codes with at most k atoms: OMP with k atoms (greedy, signed) stands in for it.
+    Other architectures use OMP with the encoder's mean L0 (rounded) as k.
+
+    A last row, "exact: true dictionary", is OMP to a relative residual of 1e-6 on the true features: the codes
+    that generated the data, the ceiling of all three.
+
+    Returns {row: {support_f1, code_rel_err, fvu, l0, objective, unconverged}}. Codes on the SAE's atoms are matched to the true features (Hungarian) before they
+    are scored; objective is the per-sample mean of 0.5 ||x - x_hat||^2 (+ alpha ||a||_1 with unit-atom codes a
+    for ReLU+L1), so the encoder's excess over "own decoder" is the gap that better inference would close.
+    """
+    from monosemantic import recovery as R
+
+    X = np.asarray(_data(X, sae.d_in_), dtype=np.float64)
+    F = np.asarray(F, dtype=np.float64)
+    A, mean = _atoms(sae)
+    enc = sae.transform(X)
+    if sae.arch == "relu":
+        method, kw = "l1", dict(alpha=sae._penalty / 2, positive=True)
+        alpha = kw["alpha"]
+    else:
+        k = sae.k if sae.arch == "topk" else max(1, round(R.l0(enc)))
+        method, kw, alpha = "omp", dict(k=k, tol=1e-9), 0.0
+    own = unfold_info(X, sae, method, **kw)
+    true = unfold_info(X, F, method, **kw)
+    exact = unfold_info(X, F, "omp", tol=1e-6)
+
+    def scores(C, atoms, offset, matched):
+        C64 = C.astype(np.float64)
+        X_hat = C64 @ atoms + offset
+        a = abs(C64) @ np.linalg.norm(atoms, axis=1)  # [samples] L1 norm of the unit-atom codes
+        codes = R.code_scores(codes_true, C, F, atoms) if matched else R.code_scores(codes_true, C)
+        return {"support_f1": codes["support_f1"], "code_rel_err": codes["code_rel_err"], "fvu": R.fvu(X, X_hat),
+                "l0": R.l0(C), "objective": float((0.5 * ((X - X_hat) ** 2).sum(1) + alpha * a).mean())}
+
+    out = {"encoder": {**scores(enc, A, mean, True), "unconverged": 0},
+           "unfold: own decoder": {**scores(own.codes, A, mean, True), "unconverged": 0},
+           "unfold: true dictionary": {**scores(true.codes, F, 0.0, False), "unconverged": 0},
+           "exact: true dictionary": {**scores(exact.codes, F, 0.0, False), "unconverged": int(len(exact.unconverged))}}
+    if method == "l1":  # OMP capped at k atoms stops above tol by design; only the lasso's count means anything
+        out["unfold: own decoder"]["unconverged"] = int(len(own.unconverged))
+        out["unfold: true dictionary"]["unconverged"] = int(len(true.unconverged))
+    return out

@@ -219,8 +219,9 @@ def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
 
     The same objective as scikit-learn's SparseCoder(transform_alpha=alpha) with unit atoms. A batched active-set
     method: start from each sample's OMP support, solve the equality system G_SS c = U_S x - alpha s on the
-    support (s the signs), drop atoms whose coefficient has the wrong sign, add the atom violating the KKT
-    condition |u_i^T (x - U c)| <= alpha the most, and repeat until no sample changes. A sample whose KKT
+    support (s the signs); where that solution keeps its signs, add the atom violating the KKT condition
+    |u_i^T (x - U c)| <= alpha the most, and where it does not, step towards it until the first coefficient
+    reaches zero and drop that atom (see `_active_set`); repeat until no sample changes. A sample whose KKT
     conditions do not hold (to 1e-6 relative) after max_rounds, or whose support outgrows d + slack atoms, is reported
     as unconverged. The OMP warm start stops when no atom correlates with the residual by more than alpha.
     Returned codes are for the atoms as given, like `omp`.
@@ -251,7 +252,15 @@ def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
 
 
 def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
-    """x: [b, d]; idx/n_sel: the OMP supports. Returns coefficients c [b, K], atoms S [b, K], converged [b]."""
+    """x: [b, d]; idx/n_sel: the OMP supports. Returns coefficients c [b, K], atoms S [b, K], converged [b].
+
+    Each sample keeps a feasible iterate c (c_i s_i >= 0 on its support). A round solves the equality system on
+    the support; if that solution z is feasible it becomes c and the worst KKT violator joins (at zero, with its
+    sign); if not, c moves towards z only as far as the first coefficient reaching zero, and the atoms that
+    reach it leave (the feature-sign search of Lee et al. 2007). The objective never increases, so a sample
+    cannot cycle through supports; a tiny ridge keeps a support that holds a null direction solvable, and the
+    move along it ends where a coefficient reaches zero.
+    """
     b, n_atoms = len(x), len(U)
     K = min(int(n_sel.max()) + slack, n_atoms)  # support slots; grown by `slack` when a sample fills them
     K_cap = min(n_atoms, max(K, len(U[0]) + slack))  # a lasso support outgrows d only in degenerate cases
@@ -262,6 +271,7 @@ def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
     sign = torch.ones(b, K, dtype=torch.float64)
     if not positive:
         sign = torch.sign(bx.gather(1, S)).masked_fill_(~M, 1.0)
+    c = torch.zeros(b, K, dtype=torch.float64)  # the feasible iterate
     c_out = torch.zeros(b, K_cap, dtype=torch.float64)
     S_out = torch.zeros(b, K_cap, dtype=torch.long)
     ok = torch.zeros(b, dtype=torch.bool)
@@ -270,32 +280,36 @@ def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
     for _ in range(max_rounds):
         if K < K_cap and M.all(1).any():  # room for the next atom of every sample
             grow = min(slack, K_cap - K)
-            S, M, sign = _grow(S, 1, K + grow), _grow(M, 1, K + grow), torch.cat([sign, sign.new_ones(len(S), grow)], 1)
+            S, M, c = _grow(S, 1, K + grow), _grow(M, 1, K + grow), _grow(c, 1, K + grow)
+            sign = torch.cat([sign, sign.new_ones(len(S), grow)], 1)
             K += grow
         eye = torch.eye(K, dtype=torch.float64)
         # solve on the support; unused slots get the identity and a zero right-hand side
         Mf = M.double()
-        Gs = G[S[:, :, None], S[:, None, :]] * (Mf[:, :, None] * Mf[:, None, :]) + eye * (1 - Mf)[:, :, None]
+        Gs = G[S[:, :, None], S[:, None, :]] * (Mf[:, :, None] * Mf[:, None, :]) + eye * (1 - Mf + 1e-10 * Mf)[:, :, None]
         rhs = (bx.gather(1, S) - alpha * sign) * Mf
-        c, info = torch.linalg.solve_ex(Gs, rhs)
-        wrong = M & (c * sign <= 0)  # a coefficient that crossed zero leaves the support
-        if wrong.any():
-            M = M & ~wrong
-            c = torch.where(wrong.any(1, keepdim=True), torch.zeros_like(c), c)  # re-solved next round
-        c = c * M
+        z, info = torch.linalg.solve_ex(Gs, rhs)
+        wrong = M & (z * sign <= 0)
+        bad = wrong.any(1)  # [r] z infeasible: step towards it instead
+        ratio = torch.where(wrong, c / (c - z).masked_fill(~wrong, 1.0), torch.inf)  # where each reaches zero
+        t = torch.where(bad, ratio.min(1).values.clamp(0, 1), 1.0)  # [r]
+        hit = wrong & (ratio <= t[:, None] + 1e-12)
+        M = M & ~hit
+        c = (c + t[:, None] * (z - c)) * M
         res = x - torch.einsum("rk,rkd->rd", c, U[S])  # [r, d]
         corr = res @ U.T  # [r, atoms] u_i^T (x - U c)
         corr.scatter_(1, S, torch.where(M, torch.zeros_like(c), corr.gather(1, S)))  # only atoms outside S
         viol = corr if positive else corr.abs()
         worst, new = viol.max(1)
-        add = (worst > alpha + tol) & ~wrong.any(1)
-        done = ~wrong.any(1) & ~add & (info == 0)
+        add = (worst > alpha + tol) & ~bad
+        failed = (info != 0) | ~torch.isfinite(z).all(1)
+        done = ~bad & ~add & ~failed
         free = (~M).double().argmax(1)  # first free slot
         full = add & M.all(1)
-        if done.any() or full.any():  # write out finished samples (full ones as unconverged)
-            fin = (done | full).nonzero()[:, 0]
+        if done.any() or full.any() or failed.any():  # write out finished samples (the others as unconverged)
+            fin = (done | full | failed).nonzero()[:, 0]
             c_out[who[fin], :K], S_out[who[fin], :K], ok[who[fin]] = c[fin], S[fin], done[fin]
-            keep = (~(done | full)).nonzero()[:, 0]
+            keep = (~(done | full | failed)).nonzero()[:, 0]
             if not len(keep):
                 return c_out, S_out, ok
             x, bx, S, M, sign, who, add, new, free, corr, c = (

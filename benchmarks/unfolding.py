@@ -8,6 +8,7 @@ Data: shared/README.md section 5 (512 random unit features in d = 128, p = 5/512
   the Gram matrix and D X^T computed inside the timed region, float64.
 * ours L1, alpha 0.01, positive (batched active set, exact), against
 * sklearn `SparseCoder` lasso_lars, alpha 0.01, positive codes, float64 (the same objective).
+* ours FISTA on the same lasso, for reference: why the L1 path is an active-set method.
 
 Every timing is compute only, inputs in memory; torch and BLAS are limited to --threads (default 1) for all.
 Targets (issue 7): ours OMP >= 10x orthogonal_mp_gram's samples/s at support F1 >= 0.999, and ours L1
@@ -72,14 +73,16 @@ def main():
                               ("sklearn orthogonal_mp_gram (tol 1e-8 squared)", sk_omp, a.repeat),
                               ("ours l1 (alpha 0.01, positive)",
                                lambda: unfold_info(ev.X, ev.F, "l1", alpha=0.01, positive=True).codes, a.repeat),
-                              ("sklearn SparseCoder lasso_lars (alpha 0.01, positive)", lambda: sp.csr_matrix(lars.transform(X64)), 1)]:
+                              ("sklearn SparseCoder lasso_lars (alpha 0.01, positive)", lambda: sp.csr_matrix(lars.transform(X64)), 1),
+                              ("ours fista (alpha 0.01, positive), reference",
+                               lambda: unfold_info(ev.X, ev.F, "fista", alpha=0.01, positive=True).codes, 1)]:
             C, wall = best_of(fn, rep)
             s = R.code_scores(ev.codes, C)
             rows.append(dict(method=name, wall_s=wall, samples_per_s=n / wall, support_f1=s["support_f1"],
                              code_rel_err=s["code_rel_err"], l0=R.l0(C),
                              fvu=R.fvu(ev.X, C.astype(np.float64) @ F64)))
     print(f"machine: {machine()}; BLAS/torch threads {a.threads}; {n} held-out samples, best of {a.repeat} "
-          f"(lasso_lars once)")
+          f"(lasso_lars and fista once)")
     for r in rows:
         print(f"  {r['method']:<55} {r['wall_s']:7.3f} s  {r['samples_per_s']:9.0f} samples/s  "
               f"F1 {r['support_f1']:.5f}  code err {r['code_rel_err']:.2e}  L0 {r['l0']:.2f}  FVU {r['fvu']:.1e}")

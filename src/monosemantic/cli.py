@@ -418,6 +418,62 @@ def unfold_cmd(
     typer.echo(str(path))
 
 
+# ---------------------------------------------------------------- feature enumeration (issue 7 part 6)
+features_app = typer.Typer(no_args_is_help=True, help="Enumerate a dictionary's features; write one activation "
+                                                      "as a weighted list of features.")
+app.add_typer(features_app, name="features")
+FEATURES_DIR = typer.Argument(..., help="A saved dictionary directory (`sae train`), or a file holding F: [atoms, d].")
+FEATURES_DATA = typer.Option(None, help="Data file (X; the true F and codes when it holds them). Default: the data "
+                                        "file recorded in DIR/config.json.")
+
+
+@features_app.command("list")
+def features_list(
+    dictionary: Path = FEATURES_DIR,
+    data: Optional[Path] = FEATURES_DATA,
+    top: int = typer.Option(5, help="Top activating samples kept per atom."),
+    limit: int = typer.Option(20, help="Rows printed (0: all); OUT/features.json holds every atom."),
+    sort: str = typer.Option("frequency", help="frequency | atom | max | cosine (largest first; atom ascending)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory to write: config.json, result.json, features.json."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Every atom: frequency, mean (over the samples where it fires) and max activation, decoder norm, nearest
+    true feature and cosine (when the data hold the truth), top activating samples. Prints a table."""
+    from monosemantic.catalog import FeaturesConfig, format_features, list_to_dir
+    from monosemantic.config import validate
+
+    cfg = validate(FeaturesConfig, dict(dictionary=str(dictionary), data=str(data) if data else None, top=top,
+                                        limit=limit, sort=sort))
+    rows, res = list_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
+    for line in format_features(rows, cfg.sort, cfg.limit):
+        typer.echo(line)
+    _say(f"{res['atoms']} atoms over {res['samples']} samples in {res['wall_s']:.2f}s: {res['dead']} dead, "
+         f"L0 {res['l0']:.2f}")
+    if out is not None:
+        typer.echo(str(out))
+
+
+@features_app.command("describe")
+def features_describe(
+    dictionary: Path = FEATURES_DIR,
+    sample: int = typer.Option(..., help="Index of the sample (row of X) to describe."),
+    data: Optional[Path] = FEATURES_DATA,
+    out: Optional[Path] = typer.Option(None, help="Run directory to write: config.json, result.json (the description)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+) -> None:
+    """One activation as a weighted list of atoms (code, weight |c| ||F_j||, share of the reconstruction),
+    its relative reconstruction error, and its true active features when the data hold them."""
+    from monosemantic.catalog import FeaturesConfig, describe_to_dir, format_description
+    from monosemantic.config import validate
+
+    cfg = validate(FeaturesConfig, dict(dictionary=str(dictionary), data=str(data) if data else None, sample=sample))
+    for line in format_description(describe_to_dir(cfg, out, overwrite)):
+        typer.echo(line)
+    if out is not None:
+        typer.echo(str(out))
+
+
 @app.command("demo")
 def demo(
     out: Path = typer.Option(Path("demo"), help="Directory for report.html and summary.json."),

@@ -133,17 +133,25 @@ def write_run(
     result: dict[str, Any],
     tensors: dict[str, dict[str, torch.Tensor]],
     overwrite: bool = False,
+    extra_json: dict[str, Any] | None = None,
 ) -> Path:
     """Write a whole run directory atomically.
 
-    `tensors` maps file stems to tensor dicts: {"model": {"W": ..., "b": ...}} -> model.safetensors.
+    `tensors` maps file stems to tensor dicts: {"model": {"W": ..., "b": ...}} -> model.safetensors;
+    `extra_json` maps further file names to objects written as JSON ({"features.json": rows}).
     The directory appears under its final name only once every file is written.
     """
     out = check_new_dir(out, overwrite)
     files = {"config.json": lambda p: write_json(p, {**config, "environment": environment()}),
              "result.json": lambda p: write_json(p, result)}
     files.update({f"{stem}.safetensors": (lambda p, t=tdict: save_tensors(p, t)) for stem, tdict in tensors.items()})
+    files.update(json_files(extra_json))
     return write_dir(out, files)
+
+
+def json_files(extra: dict[str, Any] | None) -> dict[str, Callable[[Path], None]]:
+    """{name: object} -> {name: function writing that object as JSON}, for `write_dir`."""
+    return {name: (lambda p, obj=obj: write_json(p, obj)) for name, obj in (extra or {}).items()}
 
 
 def write_dir(out: Path, files: dict[str, Callable[[Path], None]]) -> Path:

@@ -49,7 +49,7 @@ class Unfolding:
     tol: float | None
 
 
-def _atoms(dictionary) -> tuple[np.ndarray, np.ndarray | None]:
+def dictionary_atoms(dictionary) -> tuple[np.ndarray, np.ndarray | None]:
     """F: [atoms, d] float64 and the offset to subtract from X (an estimator's mean_), checked."""
     if isinstance(dictionary, DictionaryEstimator):
         dictionary._fitted()
@@ -368,7 +368,7 @@ def unfold_info(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | 
     """Codes and the bookkeeping (relative residuals, unconverged samples); see the module docstring."""
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    F, mean = _atoms(dictionary)
+    F, mean = dictionary_atoms(dictionary)
     Xn = _data(X, F.shape[1])
     if method == "sae":
         if not isinstance(dictionary, DictionaryEstimator):
@@ -483,7 +483,7 @@ def amortization_gap(sae, X, F, codes_true) -> dict[str, dict[str, float]]:
 
     X = np.asarray(_data(X, sae.d_in_), dtype=np.float64)
     F = np.asarray(F, dtype=np.float64)
-    A, mean = _atoms(sae)
+    A, mean = dictionary_atoms(sae)
     enc = sae.transform(X)
     if sae.arch == "relu":
         method, kw = "l1", dict(alpha=sae._penalty / 2, positive=True)

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator
 
 from monosemantic import InputError, __version__
 from monosemantic.dictionary.batches import as_matrix
-from monosemantic.runs import write_dir
+from monosemantic.runs import json_files, write_dir
 
 
 def to_output(C: sp.csr_matrix, output: str):
@@ -25,12 +25,6 @@ def to_output(C: sp.csr_matrix, output: str):
             return torch.sparse_csr_tensor(torch.from_numpy(C.indptr).long(), torch.from_numpy(C.indices).long(),
                                            torch.from_numpy(C.data), size=C.shape)
     raise InputError(f"output must be 'scipy' or 'torch', got {output!r}")
-
-
-def json_files(extra: dict | None) -> dict:
-    from monosemantic.runs import write_json
-
-    return {name: (lambda p, obj=obj: write_json(p, obj)) for name, obj in (extra or {}).items()}
 
 
 class DictionaryEstimator(BaseEstimator):

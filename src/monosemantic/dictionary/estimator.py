@@ -23,9 +23,9 @@ import scipy.sparse as sp
 import torch
 from monosemantic import InputError, __version__
 from monosemantic.dictionary import sae as S
-from monosemantic.dictionary.base import DictionaryEstimator, json_files, to_output
+from monosemantic.dictionary.base import DictionaryEstimator, to_output
 from monosemantic.dictionary.batches import Batches
-from monosemantic.runs import load_tensors, read_json, save_tensors, write_dir, write_json
+from monosemantic.runs import json_files, load_tensors, read_json, save_tensors, write_dir, write_json
 from monosemantic.toy.train import AdamW, _Progress, lr_at
 
 # Defaults, chosen on the section-5 data (512 features, d 128) and checked on other sizes in the tests.

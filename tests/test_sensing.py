@@ -270,3 +270,20 @@ def test_fista_reaches_the_lasso_optimum(small, positive):
     assert (u.codes.data >= 0).all() == positive
     few = fista(X, small.F.astype(np.float64), alpha=0.02, positive=positive, max_iter=3)
     assert len(few.unconverged) > 50  # three steps settle almost nothing: reported, not hidden
+
+
+def test_unfold_to_dir_in_blocks_gives_the_same_codes(tmp_path, small, monkeypatch):
+    import monosemantic.sensing as S
+
+    save_data(tmp_path / "d.npz", small)
+    monkeypatch.setattr(S, "CHUNK", 16)  # blocks of 256 samples: 600 samples make three
+    for method in ("omp", "l1"):
+        a = S.unfold_to_dir(tmp_path / "d.npz", tmp_path / "d.npz", tmp_path / f"a{method}", method, tol=1e-3, k=2)
+        b = S.unfold_to_dir(tmp_path / "d.npz", tmp_path / "d.npz", tmp_path / f"b{method}", method, tol=1e-3, k=2,
+                            progress=True)
+        ra, rb = (json.loads((p / "result.json").read_text()) for p in (a, b))
+        assert ra["unconverged_indices"] == rb["unconverged_indices"] and ra["nnz"] == rb["nnz"]
+        if method == "omp":
+            assert ra["unconverged"] > 0 and max(ra["unconverged_indices"]) > 256  # k=2 leaves some behind
+        ta, tb = load_file(a / "codes.safetensors"), load_file(b / "codes.safetensors")
+        assert all(torch.equal(ta[key], tb[key]) for key in ("indptr", "indices", "values"))

@@ -13,13 +13,13 @@ import typer
 
 from monosemantic import InputError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, add_completion=False, pretty_exceptions_enable=False,
                   help="Solving superposition, measured: toy models, dictionaries and unfolding.")
-toy_app = typer.Typer(no_args_is_help=True, help="Toy models of superposition (Elhage et al. 2022).")
+toy_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Toy models of superposition (Elhage et al. 2022).")
 app.add_typer(toy_app, name="toy")
-data_app = typer.Typer(no_args_is_help=True, help="Ground-truth data sets (known features and codes).")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Ground-truth data sets (known features and codes).")
 app.add_typer(data_app, name="data")
-sae_app = typer.Typer(no_args_is_help=True, help="Dictionary learning: sparse autoencoders and classical baselines.")
+sae_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Dictionary learning: sparse autoencoders and classical baselines.")
 app.add_typer(sae_app, name="sae")
 
 # Options that take several values after one flag (`--sparsity 0 0.8 0.9`); Click wants the flag
@@ -182,8 +182,8 @@ def sae_score(
 
 
 # ---- sweeps and phase diagrams (issue 4) ----
-sweep_app = typer.Typer(no_args_is_help=True, help="Grids of toy models: resumable, on local processes or Ray.")
-phase_app = typer.Typer(no_args_is_help=True, help="Superposition as a phase change: diagrams and transitions.")
+sweep_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Grids of toy models: resumable, on local processes or Ray.")
+phase_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Superposition as a phase change: diagrams and transitions.")
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(phase_app, name="phase")
 BACKEND = typer.Option("local", help="local (worker processes, one per core) | ray (--ray-address to join a "
@@ -284,7 +284,7 @@ def phase_uniform(
     typer.echo(str(diagram))
 
 # --- road 1: models without superposition (L1 penalty, Mixture-of-Experts, effective size) ---
-road1_app = typer.Typer(no_args_is_help=True, help="Road 1: models without superposition, and their cost.")
+road1_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Road 1: models without superposition, and their cost.")
 app.add_typer(road1_app, name="road1")
 
 
@@ -411,7 +411,7 @@ def unfold_cmd(
     from monosemantic.runs import read_json
     from monosemantic.sensing import unfold_to_dir
 
-    path = unfold_to_dir(data, dictionary, out, method, tol, k, alpha, positive, overwrite)
+    path = unfold_to_dir(data, dictionary, out, method, tol, k, alpha, positive, overwrite, sys.stderr.isatty())
     res = read_json(path / "result.json")
     _say(f"unfolded {res['shape'][0]} samples onto {res['shape'][1]} atoms ({method}) in {res['wall_s']:.3f}s "
          f"({res['samples_per_s']:.0f} samples/s); L0 {res['l0']:.2f}; unconverged {res['unconverged']}")
@@ -419,7 +419,7 @@ def unfold_cmd(
 
 
 # ---------------------------------------------------------------- feature enumeration (issue 7 part 6)
-features_app = typer.Typer(no_args_is_help=True, help="Enumerate a dictionary's features; write one activation "
+features_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Enumerate a dictionary's features; write one activation "
                                                       "as a weighted list of features.")
 app.add_typer(features_app, name="features")
 FEATURES_DIR = typer.Argument(..., help="A saved dictionary directory (`sae train`), or a file holding F: [atoms, d].")

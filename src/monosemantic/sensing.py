@@ -426,9 +426,11 @@ def load_dictionary(path: str | Path):
 
 def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, method: str = "omp",
                   tol: float = 1e-6, k: int | None = None, alpha: float = 0.01, positive: bool = False,
-                  overwrite: bool = False) -> Path:
+                  overwrite: bool = False, progress: bool = False) -> Path:
     """Unfold a data file against a dictionary and write OUT: codes.safetensors (CSR indptr, indices, values),
-    result.json (shape, wall_s = compute only, samples_per_s, unconverged count and indices), config.json."""
+    result.json (shape, wall_s = compute only, samples_per_s, unconverged count and indices), config.json.
+    With progress, the samples go in blocks of 16 chunks under a progress bar on stderr (each sample's codes do
+    not depend on its block)."""
     import time
 
     from monosemantic.data import load_data
@@ -442,7 +444,19 @@ def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, met
     D = load_dictionary(dictionary)
     X = load_data(data).X
     t = time.perf_counter()
-    u = unfold_info(X, D, method, tol, k, alpha, positive)
+    if progress:
+        from rich.console import Console
+        from rich.progress import track
+
+        block = 16 * CHUNK
+        starts = track(range(0, len(X), block), description=f"unfold ({method})", console=Console(stderr=True),
+                       transient=True)
+        parts = [unfold_info(X[s:s + block], D, method, tol, k, alpha, positive) for s in starts]
+        u = Unfolding(sp.vstack([p.codes for p in parts], format="csr"),
+                      np.concatenate([p.rel_residual for p in parts]),
+                      np.concatenate([p.unconverged + i * block for i, p in enumerate(parts)]), parts[0].tol)
+    else:
+        u = unfold_info(X, D, method, tol, k, alpha, positive)
     wall = time.perf_counter() - t
     C = u.codes
     result = {"shape": list(C.shape), "nnz": int(C.nnz), "l0": float(C.nnz / max(C.shape[0], 1)), "wall_s": wall,

@@ -12,6 +12,7 @@ from monosemantic.report import toy_plots
 from monosemantic.dictionary.report import dictionary_section
 from monosemantic.report.phase_plots import phase_section
 from monosemantic.report.sensing_plots import sensing_section
+from monosemantic.report.transition_plots import transition_section
 from monosemantic.roads.road1 import road1_section
 from monosemantic.runs import write_json
 from monosemantic.toy import figures
@@ -56,7 +57,7 @@ def toy_section(quick: bool, progress: bool) -> tuple[Section, dict]:
 
 
 # One entry per topic: (quick, progress) -> (Section, summary entries). Keep each under a minute.
-SECTIONS = [toy_section, phase_section, road1_section, dictionary_section, sensing_section]
+SECTIONS = [toy_section, phase_section, road1_section, dictionary_section, sensing_section, transition_section]
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:

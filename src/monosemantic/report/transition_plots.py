@@ -76,9 +76,8 @@ def plot(curves: dict, toys: list[dict]):
                  transform=axes[0].transAxes, fontsize=7)
     ax = axes[2]
     for j, m in enumerate(sorted({t["m"] for t in toys})):
-        r = np.linspace(1, 4, 200)
-        ax.plot(r, [T.welch_bound(int(round(x * m)), m) if x * m >= 1 else 0 for x in r], color=colors[j],
-                label=f"Welch bound, m={m}")
+        ns = np.arange(m, 4 * m + 1)  # the bound exists for whole numbers of vectors
+        ax.plot(ns / m, [T.welch_bound(int(v), m) for v in ns], color=colors[j], label=f"Welch bound, m={m}")
         pts = [t for t in toys if t["m"] == m]
         x = [t["represented"] / m for t in pts]
         ax.plot(x, [t["coherence"] for t in pts], "o", color=colors[j], mfc="none", label="toy W, all pairs")
@@ -113,11 +112,12 @@ def transition_section(quick: bool, progress: bool) -> tuple[Section, dict]:
         row = {"m/n": delta, "DT rho": rho_dt,
                "L1 rho50": None if l1_c["k50"] is None else l1_c["k50"] / l1_c["m"],
                "OMP rho50": None if omp_c["k50"] is None else omp_c["k50"] / omp_c["m"],
-               f"DT k (m={omp_c['m']})": rho_dt * omp_c["m"], f"OMP k50 (n={omp_c['n']})": omp_c["k50"],
-               f"DT k (m={l1_c['m']})": rho_dt * l1_c["m"], f"L1 k50 (n={l1_c['n']})": l1_c["k50"],
+               "OMP m, n": f"{omp_c['m']}, {omp_c['n']}", "OMP DT k": rho_dt * omp_c["m"], "OMP k50": omp_c["k50"],
+               "L1 m, n": f"{l1_c['m']}, {l1_c['n']}", "L1 DT k": rho_dt * l1_c["m"], "L1 k50": l1_c["k50"],
                "Welch mu": T.welch_bound(omp_c["n"], omp_c["m"]), "mu(F)": omp_c["mu"],
                "k guaranteed (Welch)": T.coherence_guarantee(T.welch_bound(omp_c["n"], omp_c["m"])),
                "k guaranteed (mu(F))": T.coherence_guarantee(omp_c["mu"]), "L1 early stops": l1_c["early"]}
+        # Welch mu, mu(F) and the guarantees are for the OMP dictionary (m, n)
         rows.append(row)
         summary_rec[str(omp_c["n"])] = {"m": omp_c["m"], "omp_k50": omp_c["k50"], "dt_k": rho_dt * omp_c["m"],
                                         "l1_m": l1_c["m"], "l1_n": l1_c["n"], "l1_k50": l1_c["k50"],

@@ -143,7 +143,8 @@ def _l1_codes(X: np.ndarray, F: np.ndarray, G: np.ndarray, positive: bool) -> tu
     """Lasso codes at alpha = L1_ALPHA for unit-norm rows of X: [b, d] (the basis-pursuit limit), by homotopy.
 
     scikit-learn's LARS-lasso path is exact (it follows the solution as alpha falls); sensing.lasso's active set,
-    started from OMP supports, does not converge at such small alpha once k nears the transition (issue report).
+    started from OMP supports, does not converge at such small alpha near the transition (m = 256, n = 512, k = 143:
+    20 of 20 samples unconverged; basis pursuit by an LP solver recovers 17 of 20 at k = 140).
     Returns codes [b, n] and how many samples stopped early (LARS ran out of steps or hit degeneracy).
     """
     from sklearn.exceptions import ConvergenceWarning

@@ -204,6 +204,78 @@ def recovery_curve(m: int, n: int, ks, trials: int, method: str = "omp", positiv
             "success": success, "early": early, "mu": coherence(F), "k50": transition_k(ks, success), "wall_s": wall}
 
 
+OMP_FRACTIONS = (0.05, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0)  # of the DT k (OMP fails earlier)
+L1_FRACTIONS = (0.6, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25)
+
+
+def k_grid(m: int, n: int, fractions) -> list[int]:
+    """Distinct k in [1, m] at the given fractions of the Donoho-Tanner k = rho(m/n) m."""
+    k_dt = dt_rho(m / n) * m
+    return sorted({min(m, max(1, round(k_dt * f))) for f in fractions})
+
+
+def curves(omp_m: int | None, l1_m: int | None, ratios, omp_trials: int, l1_trials: int, seed: int = 0,
+           progress: bool = False) -> dict:
+    """{"omp": [...], "l1": [...]}: a `recovery_curve` for each n = ratio x m (a method with m None is skipped),
+    k on a grid around the Donoho-Tanner k (`k_grid`), dictionary and codes seeded by seed + the ratio's index."""
+    jobs = [(method, m, m * int(r), trials, fr, seed + i)
+            for method, m, trials, fr in (("omp", omp_m, omp_trials, OMP_FRACTIONS), ("l1", l1_m, l1_trials, L1_FRACTIONS))
+            if m is not None for i, r in enumerate(ratios)]
+    if progress:
+        from rich.console import Console
+        from rich.progress import track
+
+        jobs = track(jobs, description="recovery curves", console=Console(stderr=True), transient=True)
+    out = {"omp": [], "l1": []}
+    for method, m, n, trials, fr, s in jobs:
+        out[method].append(recovery_curve(m, n, k_grid(m, n, fr), trials, method, seed=s))
+    return out
+
+
+def run_to_dir(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, methods=METHODS, seed: int = 0,
+               overwrite: bool = False, progress: bool = False):
+    """`monosemantic transition`: the curves at one m for n = ratio x m; writes OUT/config.json, OUT/result.json
+    (per method and n: ks, success, k50, the Donoho-Tanner k, mu(F), the Welch bound and both coherence
+    guarantees, wall_s) and OUT/transition.png."""
+    import os
+    import time
+
+    from monosemantic.runs import check_new_dir, write_run
+
+    out = check_new_dir(out, overwrite)
+    if m < 1:
+        raise InputError(f"m must be positive, got {m}")
+    if not ratios or any(int(r) != r or r < 1 for r in ratios):
+        raise InputError(f"ratios n/m must be whole numbers >= 1, got {list(ratios)}")
+    bad = set(methods) - set(METHODS)
+    if bad or not methods:
+        raise InputError(f"methods must be among {', '.join(METHODS)}, got {list(methods)}")
+    if trials <= 0:
+        raise InputError(f"trials must be positive, got {trials}")
+    t = time.perf_counter()
+    res = curves(m if "omp" in methods else None, m if "l1" in methods else None, ratios, trials, trials, seed,
+                 progress)
+    wall = time.perf_counter() - t
+    for c in res["omp"] + res["l1"]:
+        c["dt_k"] = dt_rho(c["m"] / c["n"]) * c["m"]
+        c["welch"] = welch_bound(c["n"], c["m"])
+        c["k_guaranteed_welch"] = coherence_guarantee(c["welch"])
+        c["k_guaranteed_mu"] = coherence_guarantee(c["mu"])
+    config = {"kind": "transition", "m": m, "ratios": [int(r) for r in ratios], "trials": trials,
+              "methods": list(methods), "seed": seed}
+    path = write_run(out, config, {**res, "wall_s": wall}, {}, overwrite)
+    from monosemantic.report.transition_plots import plot
+
+    import matplotlib.pyplot as plt
+
+    fig = plot(res)
+    tmp = path / ".transition.png.tmp"
+    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path / "transition.png")
+    return path
+
+
 def support(codes) -> np.ndarray:
     """Bool [samples, atoms]: |c_i| > SUPPORT_REL max_j |c_j| (codes: dense or scipy sparse [samples, atoms])."""
     mag = np.abs(codes.toarray() if hasattr(codes, "toarray") else np.asarray(codes))

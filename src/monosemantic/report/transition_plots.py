@@ -20,26 +20,8 @@ from monosemantic.report import Section, figure, table
 # homotopy and LP solvers alike), so its curves use m = 64 with the same deltas m/n
 FULL = dict(omp_m=256, l1_m=64, ratios=(2, 4, 8, 16), omp_trials=100, l1_trials=50, toy_steps=3000)
 QUICK = dict(omp_m=64, l1_m=32, ratios=(2, 8), omp_trials=20, l1_trials=12, toy_steps=300)
-OMP_FRACTIONS = (0.05, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0)  # of the DT k (OMP fails earlier)
-L1_FRACTIONS = (0.6, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25)
 TOYS = ((20, 5), (40, 10), (80, 20))  # (n, m) toy ReLU-output models, uniform importance
 TOY_SPARSITIES = (0.7, 0.9, 0.99)  # 0.7: antipodal pairs (D* = 1/2); sparser: more superposition
-
-
-def k_grid(m: int, n: int, fractions) -> list[int]:
-    """Distinct k in [1, m] at the given fractions of the Donoho-Tanner k = rho(m/n) m."""
-    k_dt = T.dt_rho(m / n) * m
-    return sorted({min(m, max(1, round(k_dt * f))) for f in fractions})
-
-
-def recovery(cfg: dict) -> dict:
-    """{method: [recovery_curve per n]}, seeded per n."""
-    out = {}
-    for method, m, trials, fr in (("omp", cfg["omp_m"], cfg["omp_trials"], OMP_FRACTIONS),
-                                  ("l1", cfg["l1_m"], cfg["l1_trials"], L1_FRACTIONS)):
-        out[method] = [T.recovery_curve(m, r * m, k_grid(m, r * m, fr), trials, method, seed=i)
-                       for i, r in enumerate(cfg["ratios"])]
-    return out
 
 
 def toy_models(steps: int, progress: bool) -> list[dict]:
@@ -55,10 +37,16 @@ def toy_models(steps: int, progress: bool) -> list[dict]:
     return out
 
 
-def plot(curves: dict, toys: list[dict]):
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+def plot(curves: dict, toys: list[dict] | None = None):
+    """Recovery against rho = k/m for each method in curves; with toys, a last panel of toy W's coherence."""
+    methods = [m for m in ("l1", "omp") if curves.get(m)]
+    fig, axes = plt.subplots(1, len(methods) + bool(toys), figsize=(5 * (len(methods) + bool(toys)), 4),
+                             squeeze=False)
+    axes = axes[0]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, method, title in ((axes[0], "l1", "exact L1 (positive lasso, alpha -> 0)"), (axes[1], "omp", "OMP")):
+    titles = {"l1": "exact L1 (positive lasso, alpha -> 0)", "omp": "OMP"}
+    for ax, method in zip(axes, methods):
+        title = titles[method]
         for i, c in enumerate(curves[method]):
             m, n, col = c["m"], c["n"], colors[i % len(colors)]
             rho = np.array(c["ks"]) / m
@@ -74,7 +62,10 @@ def plot(curves: dict, toys: list[dict]):
         ax.legend(fontsize=7, loc="center right")
     axes[0].text(0.01, 0.02, "dashed: Donoho-Tanner simplex rho(m/n)\n^ k < (1+1/Welch)/2   v k < (1+1/mu(F))/2",
                  transform=axes[0].transAxes, fontsize=7)
-    ax = axes[2]
+    if not toys:
+        fig.tight_layout()
+        return fig
+    ax = axes[-1]
     for j, m in enumerate(sorted({t["m"] for t in toys})):
         ns = np.arange(m, 4 * m + 1)  # the bound exists for whole numbers of vectors
         ax.plot(ns / m, [T.welch_bound(int(v), m) for v in ns], color=colors[j], label=f"Welch bound, m={m}")
@@ -93,7 +84,8 @@ def plot(curves: dict, toys: list[dict]):
 def transition_section(quick: bool, progress: bool) -> tuple[Section, dict]:
     cfg = QUICK if quick else FULL
     t = time.perf_counter()
-    curves = recovery(cfg)
+    curves = T.curves(cfg["omp_m"], cfg["l1_m"], cfg["ratios"], cfg["omp_trials"], cfg["l1_trials"],
+                      progress=progress)
     t_rec = time.perf_counter() - t
     t = time.perf_counter()
     toys = toy_models(cfg["toy_steps"], progress)

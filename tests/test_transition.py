@@ -186,6 +186,15 @@ def test_toy_coherence_counts_represented_columns_and_antipodal_partners():
     assert r["represented"] == 3 and r["antipodal_pairs"] == 1
     assert r["coherence"] == pytest.approx(1.0) and r["coherence_no_antipodal"] == pytest.approx(s)
     assert r["welch"] == pytest.approx(T.welch_bound(3, 2))
+    # three random directions in a plane: the closest pair is always within 60 degrees (|cos| >= 1/2 = Welch)
+    assert T.welch_bound(3, 2) <= r["random"] <= 1
+
+
+def test_random_directions_sit_above_the_welch_bound_and_below_one():
+    for n, m in ((20, 5), (80, 20)):
+        mu = T.random_coherence(n, m, draws=20)
+        assert 1.5 * T.welch_bound(n, m) < mu < 1  # 200 draws: medians 0.95 and 0.72 against Welch 0.40 and 0.20
+    assert T.random_coherence(20, 5, draws=5, seed=3) == T.random_coherence(20, 5, draws=5, seed=3)
 
 
 def test_cli_writes_curves_and_rejects_bad_input(tmp_path, capsys):

@@ -64,6 +64,12 @@ def coherence(F, exclude: np.ndarray | None = None) -> float:
     return float(cos.max()) if len(F) > 1 else 0.0
 
 
+def random_coherence(n: int, m: int, draws: int = 50, seed: int = 0) -> float:
+    """Median coherence of n Gaussian random directions in m dims over `draws` draws: what no training gives."""
+    rng = np.random.default_rng(seed)
+    return float(np.median([coherence(rng.standard_normal((n, m))) for _ in range(draws)])) if n > 1 else 0.0
+
+
 def coherence_guarantee(mu: float) -> float:
     """k below (1 + 1/mu) / 2 guarantees exact recovery by OMP and by L1 (inf for mu = 0)."""
     if not 0 <= mu <= 1:
@@ -299,7 +305,8 @@ def toy_coherence(W) -> dict:
 
     Represented: norm > measures.REPRESENTED. An antipodal pair (cosine < measures.ANTIPODAL_COS, the geometry
     label's definition) has |cos| ~ 1 by design, so the coherence is also given with each feature's antipodal
-    partners left out. welch: the bound for n_represented unit vectors in m dims.
+    partners left out. welch: the bound for n_represented unit vectors in m dims; random: the median coherence of as
+    many random directions (`random_coherence`).
     """
     from monosemantic.measures import ANTIPODAL_COS, REPRESENTED
 
@@ -310,9 +317,9 @@ def toy_coherence(W) -> dict:
     r = len(cols)
     if r < 2:
         return {"m": m, "represented": r, "coherence": 0.0, "coherence_no_antipodal": 0.0,
-                "antipodal_pairs": 0, "welch": welch_bound(max(r, 1), m)}
+                "antipodal_pairs": 0, "welch": welch_bound(max(r, 1), m), "random": 0.0}
     U = cols / np.linalg.norm(cols, axis=1, keepdims=True)
     anti = (U @ U.T) < ANTIPODAL_COS  # [r, r]
     return {"m": m, "represented": r, "coherence": coherence(cols),
             "coherence_no_antipodal": coherence(cols, exclude=anti), "antipodal_pairs": int(anti.sum() // 2),
-            "welch": welch_bound(r, m)}
+            "welch": welch_bound(r, m), "random": random_coherence(r, m)}

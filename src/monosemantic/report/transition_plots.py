@@ -73,6 +73,7 @@ def plot(curves: dict, toys: list[dict] | None = None):
         x = [t["represented"] / m for t in pts]
         ax.plot(x, [t["coherence"] for t in pts], "o", color=colors[j], mfc="none", label="toy W, all pairs")
         ax.plot(x, [t["coherence_no_antipodal"] for t in pts], "s", color=colors[j], label="toy W, no antipodal")
+        ax.plot(x, [t["random"] for t in pts], "x", color=colors[j], label="random directions (median)")
     ax.set_xlabel("represented features / m")
     ax.set_ylabel("coherence max |cos|")
     ax.set_title("trained toy models (ReLU output)")
@@ -122,12 +123,13 @@ def transition_section(quick: bool, progress: bool) -> tuple[Section, dict]:
     sec.add(table([{k: v for k, v in t.items()} for t in toys]))
     sec.text(f"Toy ReLU-output models, uniform importance, {cfg['toy_steps']} steps, one seed: coherence of the "
              "represented columns (norm > 0.5) over all pairs and leaving out antipodal partners (cosine < -0.95), "
-             "against the Welch bound for that many vectors in m dims.", note=True)
+             "against the Welch bound for that many vectors in m dims and the median coherence of as many random "
+             "directions (50 draws).", note=True)
     t_all = t_rec + t_toy
     sec.text(f"Timings (time.perf_counter, this machine): recovery curves {t_rec:.1f} s, toy models {t_toy:.1f} s.",
              note=True)
     summary = {"recovery_transition": summary_rec,
                "toy_coherence": [{k: t[k] for k in ("n", "m", "S", "represented", "coherence",
-                                                    "coherence_no_antipodal", "welch")} for t in toys],
+                                                    "coherence_no_antipodal", "welch", "random")} for t in toys],
                "transition_wall_s": t_all}
     return sec, summary

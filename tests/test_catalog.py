@@ -189,6 +189,10 @@ def test_cli_list_and_describe_write_json(trained, small, capsys):
     want = describe_sample(load(trained / "sae"), data.X, 9, data.F, data.codes)
     assert code == 0 and d["features"] == json.loads(json.dumps(want["features"]))
     assert d["true_features"] == want["true_features"] and "true active features:" in stdout
+    code, stdout, _ = run(["features", "describe", trained / "sae", "--sample", 9, "--json"], capsys)
+    assert code == 0 and json.loads(stdout)["features"] == d["features"]
+    code, stdout, _ = run(["features", "list", trained / "sae", "--top", 3, "--json"], capsys)
+    assert code == 0 and json.loads(stdout) == rows
     # a bare F file needs --data (it records none); with it, the true dictionary's own catalogue
     code, stdout, _ = run(["features", "list", trained / "d.npz", "--data", trained / "d.npz", "--limit", 0], capsys)
     assert code == 0 and len(stdout.splitlines()) == 1 + 96

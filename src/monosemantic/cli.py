@@ -5,6 +5,7 @@ one line, `error: ...`, and exits with code 2; nothing half-written is left behi
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -437,16 +438,17 @@ def features_list(
     out: Optional[Path] = typer.Option(None, help="Run directory to write: config.json, result.json, features.json."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print every atom as JSON instead of the table."),
 ) -> None:
     """Every atom: frequency, mean (over the samples where it fires) and max activation, decoder norm, nearest
-    true feature and cosine (when the data hold the truth), top activating samples. Prints a table."""
+    true feature and cosine (when the data hold the truth), top activating samples. Prints a table (or JSON)."""
     from monosemantic.catalog import FeaturesConfig, format_features, list_to_dir
     from monosemantic.config import validate
 
     cfg = validate(FeaturesConfig, dict(dictionary=str(dictionary), data=str(data) if data else None, top=top,
                                         limit=limit, sort=sort))
     rows, res = list_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
-    for line in format_features(rows, cfg.sort, cfg.limit):
+    for line in [json.dumps(rows)] if as_json else format_features(rows, cfg.sort, cfg.limit):
         typer.echo(line)
     _say(f"{res['atoms']} atoms over {res['samples']} samples in {res['wall_s']:.2f}s: {res['dead']} dead, "
          f"L0 {res['l0']:.2f}")
@@ -461,6 +463,7 @@ def features_describe(
     data: Optional[Path] = FEATURES_DATA,
     out: Optional[Path] = typer.Option(None, help="Run directory to write: config.json, result.json (the description)."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the description as JSON instead of the table."),
 ) -> None:
     """One activation as a weighted list of atoms (code, weight |c| ||F_j||, share of the reconstruction),
     its relative reconstruction error, and its true active features when the data hold them."""
@@ -468,7 +471,8 @@ def features_describe(
     from monosemantic.config import validate
 
     cfg = validate(FeaturesConfig, dict(dictionary=str(dictionary), data=str(data) if data else None, sample=sample))
-    for line in format_description(describe_to_dir(cfg, out, overwrite)):
+    desc = describe_to_dir(cfg, out, overwrite)
+    for line in [json.dumps(desc)] if as_json else format_description(desc):
         typer.echo(line)
     if out is not None:
         typer.echo(str(out))

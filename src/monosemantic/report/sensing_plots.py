@@ -144,6 +144,12 @@ def plot(res: dict):
         c.plot(dens, [max(r[key], 1e-12) for r in res.values()], style, label=label)
     c.set_xscale("log")
     c.set_yscale("log")
+    top = 10.0  # where nothing can be unfolded (S = 0.5) the codes are wild: mark those points at the top edge
+    for s, r in res.items():
+        off = [f"{key[:-4]} {r[key]:.0e}" for key in ("omp_err", "l1_err") if r[key] > top]
+        if off:
+            c.annotate("\n".join(off) + " ↑", (1 - float(s), top), fontsize=7, ha="right", va="top")
+    c.set_ylim(top=top)
     c.set_xlabel("feature density 1-S")
     c.set_ylabel("sum ||x_hat - x||^2 / sum ||x||^2")
     c.set_title("the larger model without superposition")

@@ -77,7 +77,7 @@ def plot(curves: dict, toys: list[dict] | None = None):
     ax.set_xlabel("represented features / m")
     ax.set_ylabel("coherence max |cos|")
     ax.set_title("trained toy models (ReLU output)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside: the points fill the whole square
     fig.tight_layout()
     return fig
 

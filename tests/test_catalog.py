@@ -101,11 +101,15 @@ def test_streaming_in_chunks_gives_the_same_result(small, sae, which, monkeypatc
     chunked = list_features(D, small.X, small.F, small.codes, top=6, chunk=37)
     monkeypatch.setattr(catalog, "CELLS", 7 * 96)  # the cap on dense chunk cells: 7 samples at a time
     capped = list_features(D, small.X, small.F, small.codes, top=6)
+    # the SAE's float32 encoder may round differently at another batch size (BLAS blocking, threads): its values
+    # agree to float32 precision; the indices, counts and OMP's float64 codes agree exactly
+    floats = ("mean_activation", "max_activation", "top_values")
+    rel = 1e-12 if which == "omp" else 1e-5
     for a, b, c in zip(whole, chunked, capped):
         for r in (b, c):
-            assert {k: v for k, v in r.items() if k != "mean_activation"} == \
-                   {k: v for k, v in a.items() if k != "mean_activation"}
-            assert r["mean_activation"] == pytest.approx(a["mean_activation"], rel=1e-12)  # sums in another order
+            assert {k: v for k, v in r.items() if k not in floats} == {k: v for k, v in a.items() if k not in floats}
+            for k in floats:
+                assert r[k] == pytest.approx(a[k], rel=rel)  # sums in another order
 
 
 def test_describe_lists_exactly_the_true_active_features(small):

@@ -19,6 +19,9 @@ residual is recomputed from the final codes), never silently zero.
 The L1 path (`lasso`) solves the lasso exactly by a batched active-set method started from the OMP supports
 (see its docstring); it gives scikit-learn's Lasso-LARS codes to ~1e-7 at a fraction of the time. `fista` solves
 the same lasso by plain batched FISTA, for reference.
+
+`amortization_gap(sae, X, F, codes)` scores an SAE's encoder against unfolding on its own decoder and on the
+true features; `unfold_to_dir` is `monosemantic unfold`.
 """
 from __future__ import annotations
 
@@ -40,7 +43,8 @@ CHUNK = 2048  # samples coded together (their state: [chunk, selected, d] float6
 @dataclass
 class Unfolding:
     """codes: CSR [samples, atoms] float32; rel_residual: [samples] ||x - codes @ F|| / ||x|| (0 for x = 0);
-    unconverged: indices of the samples that did not converge (OMP: rel_residual > tol; L1: KKT conditions not met);
+    unconverged: indices of the samples that did not converge (OMP: rel_residual > tol; L1: KKT conditions not met;
+    FISTA: codes still moving after max_iter);
     tol: OMP's relative tolerance (None for the other methods)."""
 
     codes: sp.csr_matrix

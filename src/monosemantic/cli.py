@@ -14,13 +14,20 @@ import typer
 
 from monosemantic import InputError
 
-app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, add_completion=False, pretty_exceptions_enable=False,
-                  help="Solving superposition, measured: toy models, dictionaries and unfolding.")
-toy_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Toy models of superposition (Elhage et al. 2022).")
+
+
+def _app(help: str, **kw) -> typer.Typer:
+    # plain-text help: rich markup would swallow every "[samples, d]" as a style tag
+    return typer.Typer(no_args_is_help=True, rich_markup_mode=None, help=help, **kw)
+
+
+app = _app("Solving superposition, measured: toy models, dictionaries and unfolding.", add_completion=False,
+           pretty_exceptions_enable=False)
+toy_app = _app("Toy models of superposition (Elhage et al. 2022).")
 app.add_typer(toy_app, name="toy")
-data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Ground-truth data sets (known features and codes).")
+data_app = _app("Ground-truth data sets (known features and codes).")
 app.add_typer(data_app, name="data")
-sae_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Dictionary learning: sparse autoencoders and classical baselines.")
+sae_app = _app("Dictionary learning: sparse autoencoders and classical baselines.")
 app.add_typer(sae_app, name="sae")
 
 # Options that take several values after one flag (`--sparsity 0 0.8 0.9`); Click wants the flag
@@ -183,8 +190,8 @@ def sae_score(
 
 
 # ---- sweeps and phase diagrams (issue 4) ----
-sweep_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Grids of toy models: resumable, on local processes or Ray.")
-phase_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Superposition as a phase change: diagrams and transitions.")
+sweep_app = _app("Grids of toy models: resumable, on local processes or Ray.")
+phase_app = _app("Superposition as a phase change: diagrams and transitions.")
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(phase_app, name="phase")
 BACKEND = typer.Option("local", help="local (worker processes, one per core) | ray (--ray-address to join a "
@@ -285,7 +292,7 @@ def phase_uniform(
     typer.echo(str(diagram))
 
 # --- road 1: models without superposition (L1 penalty, Mixture-of-Experts, effective size) ---
-road1_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Road 1: models without superposition, and their cost.")
+road1_app = _app("Road 1: models without superposition, and their cost.")
 app.add_typer(road1_app, name="road1")
 
 
@@ -400,7 +407,8 @@ def unfold_cmd(
     data: Path = typer.Option(..., help="Activations: .npy, .npz or .safetensors holding X: [samples, d]."),
     dictionary: Path = typer.Option(..., help="A file holding F: [atoms, d] (as --data), or a saved dictionary dir."),
     out: Path = typer.Option(..., help="Run directory to write (must not exist, unless --overwrite)."),
-    method: str = typer.Option("omp", help="omp | l1 (exact lasso, active set) | fista (the same lasso by FISTA) | sae (the SAE's own encoder)."),
+    method: str = typer.Option("omp", help="omp | l1 (exact lasso, active set) | fista (the same lasso by FISTA) | "
+                                           "sae (the SAE's own encoder)."),
     tol: float = typer.Option(1e-6, help="omp: stop when ||x - D c|| <= tol ||x|| (relative)."),
     k: Optional[int] = typer.Option(None, help="omp: at most k atoms per sample (default min(atoms, d))."),
     alpha: float = typer.Option(0.01, help="l1, fista: penalty in 0.5 ||x - D c||^2 + alpha ||c||_1 (unit atoms)."),
@@ -420,8 +428,7 @@ def unfold_cmd(
 
 
 # ---------------------------------------------------------------- feature enumeration (issue 7 part 6)
-features_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Enumerate a dictionary's features; write one activation "
-                                                      "as a weighted list of features.")
+features_app = _app("Enumerate a dictionary's features; write one activation as a weighted list of features.")
 app.add_typer(features_app, name="features")
 FEATURES_DIR = typer.Argument(..., help="A saved dictionary directory (`sae train`), or a file holding F: [atoms, d].")
 FEATURES_DATA = typer.Option(None, help="Data file (X; the true F and codes when it holds them). Default: the data "

@@ -291,7 +291,8 @@ def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
         eye = torch.eye(K, dtype=torch.float64)
         # solve on the support; unused slots get the identity and a zero right-hand side
         Mf = M.double()
-        Gs = G[S[:, :, None], S[:, None, :]] * (Mf[:, :, None] * Mf[:, None, :]) + eye * (1 - Mf + 1e-10 * Mf)[:, :, None]
+        ridge = 1 - Mf + 1e-10 * Mf  # [r, K] identity on unused slots, a tiny ridge on the support
+        Gs = G[S[:, :, None], S[:, None, :]] * (Mf[:, :, None] * Mf[:, None, :]) + eye * ridge[:, :, None]
         rhs = (bx.gather(1, S) - alpha * sign) * Mf
         z, info = torch.linalg.solve_ex(Gs, rhs)
         wrong = M & (z * sign <= 0)
@@ -493,9 +494,9 @@ def amortization_gap(sae, X, F, codes_true) -> dict[str, dict[str, float]]:
     A last row, "exact: true dictionary", is OMP to a relative residual of 1e-6 on the true features: the codes
     that generated the data, the ceiling of all three.
 
-    Returns {row: {support_f1, code_rel_err, fvu, l0, objective, unconverged}}. Codes on the SAE's atoms are matched to the true features (Hungarian) before they
-    are scored; objective is the per-sample mean of 0.5 ||x - x_hat||^2 (+ alpha ||a||_1 with unit-atom codes a
-    for ReLU+L1), so the encoder's excess over "own decoder" is the gap that better inference would close.
+    Returns {row: {support_f1, code_rel_err, fvu, l0, objective, unconverged}}. Codes on the SAE's atoms are
+    matched to the true features (Hungarian) before they are scored; objective is the per-sample mean of
+    0.5 ||x - x_hat||^2 (+ alpha ||a||_1 with unit-atom codes a for ReLU+L1), so the encoder's excess over "own decoder" is the gap that better inference would close.
     """
     from monosemantic import recovery as R
 

@@ -225,7 +225,8 @@ def curves(omp_m: int | None, l1_m: int | None, ratios, omp_trials: int, l1_tria
     """{"omp": [...], "l1": [...]}: a `recovery_curve` for each n = ratio x m (a method with m None is skipped),
     k on a grid around the Donoho-Tanner k (`k_grid`), dictionary and codes seeded by seed + the ratio's index."""
     jobs = [(method, m, m * int(r), trials, fr, seed + i)
-            for method, m, trials, fr in (("omp", omp_m, omp_trials, OMP_FRACTIONS), ("l1", l1_m, l1_trials, L1_FRACTIONS))
+            for method, m, trials, fr in (("omp", omp_m, omp_trials, OMP_FRACTIONS),
+                                          ("l1", l1_m, l1_trials, L1_FRACTIONS))
             if m is not None for i, r in enumerate(ratios)]
     if progress:
         from rich.console import Console

@@ -174,8 +174,9 @@ def sensing_section(quick: bool, progress: bool) -> tuple[Section, dict]:
     sec.add(table([{"method": k, **{kk: vv for kk, vv in v.items()}} for k, v in speed.items()]))
     sec.text(f"Toy ReLU-output models, n={N}, m={M}, uniform importance, one per sparsity. Their activations h = W x "
              "are unfolded onto W's represented columns: OMP (relative tol 0.05, as the unrepresented features leave "
-             "a residual) and the non-negative lasso (alpha 1e-3). Left and middle: for pairs of samples (all pairs among 1500; 3000 of them drawn), the "
-             "cosine of h against the Jaccard overlap of the supports. Right: the unfolded model x_hat (code / "
+             "a residual) and the non-negative lasso (alpha 1e-3). Left and middle: for pairs of samples (all pairs "
+             "among 1500; 3000 of them drawn), the cosine of h against the Jaccard overlap of the supports. "
+             "Right: the unfolded model x_hat (code / "
              "column norm for represented features, 0 for the rest) against the true x, next to the toy model's "
              "own output.")
     sec.add(figure(plot(res)))

@@ -43,7 +43,7 @@ def test_ablation_and_monosemantic_loss_on_a_hand_built_model():
 def test_new_measures_on_hand_made_weights():
     W = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.9, -0.2], [0.3, 0.3, 0.0]]])  # [1, m=3, n=3]
     h = torch.tensor([[[1.0, 0.5, 0.0], [0.0, 0.2, 0.0]]])  # neuron 2 never fires
-    Wu = measures.used_weights(W, h)
+    Wu = measures.used_weights(W, measures.used_neurons(h))
     assert Wu[0, 2].abs().sum() == 0 and torch.equal(Wu[0, :2], W[0, :2])
     exc = measures.neuron_excitatory_share(W)[0]
     assert exc[1] == 1.0 and measures.neuron_top_share(W)[0, 1] < 0.999  # inhibitory weight: strict test fails

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegative
 from pydantic import ValidationError, field_validator, model_validator
 
 from monosemantic import InputError
+from monosemantic.toy.models import L1_MODELS
 
 ModelKind = Literal["linear", "relu-output", "relu-hidden", "abs"]
 
@@ -65,7 +66,7 @@ class ToyTrainConfig(Strict):
             raise ValueError(f"importance has {len(self.importance)} values for n={self.n} features")
         if (self.correlated_sets + self.anticorrelated_sets) * self.set_size > self.n:
             raise ValueError(f"feature sets need {self.set_size} features each; n={self.n} is too small")
-        if self.l1 > 0 and self.model not in ("relu-output", "relu-hidden"):
+        if self.l1 > 0 and self.model not in L1_MODELS:
             raise ValueError(f"l1: the {self.model} model takes no L1 penalty on hidden activations")
         if self.warmup >= self.steps:
             raise ValueError(f"warmup ({self.warmup}) must be shorter than steps ({self.steps})")

@@ -138,13 +138,18 @@ def activation_frequency(a: torch.Tensor) -> torch.Tensor:
     return (a != 0).float().mean(dim=1)
 
 
-def used_weights(W: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """W with the rows of unused neurons (mean |h_j| <= USED_ACTIVITY on h) set to zero: [instances, m, n].
+def used_neurons(h: torch.Tensor) -> torch.Tensor:
+    """Bool [instances, m]: the neurons whose mean |h_j| on h: [instances, batch, m] exceeds USED_ACTIVITY."""
+    return neuron_activity(h) > USED_ACTIVITY
+
+
+def used_weights(W: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
+    """W with the rows of unused neurons (`used_neurons`: [instances, m]) set to zero: [instances, m, n].
 
     A ReLU neuron that never fires computes nothing, but its weights keep whatever the start gave
     them (no gradient reaches them); measuring them would count features nothing reads.
     """
-    return W * (neuron_activity(h) > USED_ACTIVITY)[:, :, None]
+    return W * used[:, :, None]
 
 
 def neuron_excitatory_share(W: torch.Tensor) -> torch.Tensor:

@@ -122,8 +122,8 @@ def l1_sweep(
                      progress, l1=torch.tensor(lambdas, dtype=torch.float32))
     run, kept, model, x, loss = tr["run"], tr["kept"], tr["model"], tr["x"], tr["loss"]
     h = model.hidden(x)
-    used = measures.neuron_activity(h) > measures.USED_ACTIVITY
-    Wu = measures.used_weights(kept["W"], h)
+    used = measures.used_neurons(h)
+    Wu = measures.used_weights(kept["W"], used)
     d_feat, d_neuron = measures.ablation_loss(model, x, tr["weight"])
     threshold = measures.importance_threshold(Wu, imp).tolist()
     return {
@@ -209,8 +209,8 @@ def _moe_measures(W: torch.Tensor, router: torch.Tensor, h: torch.Tensor, expert
     W: [instances, E, m, n]; router: [instances, E, n]; h: [instances, batch, E*m] (zero off the chosen experts).
     """
     I, _, _, n = W.shape
-    used = measures.neuron_activity(h) > measures.USED_ACTIVITY  # [I, E*m]
-    Wu = measures.used_weights(W.reshape(I, experts * m, n), h)
+    used = measures.used_neurons(h)  # [I, E*m]
+    Wu = measures.used_weights(W.reshape(I, experts * m, n), used)
     We = Wu.reshape(I * experts, m, n)
     rep_e = measures.represented(We).reshape(I, experts, n)
     owner = router.argmax(dim=1)  # a lone feature's expert: [I, n]
@@ -226,8 +226,8 @@ def _moe_measures(W: torch.Tensor, router: torch.Tensor, h: torch.Tensor, expert
 
 
 def _dense_measures(W: torch.Tensor, h: torch.Tensor) -> dict:
-    used = measures.neuron_activity(h) > measures.USED_ACTIVITY
-    Wu = measures.used_weights(W, h)
+    used = measures.used_neurons(h)
+    Wu = measures.used_weights(W, used)
     return {"represented_features": measures.represented(Wu).sum(1).tolist(),
             "dims_per_feature": _dims_per_feature(Wu), **_neuron_measures(Wu, used)}
 

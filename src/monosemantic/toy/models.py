@@ -42,14 +42,14 @@ def xavier_normal(instances: int, rows: int, cols: int, seeds: list[int]) -> tor
 L1_MODELS = ("relu-output", "relu-hidden")  # the penalty needs an h to act on: refused elsewhere
 
 
-def check_l1(kind: str, l1: float | torch.Tensor, instances: int | None = None) -> torch.Tensor | None:
+def check_l1(kind: str, l1: float | torch.Tensor, instances: int) -> torch.Tensor | None:
     """The L1 coefficient(s) as a float tensor [instances] (None for no penalty), or an InputError.
 
     The linear model keeps the top m features whatever the penalty, and the abs model's penalty
     would need its own gradient; both refuse a penalty rather than silently ignore it.
     """
     lam = torch.as_tensor(l1, dtype=torch.float32)
-    if lam.ndim > 1 or (instances is not None and lam.ndim == 1 and len(lam) != instances):
+    if lam.ndim > 1 or (lam.ndim == 1 and len(lam) != instances):
         raise InputError(f"l1 must be a number or one value per instance ({instances}), got shape {list(lam.shape)}")
     if not torch.isfinite(lam).all() or (lam < 0).any():
         raise InputError(f"l1 (the L1 penalty on hidden activations) must be finite and >= 0, got {lam.tolist()}")
@@ -57,7 +57,7 @@ def check_l1(kind: str, l1: float | torch.Tensor, instances: int | None = None) 
         return None
     if kind not in L1_MODELS:
         raise InputError(f"the {kind} model takes no L1 penalty on hidden activations; use {' or '.join(L1_MODELS)}")
-    return lam.expand(instances) if instances is not None and lam.ndim == 0 else lam
+    return lam.expand(instances) if lam.ndim == 0 else lam
 
 
 def _check_sizes(instances: int, n: int, m: int, seeds: list[int]) -> None:
@@ -237,7 +237,45 @@ def batch_buffer(model, batch: int) -> torch.Tensor:
     return torch.empty(model.instances, batch, model.n)
 
 
-class AbsToyModel:
+class AutogradToyModel:
+    """What the toy models trained by autograd share. A subclass sets `b_out` and defines `_named()` (its
+    parameters by their names in `tensors()`, in the optimiser's order) and `_loss(x, weight)`: [instances]."""
+
+    kind = ""
+
+    def _named(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _loss(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def b(self) -> torch.Tensor:
+        return self.b_out.detach()
+
+    def params(self) -> list[torch.Tensor]:
+        return list(self._named().values())
+
+    def grads(self) -> list[torch.Tensor]:
+        return [p.grad for p in self.params()]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {k: p.detach().clone() for k, p in self._named().items()}
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for k, p in self._named().items():
+                p.copy_(tensors[k])
+
+    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor, l1: torch.Tensor | None = None) -> None:
+        if l1 is not None:
+            raise InputError(f"the {self.kind} model takes no L1 penalty on hidden activations")
+        for p in self.params():
+            p.grad = None
+        self._loss(x, weight).sum().backward()
+
+
+class AbsToyModel(AutogradToyModel):
     """h = ReLU(W1 x), y' = ReLU(W2 h + b): computes |x| for more features than neurons when sparse.
 
     W1: [instances, m, n], W2: [instances, n, m], b: [instances, n]; gradients by autograd.
@@ -256,24 +294,8 @@ class AbsToyModel:
     def W(self) -> torch.Tensor:  # the input weights carry the feature directions: [instances, m, n]
         return self.W1.detach()
 
-    @property
-    def b(self) -> torch.Tensor:
-        return self.b_out.detach()
-
-    def params(self) -> list[torch.Tensor]:
-        return [self.W1, self.W2, self.b_out]
-
-    def grads(self) -> list[torch.Tensor]:
-        return [p.grad for p in self.params()]
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return {"W": self.W1.detach().clone(), "W2": self.W2.detach().clone(), "b": self.b_out.detach().clone()}
-
-    def load(self, tensors: dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            self.W1.copy_(tensors["W"])
-            self.W2.copy_(tensors["W2"])
-            self.b_out.copy_(tensors["b"])
+    def _named(self) -> dict[str, torch.Tensor]:
+        return {"W": self.W1, "W2": self.W2, "b": self.b_out}
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
         return x.abs()
@@ -284,13 +306,8 @@ class AbsToyModel:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.b_out[:, None, :], self.hidden(x), self.W2.transpose(1, 2)).relu()
 
-    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor, l1: torch.Tensor | None = None) -> None:
-        if l1 is not None:
-            raise InputError("the abs model takes no L1 penalty on hidden activations")
-        for p in self.params():
-            p.grad = None
-        loss = ((self.forward(x) - x.abs()) ** 2 * weight).sum(dim=2).mean(dim=1)
-        loss.sum().backward()
+    def _loss(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return ((self.forward(x) - self.target(x)) ** 2 * weight).sum(dim=2).mean(dim=1)
 
 
 def make_model(kind: str, instances: int, n: int, m: int, seeds: list[int], init: torch.Tensor | None = None):

@@ -29,10 +29,10 @@ from __future__ import annotations
 import torch
 
 from monosemantic import InputError
-from monosemantic.toy.models import _check_sizes, xavier_normal
+from monosemantic.toy.models import AutogradToyModel, _check_sizes, xavier_normal
 
 
-class MoEToyModel:
+class MoEToyModel(AutogradToyModel):
     kind = "moe"
 
     def __init__(self, instances: int, n: int, m: int, experts: int, k: int, seeds: list[int],
@@ -53,28 +53,11 @@ class MoEToyModel:
 
     @property
     def W(self) -> torch.Tensor:  # every expert's neurons stacked: [instances, E * m, n]
-        return self.W_experts.detach().reshape(self.instances, self.experts * self.m, self.n)
+        return self._flat().detach()
 
-    @property
-    def b(self) -> torch.Tensor:
-        return self.b_out.detach()
-
-    def params(self) -> list[torch.Tensor]:
-        return [self.W_experts, self.router, self.b_out]
-
-    def grads(self) -> list[torch.Tensor]:
-        return [p.grad for p in self.params()]
-
-    def tensors(self) -> dict[str, torch.Tensor]:
+    def _named(self) -> dict[str, torch.Tensor]:
         """W: [instances, E, m, n], router: [instances, E, n], b: [instances, n]."""
-        return {"W": self.W_experts.detach().clone(), "router": self.router.detach().clone(),
-                "b": self.b_out.detach().clone()}
-
-    def load(self, tensors: dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            self.W_experts.copy_(tensors["W"])
-            self.router.copy_(tensors["router"])
-            self.b_out.copy_(tensors["b"])
+        return {"W": self.W_experts, "router": self.router, "b": self.b_out}
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -104,17 +87,13 @@ class MoEToyModel:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._output(x)[0]
 
-    def loss_grad(self, x: torch.Tensor, weight: torch.Tensor, l1: torch.Tensor | None = None) -> None:
-        if l1 is not None:
-            raise InputError("the moe model takes no L1 penalty on hidden activations")
-        for p in self.params():
-            p.grad = None
+    def _loss(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         out, probs, chosen = self._output(x)
-        loss = ((out - x) ** 2 * weight).sum(dim=2).mean(dim=1)  # [instances]
+        loss = ((out - self.target(x)) ** 2 * weight).sum(dim=2).mean(dim=1)  # [instances]
         if self.balance > 0:
             live = (x.sum(dim=2, keepdim=True) > 0).float()  # [instances, batch, 1]
             count = live.sum(dim=1).clamp_min(1)  # [instances, 1]
             f = (chosen * live).sum(dim=1) / (count * self.k)  # share of routed inputs per expert
             P = (probs * live).sum(dim=1) / count
             loss = loss + self.balance * self.experts * (f * P).sum(dim=1)
-        loss.sum().backward()
+        return loss

@@ -97,7 +97,6 @@ def train(
         raise InputError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
     weight = weight.reshape(model.instances, 1, model.n).float()
     l1 = check_l1(model.kind, l1, model.instances)
-    penalty = {} if l1 is None else {"l1": l1}  # keeps loss_grad(x, weight) for models without a penalty
     opt = AdamW(model.params(), lr=lr, weight_decay=weight_decay)
     x = batch_buffer(model, batch)
     log = TrainLog()
@@ -105,7 +104,7 @@ def train(
     start = time.perf_counter()
     for step in range(steps):
         sampler.sample_into(x)
-        model.loss_grad(x, weight, **penalty)
+        model.loss_grad(x, weight, l1)
         grads = model.grads()
         if not all(math.isfinite(float(g.sum())) for g in grads):  # NaN and inf both survive a sum
             log.diverged_at = step

@@ -30,6 +30,7 @@ from pydantic import NonNegativeInt, PositiveInt
 
 from monosemantic import InputError
 from monosemantic.config import Strict
+from monosemantic.progress import track
 from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.recovery import THRESHOLD, unit_rows
 from monosemantic.sensing import dictionary_atoms, unfold_info
@@ -50,19 +51,16 @@ class FeaturesConfig(Strict):
 
 
 def _coder(dictionary):
-    """(encode: X chunk [b, d] -> CSR codes [b, atoms], F: [atoms, d] float64, mean: [d] float64, sign_free)."""
+    """(encode: X chunk [b, d] -> (CSR codes [b, atoms], samples OMP left above its tolerance), F: [atoms, d]
+    float64, mean: [d] float64, sign_free)."""
     F, mean = dictionary_atoms(dictionary)  # checks shape, NaN and zero atoms
     if isinstance(dictionary, DictionaryEstimator):
-        return dictionary.transform, F, mean, bool(dictionary.sign_free)
-    return (lambda x: unfold_info(x, F, "omp")), F, np.zeros(F.shape[1]), False
+        return (lambda x: (dictionary.transform(x), 0)), F, mean, bool(dictionary.sign_free)
 
-
-def _codes(encode, x) -> tuple[sp.csr_matrix, int]:
-    """Codes of a chunk and how many of its samples OMP left above its tolerance (0 for an encoder)."""
-    out = encode(x)
-    if hasattr(out, "unconverged"):
-        return out.codes, len(out.unconverged)
-    return out, 0
+    def encode(x):
+        u = unfold_info(x, F, "omp")
+        return u.codes, len(u.unconverged)
+    return encode, F, np.zeros(F.shape[1]), False
 
 
 def _check_truth(X, F, truth_F, truth_codes) -> None:
@@ -114,14 +112,8 @@ def list_features(dictionary, X, truth_F=None, truth_codes=None, top: int = 5, c
     best_v = torch.full((n_atoms, top), -torch.inf)  # running top-k codes: [atoms, top]
     best_i = torch.full((n_atoms, top), -1, dtype=torch.long)  # their sample indices: [atoms, top]
     unconverged = 0
-    starts = range(0, n, chunk)
-    if progress:
-        from rich.console import Console
-        from rich.progress import track
-
-        starts = track(starts, description="features", console=Console(stderr=True), transient=True)
-    for s in starts:
-        C, bad = _codes(encode, X[s:s + chunk])
+    for s in track(range(0, n, chunk), "features", progress):
+        C, bad = encode(X[s:s + chunk])
         unconverged += bad
         c = torch.from_numpy(C.toarray())  # [b, atoms], one chunk only
         on = c != 0
@@ -168,7 +160,7 @@ def describe_sample(dictionary, X, i: int, truth_F=None, truth_codes=None) -> di
     if not 0 <= i < len(X):
         raise InputError(f"sample must lie in [0, {len(X)}), got {i}")
     x = np.asarray(X[i:i + 1], dtype=np.float64)  # [1, d]
-    C, _ = _codes(encode, x)
+    C, _ = encode(x)
     atoms, c = C.indices, C.data.astype(np.float64)  # [active]
     parts = c[:, None] * F[atoms]  # [active, d]
     z = parts.sum(0)  # [d]

@@ -134,11 +134,13 @@ def write_run(
     tensors: dict[str, dict[str, torch.Tensor]],
     overwrite: bool = False,
     extra_json: dict[str, Any] | None = None,
+    extra_files: dict[str, Callable[[Path], None]] | None = None,
 ) -> Path:
     """Write a whole run directory atomically.
 
     `tensors` maps file stems to tensor dicts: {"model": {"W": ..., "b": ...}} -> model.safetensors;
-    `extra_json` maps further file names to objects written as JSON ({"features.json": rows}).
+    `extra_json` maps further file names to objects written as JSON ({"features.json": rows});
+    `extra_files` maps file names to functions writing them ({"plot.png": figure_file(fig)}).
     The directory appears under its final name only once every file is written.
     """
     out = check_new_dir(out, overwrite)
@@ -146,7 +148,18 @@ def write_run(
              "result.json": lambda p: write_json(p, result)}
     files.update({f"{stem}.safetensors": (lambda p, t=tdict: save_tensors(p, t)) for stem, tdict in tensors.items()})
     files.update(json_files(extra_json))
+    files.update(extra_files or {})
     return write_dir(out, files)
+
+
+def figure_file(fig, dpi: int = 110) -> Callable[[Path], None]:
+    """A `write_dir` writer for a matplotlib figure as PNG (the figure is closed once written)."""
+    def write(p: Path) -> None:
+        import matplotlib.pyplot as plt
+
+        fig.savefig(p, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+    return write
 
 
 def json_files(extra: dict[str, Any] | None) -> dict[str, Callable[[Path], None]]:

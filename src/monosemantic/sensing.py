@@ -35,6 +35,7 @@ import torch
 
 from monosemantic import InputError
 from monosemantic.dictionary.base import DictionaryEstimator, to_output
+from monosemantic.progress import track
 
 METHODS = ("omp", "l1", "fista", "sae")
 CHUNK = 2048  # samples coded together (their state: [chunk, selected, d] float64)
@@ -44,13 +45,11 @@ CHUNK = 2048  # samples coded together (their state: [chunk, selected, d] float6
 class Unfolding:
     """codes: CSR [samples, atoms] float32; rel_residual: [samples] ||x - codes @ F|| / ||x|| (0 for x = 0);
     unconverged: indices of the samples that did not converge (OMP: rel_residual > tol; L1: KKT conditions not met;
-    FISTA: codes still moving after max_iter);
-    tol: OMP's relative tolerance (None for the other methods)."""
+    FISTA: codes still moving after max_iter)."""
 
     codes: sp.csr_matrix
     rel_residual: np.ndarray
     unconverged: np.ndarray
-    tol: float | None
 
 
 def dictionary_atoms(dictionary) -> tuple[np.ndarray, np.ndarray | None]:
@@ -86,8 +85,18 @@ def _data(X, d: int) -> np.ndarray:
     return np.asarray(X)
 
 
-def omp(X: np.ndarray, F: np.ndarray, tol: float = 1e-6, k: int | None = None) -> Unfolding:
-    """Batched orthogonal matching pursuit. X: [samples, d], F: [atoms, d] (non-zero rows, any norm)."""
+def _chunks(X: np.ndarray, offset: np.ndarray | None, progress: bool, label: str, size: int = 0):
+    """(start, x - offset as float64 torch [b, d]) for each chunk of X, one chunk in memory at a time."""
+    size = size or CHUNK
+    for s in track(range(0, len(X), size), label, progress):
+        x = np.asarray(X[s:s + size], dtype=np.float64)
+        yield s, torch.from_numpy(x if offset is None else x - offset)
+
+
+def omp(X: np.ndarray, F: np.ndarray, tol: float = 1e-6, k: int | None = None, offset: np.ndarray | None = None,
+        progress: bool = False) -> Unfolding:
+    """Batched orthogonal matching pursuit. X: [samples, d] (minus offset: [d], when given), F: [atoms, d]
+    (non-zero rows, any norm)."""
     if not tol > 0:
         raise InputError(f"tol must be > 0 (it is relative: ||x - D c|| <= tol ||x||), got {tol}")
     n_atoms, d = F.shape
@@ -97,8 +106,7 @@ def omp(X: np.ndarray, F: np.ndarray, tol: float = 1e-6, k: int | None = None) -
     norms = np.linalg.norm(F, axis=1)
     U = torch.from_numpy(F / norms[:, None])  # [atoms, d] unit rows
     counts, cols, vals = [], [], []
-    for s in range(0, len(X), CHUNK):
-        x = torch.from_numpy(np.asarray(X[s:s + CHUNK], dtype=np.float64))  # [b, d]
+    for _, x in _chunks(X, offset, progress, "unfold (omp)"):  # x: [b, d]
         idx, coef, n_sel = _omp_chunk(x, U, tol, k_max)
         on = np.arange(k_max)[None, :] < n_sel[:, None]  # [b, k_max] ragged supports, row-major
         counts.append(n_sel)
@@ -110,14 +118,15 @@ def omp(X: np.ndarray, F: np.ndarray, tol: float = 1e-6, k: int | None = None) -
     C64 = sp.csr_matrix((v, c, indptr), shape=(len(X), n_atoms))
     C64.sort_indices()
     C64.eliminate_zeros()  # an atom found dependent on its support carries a zero coefficient
-    rel = _rel_residual(X, C64, F)
-    return Unfolding(C64.astype(np.float32), rel, np.flatnonzero(rel > tol), tol)
+    rel = _rel_residual(X, C64, F, offset)
+    return Unfolding(C64.astype(np.float32), rel, np.flatnonzero(rel > tol))
 
 
-def _rel_residual(X: np.ndarray, C: sp.csr_matrix, F: np.ndarray, chunk: int = 65536) -> np.ndarray:
+def _rel_residual(X: np.ndarray, C: sp.csr_matrix, F: np.ndarray, offset: np.ndarray | None = None,
+                  chunk: int = 65536) -> np.ndarray:
     out = np.empty(len(X))
-    for s in range(0, len(X), chunk):
-        x = np.asarray(X[s:s + chunk], dtype=np.float64)
+    for s, x in _chunks(X, offset, False, "", chunk):
+        x = x.numpy()
         nx = np.linalg.norm(x, axis=1)
         r = np.linalg.norm(x - C[s:s + chunk] @ F, axis=1)
         out[s:s + chunk] = np.where(nx > 0, r / np.maximum(nx, 1e-300), 0.0)
@@ -219,7 +228,7 @@ def _finish(done, who, S, R, z, t, idx, coef, n_sel):
 
 
 def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = False, max_rounds: int = 500,
-          slack: int = 8) -> Unfolding:
+          slack: int = 8, offset: np.ndarray | None = None, progress: bool = False) -> Unfolding:
     """Exact L1 codes: min_c 0.5 ||x - sum_i c_i u_i||^2 + alpha ||c||_1 (c >= 0 when positive), u_i = F_i / ||F_i||.
 
     The same objective as scikit-learn's SparseCoder(transform_alpha=alpha) with unit atoms. A batched active-set
@@ -238,8 +247,7 @@ def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
     U = torch.from_numpy(F / norms[:, None])  # [atoms, d]
     G = U @ U.T  # [atoms, atoms]
     counts, cols, vals, bad = [], [], [], []
-    for s in range(0, len(X), CHUNK):
-        x = torch.from_numpy(np.asarray(X[s:s + CHUNK], dtype=np.float64))  # [b, d]
+    for s, x in _chunks(X, offset, progress, "unfold (l1)"):  # x: [b, d]
         idx, _, n_sel = _omp_chunk(x, U, 1e-3, min(n_atoms, d), min_corr=alpha)
         c, S, ok = _active_set(x, U, G, torch.from_numpy(idx), torch.from_numpy(n_sel), alpha, positive,
                                max_rounds, slack)
@@ -253,7 +261,7 @@ def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
     indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
     c, v = np.concatenate(cols), np.concatenate(vals)
     C64 = sp.csr_matrix((v / norms[c], c, indptr), shape=(len(X), n_atoms))
-    return Unfolding(C64.astype(np.float32), _rel_residual(X, C64, F), np.concatenate(bad), None)
+    return Unfolding(C64.astype(np.float32), _rel_residual(X, C64, F, offset), np.concatenate(bad))
 
 
 def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
@@ -329,7 +337,7 @@ def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
 
 
 def fista(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = False, max_iter: int = 2000,
-          tol: float = 1e-6) -> Unfolding:
+          tol: float = 1e-6, offset: np.ndarray | None = None, progress: bool = False) -> Unfolding:
     """The lasso of `lasso` by FISTA (Beck and Teboulle 2009), batched: every sample of a chunk takes the same
     dense proximal-gradient steps, c <- soft(y - (y G - x U^T) / L, alpha / L), with Nesterov momentum and
     L = ||G||_2. Simple and exact in the limit, but it needs hundreds of dense [samples, atoms] x [atoms, atoms]
@@ -345,8 +353,7 @@ def fista(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
     G = U @ U.T  # [atoms, atoms]
     L = float(torch.linalg.eigvalsh(G)[-1])
     parts, bad = [], []
-    for s in range(0, len(X), CHUNK):
-        x = torch.from_numpy(np.asarray(X[s:s + CHUNK], dtype=np.float64))  # [b, d]
+    for s, x in _chunks(X, offset, progress, "unfold (fista)"):  # x: [b, d]
         bx = x @ U.T  # [b, atoms]
         c = torch.zeros_like(bx)
         y, t = c.clone(), 1.0
@@ -365,12 +372,13 @@ def fista(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
     C64 = sp.vstack(parts, format="csr") @ sp.diags(1 / norms)  # codes for the atoms as given
     C64 = sp.csr_matrix(C64)
     C64.eliminate_zeros()
-    return Unfolding(C64.astype(np.float32), _rel_residual(X, C64, F), np.concatenate(bad), None)
+    return Unfolding(C64.astype(np.float32), _rel_residual(X, C64, F, offset), np.concatenate(bad))
 
 
 def unfold_info(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
-                positive: bool = False) -> Unfolding:
-    """Codes and the bookkeeping (relative residuals, unconverged samples); see the module docstring."""
+                positive: bool = False, progress: bool = False) -> Unfolding:
+    """Codes and the bookkeeping (relative residuals, unconverged samples); see the module docstring.
+    X is read one chunk at a time (a memory-mapped X stays on disk); progress: a bar over the chunks on stderr."""
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     F, mean = dictionary_atoms(dictionary)
@@ -379,17 +387,12 @@ def unfold_info(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | 
         if not isinstance(dictionary, DictionaryEstimator):
             raise InputError("method 'sae' needs a saved dictionary (an SAE directory), not a bare F")
         C = dictionary.transform(Xn)
-        C64 = C.astype(np.float64)
-        Xc = np.asarray(Xn, dtype=np.float64) - (mean if mean is not None else 0)
-        return Unfolding(C, _rel_residual(Xc, C64, F), np.zeros(0, np.int64), None)
-    Xc = np.asarray(Xn, dtype=np.float64)
-    if mean is not None:
-        Xc = Xc - mean
+        return Unfolding(C, _rel_residual(Xn, C.astype(np.float64), F, mean), np.zeros(0, np.int64))
     if method == "l1":
-        return lasso(Xc, F, alpha, positive)
+        return lasso(Xn, F, alpha, positive, offset=mean, progress=progress)
     if method == "fista":
-        return fista(Xc, F, alpha, positive)
-    return omp(Xc, F, tol, k)
+        return fista(Xn, F, alpha, positive, offset=mean, progress=progress)
+    return omp(Xn, F, tol, k, offset=mean, progress=progress)
 
 
 def unfold(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
@@ -433,9 +436,7 @@ def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, met
                   tol: float = 1e-6, k: int | None = None, alpha: float = 0.01, positive: bool = False,
                   overwrite: bool = False, progress: bool = False) -> Path:
     """Unfold a data file against a dictionary and write OUT: codes.safetensors (CSR indptr, indices, values),
-    result.json (shape, wall_s = compute only, samples_per_s, unconverged count and indices), config.json.
-    With progress, the samples go in blocks of 16 chunks under a progress bar on stderr (each sample's codes do
-    not depend on its block)."""
+    result.json (shape, wall_s = compute only, samples_per_s, unconverged count and indices), config.json."""
     import time
 
     from monosemantic.data import load_data
@@ -449,19 +450,7 @@ def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, met
     D = load_dictionary(dictionary)
     X = load_data(data).X
     t = time.perf_counter()
-    if progress:
-        from rich.console import Console
-        from rich.progress import track
-
-        block = 16 * CHUNK
-        starts = track(range(0, len(X), block), description=f"unfold ({method})", console=Console(stderr=True),
-                       transient=True)
-        parts = [unfold_info(X[s:s + block], D, method, tol, k, alpha, positive) for s in starts]
-        u = Unfolding(sp.vstack([p.codes for p in parts], format="csr"),
-                      np.concatenate([p.rel_residual for p in parts]),
-                      np.concatenate([p.unconverged + i * block for i, p in enumerate(parts)]), parts[0].tol)
-    else:
-        u = unfold_info(X, D, method, tol, k, alpha, positive)
+    u = unfold_info(X, D, method, tol, k, alpha, positive, progress)
     wall = time.perf_counter() - t
     C = u.codes
     result = {"shape": list(C.shape), "nnz": int(C.nnz), "l0": float(C.nnz / max(C.shape[0], 1)), "wall_s": wall,
@@ -481,7 +470,7 @@ def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, met
 # ---------------------------------------------------------------- amortization gap
 
 
-def amortization_gap(sae, X, F, codes_true) -> dict[str, dict[str, float]]:
+def amortization_gap(sae, X, F, codes_true, enc=None) -> dict[str, dict[str, float]]:
     """An SAE's encoder against unfolding, on data with known features F: [n_features, d] and codes_true.
 
     Three codes of the same samples X: the encoder's; the best codes for the SAE's own decoder under the SAE's
@@ -494,6 +483,8 @@ def amortization_gap(sae, X, F, codes_true) -> dict[str, dict[str, float]]:
     A last row, "exact: true dictionary", is OMP to a relative residual of 1e-6 on the true features: the codes
     that generated the data, the ceiling of all three.
 
+    enc: the encoder's codes of X when the caller has them already (`sae.transform(X)`).
+
     Returns {row: {support_f1, code_rel_err, fvu, l0, objective, unconverged}}. Codes on the SAE's atoms are
     matched to the true features (Hungarian) before they are scored; objective is the per-sample mean of
     0.5 ||x - x_hat||^2 (+ alpha ||a||_1 with unit-atom codes a for ReLU+L1), so the encoder's excess over "own decoder" is the gap that better inference would close.
@@ -503,7 +494,7 @@ def amortization_gap(sae, X, F, codes_true) -> dict[str, dict[str, float]]:
     X = np.asarray(_data(X, sae.d_in_), dtype=np.float64)
     F = np.asarray(F, dtype=np.float64)
     A, mean = dictionary_atoms(sae)
-    enc = sae.transform(X)
+    enc = sae.transform(X) if enc is None else enc
     if sae.arch == "relu":
         method, kw = "l1", dict(alpha=sae._penalty / 2, positive=True)
         alpha = kw["alpha"]

@@ -28,6 +28,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtr
 
 from monosemantic import InputError
+from monosemantic.progress import track
 
 METHODS = ("omp", "l1")
 SUPPORT_REL = 1e-3  # a code entry is on when |c_i| > SUPPORT_REL * max_j |c_j| (true magnitudes are >= max / 2)
@@ -182,7 +183,8 @@ def recovery_curve(m: int, n: int, ks, trials: int, method: str = "omp", positiv
       alpha (G_SS^-1 sign) it leaves is ~1e-5 of the smallest true coefficient here, far below the support
       threshold. Solved exactly by the LARS homotopy; tests check that its supports equal those of an LP solver.
     Returns plain lists: ks, success (probability per k), early (L1 samples whose path stopped early, counted as
-    failures), mu (coherence of F), k50 (interpolated 50% point, None if not crossed), wall_s (unfolding only).
+    failures), k50 (interpolated 50% point, None if not crossed), dt_k (the Donoho-Tanner k at m/n), mu (coherence
+    of F) and welch (the bound for n in m) with the k each guarantees, wall_s (unfolding only).
     """
     import time
 
@@ -206,8 +208,11 @@ def recovery_curve(m: int, n: int, ks, trials: int, method: str = "omp", positiv
             early += e
         wall += time.perf_counter() - t
         success.append(float((support(codes) == (C != 0)).all(axis=1).mean()))
+    mu, welch = coherence(F), welch_bound(n, m)
     return {"m": m, "n": n, "method": method, "positive": positive, "trials": trials, "ks": ks.tolist(),
-            "success": success, "early": early, "mu": coherence(F), "k50": transition_k(ks, success), "wall_s": wall}
+            "success": success, "early": early, "k50": transition_k(ks, success), "dt_k": dt_rho(m / n) * m,
+            "mu": mu, "welch": welch, "k_guaranteed_mu": coherence_guarantee(mu),
+            "k_guaranteed_welch": coherence_guarantee(welch), "wall_s": wall}
 
 
 OMP_FRACTIONS = (0.05, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0)  # of the DT k (OMP fails earlier)
@@ -228,13 +233,8 @@ def curves(omp_m: int | None, l1_m: int | None, ratios, omp_trials: int, l1_tria
             for method, m, trials, fr in (("omp", omp_m, omp_trials, OMP_FRACTIONS),
                                           ("l1", l1_m, l1_trials, L1_FRACTIONS))
             if m is not None for i, r in enumerate(ratios)]
-    if progress:
-        from rich.console import Console
-        from rich.progress import track
-
-        jobs = track(jobs, description="recovery curves", console=Console(stderr=True), transient=True)
     out = {"omp": [], "l1": []}
-    for method, m, n, trials, fr, s in jobs:
+    for method, m, n, trials, fr, s in track(jobs, "recovery curves", progress):
         out[method].append(recovery_curve(m, n, k_grid(m, n, fr), trials, method, seed=s))
     return out
 
@@ -244,10 +244,9 @@ def run_to_dir(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, method
     """`monosemantic transition`: the curves at one m for n = ratio x m; writes OUT/config.json, OUT/result.json
     (per method and n: ks, success, k50, the Donoho-Tanner k, mu(F), the Welch bound and both coherence
     guarantees, wall_s) and OUT/transition.png."""
-    import os
     import time
 
-    from monosemantic.runs import check_new_dir, write_run
+    from monosemantic.runs import check_new_dir, figure_file, write_run
 
     out = check_new_dir(out, overwrite)
     if m < 1:
@@ -263,24 +262,12 @@ def run_to_dir(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, method
     res = curves(m if "omp" in methods else None, m if "l1" in methods else None, ratios, trials, trials, seed,
                  progress)
     wall = time.perf_counter() - t
-    for c in res["omp"] + res["l1"]:
-        c["dt_k"] = dt_rho(c["m"] / c["n"]) * c["m"]
-        c["welch"] = welch_bound(c["n"], c["m"])
-        c["k_guaranteed_welch"] = coherence_guarantee(c["welch"])
-        c["k_guaranteed_mu"] = coherence_guarantee(c["mu"])
     config = {"kind": "transition", "m": m, "ratios": [int(r) for r in ratios], "trials": trials,
               "methods": list(methods), "seed": seed}
-    path = write_run(out, config, {**res, "wall_s": wall}, {}, overwrite)
     from monosemantic.report.transition_plots import plot
 
-    import matplotlib.pyplot as plt
-
-    fig = plot(res)
-    tmp = path / ".transition.png.tmp"
-    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path / "transition.png")
-    return path
+    return write_run(out, config, {**res, "wall_s": wall}, {}, overwrite,
+                     extra_files={"transition.png": figure_file(plot(res))})
 
 
 def support(codes) -> np.ndarray:

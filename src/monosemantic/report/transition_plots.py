@@ -51,10 +51,10 @@ def plot(curves: dict, toys: list[dict] | None = None):
             m, n, col = c["m"], c["n"], colors[i % len(colors)]
             rho = np.array(c["ks"]) / m
             ax.plot(rho, c["success"], "o-", color=col, ms=3, label=f"n={n} (m/n={m / n:.3g})")
-            ax.axvline(T.dt_rho(m / n), color=col, ls="--", lw=1)
+            ax.axvline(c["dt_k"] / m, color=col, ls="--", lw=1)
             # coherence guarantees: from the Welch bound (the best any F could give) and from this F's mu
-            ax.plot(T.coherence_guarantee(T.welch_bound(n, m)) / m, 1.04, "^", color=col, ms=7)
-            ax.plot(T.coherence_guarantee(c["mu"]) / m, 1.04, "v", color=col, ms=7, mfc="none")
+            ax.plot(c["k_guaranteed_welch"] / m, 1.04, "^", color=col, ms=7)
+            ax.plot(c["k_guaranteed_mu"] / m, 1.04, "v", color=col, ms=7, mfc="none")
         ax.set_xlabel("rho = k / m")
         ax.set_ylabel("P(exact support recovery)")
         ax.set_title(f"{title}, m={curves[method][0]['m']}")
@@ -101,27 +101,25 @@ def transition_section(quick: bool, progress: bool) -> tuple[Section, dict]:
     sec.add(figure(plot(curves, toys)))
     rows, summary_rec = [], {}
     for omp_c, l1_c in zip(curves["omp"], curves["l1"]):
-        delta = omp_c["m"] / omp_c["n"]
-        rho_dt = T.dt_rho(delta)
-        row = {"m/n": delta, "DT rho": rho_dt,
+        rho_dt = omp_c["dt_k"] / omp_c["m"]
+        row = {"m/n": omp_c["m"] / omp_c["n"], "DT rho": rho_dt,
                "L1 rho50": None if l1_c["k50"] is None else l1_c["k50"] / l1_c["m"],
                "OMP rho50": None if omp_c["k50"] is None else omp_c["k50"] / omp_c["m"],
-               "OMP m, n": f"{omp_c['m']}, {omp_c['n']}", "OMP DT k": rho_dt * omp_c["m"], "OMP k50": omp_c["k50"],
-               "L1 m, n": f"{l1_c['m']}, {l1_c['n']}", "L1 DT k": rho_dt * l1_c["m"], "L1 k50": l1_c["k50"],
-               "Welch mu": T.welch_bound(omp_c["n"], omp_c["m"]), "mu(F)": omp_c["mu"],
-               "k guaranteed (Welch)": T.coherence_guarantee(T.welch_bound(omp_c["n"], omp_c["m"])),
-               "k guaranteed (mu(F))": T.coherence_guarantee(omp_c["mu"]), "L1 early stops": l1_c["early"]}
+               "OMP m, n": f"{omp_c['m']}, {omp_c['n']}", "OMP DT k": omp_c["dt_k"], "OMP k50": omp_c["k50"],
+               "L1 m, n": f"{l1_c['m']}, {l1_c['n']}", "L1 DT k": l1_c["dt_k"], "L1 k50": l1_c["k50"],
+               "Welch mu": omp_c["welch"], "mu(F)": omp_c["mu"], "k guaranteed (Welch)": omp_c["k_guaranteed_welch"],
+               "k guaranteed (mu(F))": omp_c["k_guaranteed_mu"], "L1 early stops": l1_c["early"]}
         # Welch mu, mu(F) and the guarantees are for the OMP dictionary (m, n)
         rows.append(row)
-        summary_rec[str(omp_c["n"])] = {"m": omp_c["m"], "omp_k50": omp_c["k50"], "dt_k": rho_dt * omp_c["m"],
+        summary_rec[str(omp_c["n"])] = {"m": omp_c["m"], "omp_k50": omp_c["k50"], "dt_k": omp_c["dt_k"],
                                         "l1_m": l1_c["m"], "l1_n": l1_c["n"], "l1_k50": l1_c["k50"],
-                                        "l1_dt_k": rho_dt * l1_c["m"]}
+                                        "l1_dt_k": l1_c["dt_k"]}
     sec.add(table([{k: ("-" if v is None else v) for k, v in r.items()} for r in rows]))
     sec.text("rho50: the interpolated k where recovery falls through 50%, over m. The coherence guarantee holds for "
              "every support; the Donoho-Tanner curve is for a random support and exact L1, asymptotically (at finite "
              "m the measured 50% point sits near it, a few k above at small m/n). OMP with k steps fails earlier.",
              note=True)
-    sec.add(table([{k: v for k, v in t.items()} for t in toys]))
+    sec.add(table(toys))
     sec.text(f"Toy ReLU-output models, uniform importance, {cfg['toy_steps']} steps, one seed: coherence of the "
              "represented columns (norm > 0.5) over all pairs and leaving out antipodal partners (cosine < -0.95), "
              "against the Welch bound for that many vectors in m dims and the median coherence of as many random "

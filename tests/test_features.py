@@ -9,10 +9,12 @@ from monosemantic.features import FeatureSampler, importance, probabilities
 
 def test_probabilities_shapes_and_range():
     assert probabilities(0.9, 4).shape == (1, 4)
+    assert torch.allclose(probabilities(0.9, 4), torch.full((1, 4), 0.1, dtype=probabilities(0.9, 4).dtype))
     p = probabilities([0.0, 0.5, 0.99], 3)
     assert p.shape == (3, 3)
     assert torch.allclose(p[:, 0], torch.tensor([1.0, 0.5, 0.01]))
     assert probabilities(torch.full((2, 3), 0.2), 3).shape == (2, 3)
+    assert torch.allclose(probabilities(torch.full((2, 3), 0.2), 3).double(), torch.full((2, 3), 0.8).double())
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, float("nan"), 1.5])

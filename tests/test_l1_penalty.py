@@ -39,6 +39,7 @@ def test_penalty_shrinks_activity_and_reports_reconstruction_loss():
     assert run.hidden_l1 is not None and len(run.hidden_l1) == 2
     assert run.hidden_l1[1] < 0.8 * run.hidden_l1[0]
     assert run.loss[1] > run.loss[0]
+    assert run.loss[1] in run.all_loss[1] and run.loss[0] in run.all_loss[0]  # the raw eval losses, no penalty
 
 
 def test_all_features_dead_is_a_result_not_nan():

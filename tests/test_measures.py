@@ -1,3 +1,4 @@
+import json
 import math
 
 import torch
@@ -52,3 +53,4 @@ def test_neuron_polysemanticity():
 def test_summarize_is_json_ready():
     rows = measures.summarize(_polygon(5), privileged=True)
     assert rows[0]["represented_features"] == 5 and len(rows[0]["neuron_top_share"]) == 2
+    assert json.loads(json.dumps(rows)) == rows

@@ -17,6 +17,10 @@ def test_ideal_losses_and_the_analytic_boundary():
         assert phase.analytic_labels(r, edge * 0.99) == phase.BOTH
         assert phase.analytic_labels(r, edge * 1.01) == (phase.ONLY_1 if r < 1 else phase.ONLY_2)
     assert 4 * 0.1 / (2 + 0.5) == pytest.approx(0.16) and 4 / (5 + 20) == pytest.approx(0.16)
+    # the plotted boundary is the same formula: 0.16 at both ends of r in [0.1, 10], 4/7 at r = 1
+    (r1, s1), (r2, s2), (_, s3) = phase.boundary_curves(0.1, 10)
+    assert s1[0] == pytest.approx(0.16) and s2[-1] == pytest.approx(0.16)
+    assert s1[-1] == pytest.approx(4 / 7) and s2[0] == pytest.approx(4 / 7) and s3[0] == pytest.approx(4 / 7)
     assert phase.analytic_labels(1.0, 4 / 7 * 0.99) == phase.BOTH  # the triple point
 
 
@@ -84,10 +88,15 @@ def test_phase_cli_writes_a_diagram_and_resumes(tmp_path, capsys):
     assert e.value.code == 0
     res = read_json(out / "diagram" / "result.json")
     assert np.asarray(res["labels"]).shape == (3, 3) and 0 <= res["agreement_all"] <= 1
+    agree = np.asarray(res["labels"]) == np.asarray(res["analytic"])
+    assert res["agreement_all"] == pytest.approx(agree.mean()) and len(res["departures"]) == (~agree).sum()
+    assert (np.asarray(res["analytic"]) == phase.analytic_labels(np.asarray(res["r"])[:, None],
+                                                               np.asarray(res["density"])[None])).all()
     assert (out / "diagram" / "n2m1.png").stat().st_size > 1000
     assert (out / "diagram" / "diagram.safetensors").exists()
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as e:
         main(args)  # again: every point is finished, nothing retrained
+    assert e.value.code == 0
     assert read_json(out / "sweep" / "sweep.json")["trained_points"] == 0
     with pytest.raises(SystemExit) as e:
         main(["phase", "uniform", "--out", str(tmp_path / "u"), "--levels", "1"])

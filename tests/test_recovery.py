@@ -87,6 +87,7 @@ def test_code_scores_after_matching_atoms_to_features():
     assert code_scores(d.codes, codes @ sp.diags(flip), d.F, A * flip[:, None])["code_rel_err"] > 0.3
     M = matched_codes(codes, d.F, A)
     assert M.shape == d.codes.shape
+    np.testing.assert_allclose(M.toarray(), d.codes.toarray(), atol=1e-5)  # the true codes, feature by feature
 
 
 @pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")

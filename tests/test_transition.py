@@ -188,6 +188,7 @@ def test_toy_coherence_counts_represented_columns_and_antipodal_partners():
     assert r["welch"] == pytest.approx(T.welch_bound(3, 2))
     # three random directions in a plane: the closest pair is always within 60 degrees (|cos| >= 1/2 = Welch)
     assert T.welch_bound(3, 2) <= r["random"] <= 1
+    assert r["random"] == T.random_coherence(3, 2)
 
 
 def test_random_directions_sit_above_the_welch_bound_and_below_one():

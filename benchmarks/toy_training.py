@@ -83,7 +83,8 @@ def main():
           f"{ours_rate:9.0f} model-steps/s")
     print(f"monosemantic CLI (toy train, its result.json model_steps_per_s):           {cli_rate:9.0f} model-steps/s")
     print(f"speed ratio: {ours_rate / ref_rate:.1f}x (library), {cli_rate / ref_rate:.1f}x (CLI)   target >= 8x")
-    print("final loss per instance on the same 65,536 samples (feature probability 1 -> 0.05):")
+    print(f"final loss per instance on the same {EVAL:,} samples "
+          f"(feature probability {float(probs[0]):.2g} -> {float(probs[-1]):.2g}):")
     print("  reference: " + " ".join(f"{v:.4f}" for v in loss_ref.tolist()))
     print("  ours:      " + " ".join(f"{v:.4f}" for v in loss_ours.tolist()))
     rel = loss_ours.mean().item() / loss_ref.mean().item() - 1

@@ -16,7 +16,7 @@ import torch
 from monosemantic import transition as T
 from monosemantic.report import Section, figure, table
 
-# normal mode: OMP at the m = 256 (n = 512..4096); exact L1 costs ~0.1-1 s per sample at m = 256 (LARS
+# normal mode: OMP at the m = 256 (n = 512..4096); exact L1 costs ~0.1-1.7 s per sample at m = 256 (LARS
 # homotopy and LP solvers alike), so its curves use m = 64 with the same deltas m/n
 FULL = dict(omp_m=256, l1_m=64, ratios=(2, 4, 8, 16), omp_trials=100, l1_trials=50, toy_steps=3000)
 QUICK = dict(omp_m=64, l1_m=32, ratios=(2, 8), omp_trials=20, l1_trials=12, toy_steps=300)
@@ -96,8 +96,8 @@ def transition_section(quick: bool, progress: bool) -> tuple[Section, dict]:
              f"magnitudes U[1, 2]); success = the unfolded support (|c_i| > 1e-3 max|c|) equals the true one. "
              f"OMP: sensing.omp, tol 1e-6, at most k atoms, m={cfg['omp_m']}, {cfg['omp_trials']} trials per k. "
              f"Exact L1: the positive lasso at alpha = 1e-7 ||x|| (the basis-pursuit limit) by LARS homotopy, "
-             f"m={cfg['l1_m']} (exact L1 at m = 256 costs ~0.1-1 s per sample: `monosemantic transition --m 256` "
-             f"draws those curves in ~4 minutes), {cfg['l1_trials']} trials per k.")
+             f"m={cfg['l1_m']} (exact L1 at m = 256 costs ~0.1-1.7 s per sample: `monosemantic transition --m 256` "
+             f"draws those curves, 252 s measured on one core), {cfg['l1_trials']} trials per k.")
     sec.add(figure(plot(curves, toys)))
     rows, summary_rec = [], {}
     for omp_c, l1_c in zip(curves["omp"], curves["l1"]):

@@ -286,13 +286,12 @@ def check_finite(name: str, a: np.ndarray, chunk: int = 1 << 16) -> None:
             raise InputError(f"{name} has NaN or Inf (first in row {bad})")
 
 
-def check_matrix(name: str, a, rank: int = 2) -> None:
-    """InputError unless a is a real-valued array of the given rank with no NaN/Inf and no empty axis."""
+def check_matrix(name: str, a) -> None:
+    """InputError unless a is a real-valued [samples, d] array with no NaN/Inf and no empty axis."""
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
         raise InputError(f"{name} must be a numeric array, got {getattr(a, 'dtype', type(a))}")
-    if a.ndim != rank:
-        want = "[samples, d]" if rank == 2 else f"rank {rank}"
-        raise InputError(f"{name} must be {want}, got shape {list(a.shape)}")
+    if a.ndim != 2:
+        raise InputError(f"{name} must be [samples, d], got shape {list(a.shape)}")
     if 0 in a.shape:
         raise InputError(f"{name} is empty (shape {list(a.shape)})")
     check_finite(name, a)

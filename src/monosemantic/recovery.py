@@ -65,24 +65,41 @@ def best_cosines(F, A, absolute: bool = False) -> np.ndarray:
     return cosines(F, A, absolute).max(axis=1)
 
 
+def recovered(F, A, absolute: bool = False, threshold: float = THRESHOLD) -> float:
+    """Share of the true features whose best cosine with any atom exceeds threshold (no matching needed)."""
+    return float((best_cosines(F, A, absolute) > threshold).mean())
+
+
+def _assign(cos: np.ndarray, absolute: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Hungarian matching of the signed cosines cos: [n_features, n_atoms]; see `match`."""
+    rows, cols = linear_sum_assignment(-(np.abs(cos) if absolute else cos))
+    return rows, cols, cos[rows, cols]
+
+
 def match(F, A, absolute: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Optimal one-to-one matching of features to atoms (Hungarian): (feature idx, atom idx, cosine).
 
     With fewer atoms than features only n_atoms features are matched. The cosine is signed even when
     `absolute` (which only lets the matching ignore signs).
     """
+    return _assign(cosines(F, A), absolute)
+
+
+def _dictionary_scores(F, A, absolute: bool, threshold: float) -> tuple[dict[str, float], tuple]:
+    """`dictionary_scores` and the matching (as `match` returns it) it was computed from."""
     cos = cosines(F, A)
-    rows, cols = linear_sum_assignment(-(np.abs(cos) if absolute else cos))
-    return rows, cols, cos[rows, cols]
+    matching = _assign(cos, absolute)
+    mcos = matching[2]
+    if absolute:
+        cos, mcos = np.abs(cos), np.abs(mcos)
+    best = cos.max(axis=1)
+    return {"mmcs": float(best.mean()), "recovered": float((best > threshold).mean()),
+            "mcc_hungarian": float(mcos.sum() / len(cos))}, matching
 
 
 def dictionary_scores(F, A, absolute: bool = False, threshold: float = THRESHOLD) -> dict[str, float]:
     """mmcs (mean best cosine), recovered (share with best cosine > threshold), mcc_hungarian."""
-    cos = cosines(F, A, absolute)
-    best = cos.max(axis=1)
-    r, c = linear_sum_assignment(-cos)
-    return {"mmcs": float(best.mean()), "recovered": float((best > threshold).mean()),
-            "mcc_hungarian": float(cos[r, c].sum() / len(cos))}
+    return _dictionary_scores(F, A, absolute, threshold)[0]
 
 
 def fvu(X, X_hat) -> float:
@@ -112,16 +129,16 @@ def reconstruction_scores(X, X_hat, codes) -> dict[str, float]:
             "dead": dead_latents(codes)}
 
 
-def matched_codes(codes, F, A, absolute: bool = False) -> sp.csr_matrix:
+def matched_codes(codes, F, A, absolute: bool = False, matching=None) -> sp.csr_matrix:
     """Learned codes [samples, n_atoms] rearranged into the true features' columns [samples, n_features].
 
     Column i holds the code of the atom matched to feature i (Hungarian; scaled by the atom's norm so that
     code x unit atom is what it reconstructs; sign flipped for a negatively matched atom when `absolute`);
-    unmatched features get zero.
+    unmatched features get zero. `matching`: match(F, A, absolute) when the caller already has it.
     """
     C = _csr(codes)
     A = _np(A)
-    rows, cols, cos = match(F, A, absolute)
+    rows, cols, cos = match(F, A, absolute) if matching is None else matching
     scale = np.linalg.norm(A[cols], axis=1)
     if absolute:
         scale = scale * np.sign(cos)
@@ -131,14 +148,16 @@ def matched_codes(codes, F, A, absolute: bool = False) -> sp.csr_matrix:
     return out
 
 
-def code_scores(codes_true, codes_hat, F=None, A=None, absolute: bool = False) -> dict[str, float]:
+def code_scores(codes_true, codes_hat, F=None, A=None, absolute: bool = False, matching=None) -> dict[str, float]:
     """Support precision / recall / F1 and relative code error ||C_hat - C||_F / ||C||_F.
 
-    With F and A the learned codes are first matched to the true features (`matched_codes`); without them
-    the columns are taken as already aligned (coding with the true dictionary).
+    With F and A the learned codes are first matched to the true features (`matched_codes`; `matching`:
+    match(F, A, absolute) when the caller already has it); without them the columns are taken as already
+    aligned (coding with the true dictionary).
     """
     T = _csr(codes_true)
-    H = matched_codes(codes_hat, F, A, absolute) if F is not None and A is not None else _csr(codes_hat)
+    H = (matched_codes(codes_hat, F, A, absolute, matching) if F is not None and A is not None
+         else _csr(codes_hat))
     if T.shape != H.shape:
         raise ValueError(f"true codes are {list(T.shape)} but learned codes are {list(H.shape)}")
     T.eliminate_zeros()
@@ -154,14 +173,15 @@ def code_scores(codes_true, codes_hat, F=None, A=None, absolute: bool = False) -
 
 def seed_overlap(A1, A2, absolute: bool = False, threshold: float = THRESHOLD) -> float:
     """Share of the atoms of A1 (one seed) whose best cosine with an atom of A2 (another seed) exceeds threshold."""
-    return float((cosines(A1, A2, absolute).max(axis=1) > threshold).mean())
+    return recovered(A1, A2, absolute, threshold)
 
 
 def all_scores(X, X_hat, codes, F=None, A=None, codes_true=None, absolute: bool = False) -> dict[str, float]:
     """Every score that the given arguments allow: reconstruction, dictionary (F, A), codes (codes_true)."""
     out = reconstruction_scores(X, X_hat, codes)
     if F is not None and A is not None:
-        out.update(dictionary_scores(F, A, absolute))
+        scores, matching = _dictionary_scores(F, A, absolute, THRESHOLD)
+        out.update(scores)
         if codes_true is not None:
-            out.update(code_scores(codes_true, codes, F, A, absolute))
+            out.update(code_scores(codes_true, codes, F, A, absolute, matching))
     return out

@@ -12,6 +12,8 @@ from monosemantic import InputError, __version__
 from monosemantic.dictionary.batches import as_matrix
 from monosemantic.runs import json_files, write_dir
 
+DICT_FILE = "dictionary.safetensors"  # a classical dictionary's arrays (an SAE has SAELens's file names)
+
 
 def to_output(C: sp.csr_matrix, output: str):
     """scipy CSR as is, or as a torch sparse CSR tensor (output='torch')."""
@@ -79,7 +81,6 @@ class DictionaryEstimator(BaseEstimator):
         extra_json {name: object} adds JSON files to the same atomic write."""
         from safetensors.numpy import save_file
 
-        from monosemantic.dictionary.classical import DICT_FILE
         from monosemantic.runs import check_new_dir, write_json
 
         self._fitted()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from monosemantic import InputError
-from monosemantic.data import check_finite
+from monosemantic.data import check_matrix
 
 BLOCK = 1 << 16  # rows read at once from a memory-mapped array
 
@@ -33,11 +33,7 @@ def as_matrix(X, name: str = "X") -> torch.Tensor | np.ndarray:
     if hasattr(X, "toarray"):  # scipy sparse
         X = X.toarray()
     X = X if isinstance(X, np.memmap) else np.asarray(X)
-    if X.dtype.kind not in "fiu":
-        raise InputError(f"{name} must be numeric, got dtype {X.dtype}")
-    if X.ndim != 2 or 0 in X.shape:
-        raise InputError(f"{name} must be [samples, d], got shape {list(X.shape)}")
-    check_finite(name, X)
+    check_matrix(name, X)
     if isinstance(X, np.memmap):
         return X
     return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))

@@ -15,15 +15,21 @@ import numpy as np
 import torch
 
 from monosemantic import InputError
-from monosemantic.dictionary.base import DictionaryEstimator
-from monosemantic.dictionary.batches import Batches, as_matrix
-
-DICT_FILE = "dictionary.safetensors"
+from monosemantic.data import check_matrix
+from monosemantic.dictionary.base import DICT_FILE, DictionaryEstimator
+from monosemantic.dictionary.batches import Batches
 
 
 def _f64(X) -> np.ndarray:
-    X = as_matrix(X)
-    return X.double().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float64)
+    """X: [samples, d] as float64 numpy (float64 input keeps its precision), checked like `as_matrix`."""
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu()
+        X = (X if X.layout == torch.strided else X.to_dense()).double().numpy()
+    elif hasattr(X, "toarray"):  # scipy sparse
+        X = X.toarray()
+    X = np.asarray(X)
+    check_matrix("X", X)
+    return np.asarray(X, dtype=np.float64)
 
 
 class MiniBatchDictionary(DictionaryEstimator):

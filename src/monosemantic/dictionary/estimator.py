@@ -35,6 +35,13 @@ WEIGHTS = "sae_weights.safetensors"
 TRAINER = "trainer_state.safetensors"
 
 
+def _fresh_state(n_latents: int) -> dict[str, torch.Tensor]:
+    """Per-latent training counters, all zero: firings since the last resampling, samples since the last firing,
+    dead (for AuxK), and fresh (resampled last time)."""
+    return {"fired": torch.zeros(n_latents, dtype=torch.long), "dead": torch.zeros(n_latents, dtype=torch.bool),
+            "since": torch.zeros(n_latents, dtype=torch.long), "fresh": torch.zeros(n_latents, dtype=torch.bool)}
+
+
 class SparseAutoencoder(DictionaryEstimator):
     """A sparse autoencoder: arch in relu | topk | batchtopk | jumprelu.
 
@@ -128,6 +135,10 @@ class SparseAutoencoder(DictionaryEstimator):
         if not hasattr(self, "params_"):
             raise InputError("this SparseAutoencoder is not fitted yet (call fit, partial_fit or load)")
 
+    def _new_optimizer(self) -> None:
+        """A fresh Adam (zero moments) over params_ at the peak learning rate."""
+        self.opt_ = AdamW(list(self.params_.values()), lr=self._lr(), weight_decay=0.0)
+
     # ------------------------------------------------------------ training
 
     def _init(self, batches: Batches) -> None:
@@ -143,12 +154,9 @@ class SparseAutoencoder(DictionaryEstimator):
         if self.arch == "relu" and self.init_rate < 1:
             # start sparse: each latent fires on init_rate of the samples, not half of them
             self.params_["b_enc"] = -pre.quantile(1 - self.init_rate, dim=0).clamp_min(0)
-        self.opt_ = AdamW(list(self.params_.values()), lr=self._lr(), weight_decay=0.0)
+        self._new_optimizer()
         self.step_ = 0
-        self.state_ = {"fired": torch.zeros(self.n_latents, dtype=torch.long),
-                       "dead": torch.zeros(self.n_latents, dtype=torch.bool),
-                       "since": torch.zeros(self.n_latents, dtype=torch.long),
-                       "fresh": torch.zeros(self.n_latents, dtype=torch.bool)}
+        self.state_ = _fresh_state(self.n_latents)
         if self.arch == "batchtopk":
             self.state_["threshold"] = torch.tensor(0.0)
         self._gen = gen
@@ -166,7 +174,8 @@ class SparseAutoencoder(DictionaryEstimator):
         resumed = self.checkpoint is not None and self._try_resume(Path(self.checkpoint))
         if not resumed:
             self._init(batches)
-        batches = Batches(X, self.batch, self.seed, start_step=self.step_) if batches.it is None else batches
+        if batches.it is None:  # an array: a resumed fit goes on with the batches the interrupted one had next
+            batches.step = self.step_
         self._run(batches, steps, callback, eval_every)
         return self
 
@@ -373,8 +382,7 @@ class SparseAutoencoder(DictionaryEstimator):
         est.d_in_ = int(d_in)
         est.params_ = {"W_enc_T": w["W_enc"].float().T.contiguous(), "b_enc": w["b_enc"].float(),
                        "W_dec": w["W_dec"].float().contiguous(), "b_dec": w["b_dec"].float()}
-        est.state_ = {"fired": torch.zeros(d_sae, dtype=torch.long), "dead": torch.zeros(d_sae, dtype=torch.bool),
-                      "since": torch.zeros(d_sae, dtype=torch.long), "fresh": torch.zeros(d_sae, dtype=torch.bool)}
+        est.state_ = _fresh_state(d_sae)
         if arch == "jumprelu":
             est.params_["log_theta"] = w["threshold"].float().clamp_min(1e-12).log()
         if arch == "batchtopk":
@@ -384,7 +392,7 @@ class SparseAutoencoder(DictionaryEstimator):
         est.train_seconds_ = float(meta.get("train_seconds", 0.0))
         est.n_resampled_ = int(meta.get("n_resampled", 0))
         est._gen = torch.Generator().manual_seed(est.seed)
-        est.opt_ = AdamW(list(est.params_.values()), lr=est._lr(), weight_decay=0.0)
+        est._new_optimizer()
         return est
 
     def _try_resume(self, path: Path) -> bool:
@@ -404,7 +412,7 @@ class SparseAutoencoder(DictionaryEstimator):
         self.train_seconds_ = old.train_seconds_
         if "log_theta" in self.params_:
             self.params_["log_theta"] = t["log_theta"]
-        self.opt_ = AdamW(list(self.params_.values()), lr=self._lr(), weight_decay=0.0)
+        self._new_optimizer()
         self.opt_.m = [t[f"m.{n}"] for n in self.params_]
         self.opt_.v = [t[f"v.{n}"] for n in self.params_]
         self.opt_.t = int(info["adam_t"])

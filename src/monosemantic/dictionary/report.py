@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 from monosemantic import recovery as R
-from monosemantic.data import split, synth_uniform
+from monosemantic.data import random_dictionary, split, synth_uniform
 from monosemantic.dictionary import ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder
 from monosemantic.sensing import amortization_gap
 
 
 def _traj_callback(F, traj):
     def cb(est, step, samples, train_s):
-        traj.append((train_s, R.dictionary_scores(F, est.components_)["recovered"]))
+        traj.append((train_s, R.recovered(F, est.components_)))
     return cb
 
 
@@ -32,8 +32,7 @@ def run_methods(quick: bool, progress: bool = False) -> tuple[dict, dict, dict, 
     }
     scores, trajs, best, gaps = {}, {}, {}, {}
     for name, (est, every) in methods.items():
-        traj = [(0.0, R.dictionary_scores(F, R.unit_rows(np.random.default_rng(0).standard_normal((n, d))))
-                 ["recovered"])] if every else []
+        traj = [(0.0, R.recovered(F, random_dictionary(np.random.default_rng(0), n, d)))] if every else []
         if every:
             est.fit(tr.X, callback=_traj_callback(F, traj), eval_every=every)
         else:

@@ -12,7 +12,6 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
-from monosemantic import InputError
 from monosemantic.config import Strict
 
 Arch = Literal["relu", "topk", "batchtopk", "jumprelu", "mbdl", "pca", "ica"]
@@ -67,12 +66,8 @@ def train_to_dir(cfg: SaeTrainConfig, out: str | Path, overwrite: bool = False, 
     data = load_data(cfg.data, mmap=str(cfg.data).endswith(".npy"))
     est = make_estimator(cfg, progress)
     batch = getattr(est, "batch", 1)
-    if len(data.X) < batch:
-        raise InputError(f"{cfg.data} has {len(data.X)} samples, fewer than one batch of {batch}")
-    if cfg.arch in ("pca", "ica") and cfg.latents > data.X.shape[1]:
-        raise InputError(f"{cfg.arch} gives at most d={data.X.shape[1]} atoms, got latents={cfg.latents}")
     t = time.perf_counter()
-    est.fit(data.X)
+    est.fit(data.X)  # refuses fewer samples than one batch (Batches), and PCA/ICA latents > d (_fit_floor)
     wall = getattr(est, "train_seconds_", None) or time.perf_counter() - t
     seen = getattr(est, "step_", 1) * batch if cfg.arch not in ("pca", "ica") else len(data.X)
     result = {"wall_s": wall, "samples": seen, "samples_per_s": seen / wall if wall > 0 else None,
@@ -93,11 +88,9 @@ def score_dir(run_dir: str | Path, truth: str | Path, n_eval: int | None = None)
     data = load_data(truth)
     if n_eval:
         _, data = split(data, n_eval)
-    if data.F is not None and data.F.shape[1] != est.d_in_:
-        raise InputError(f"truth has d={data.F.shape[1]} but the dictionary has d={est.d_in_}")
-    C = est.transform(data.X)
+    C = est.transform(data.X)  # refuses X (and so F: load_data matches their d) of another d than the dictionary
     out = {"truth": str(truth), "samples": len(data.X), "sign_free": est.sign_free}
-    out.update(R.all_scores(data.X, est.inverse_transform(C), C, data.F, est.components_ if data.F is not None
-                            else None, data.codes, absolute=est.sign_free))
+    out.update(R.all_scores(data.X, est.inverse_transform(C), C, data.F, est.components_, data.codes,
+                            absolute=est.sign_free))
     write_json(Path(run_dir) / "scores.json", out)
     return out

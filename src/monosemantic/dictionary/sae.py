@@ -78,10 +78,11 @@ def select(pre: torch.Tensor, arch: str, k: int, threshold: torch.Tensor | None,
     return rows[keep], lat[keep], vals[keep]
 
 
-def decode(rows, lat, vals, W_dec: torch.Tensor, b_dec: torch.Tensor, B: int) -> torch.Tensor:
-    """x^ = f @ W_dec + b_dec from sparse codes: [B, d_in]."""
-    x_hat = b_dec.expand(B, -1).clone()
-    return x_hat.index_add_(0, rows, W_dec[lat] * vals[:, None])
+def decode(rows, atoms, vals, B: int, b_dec: torch.Tensor | None = None) -> torch.Tensor:
+    """x^ = f @ W_dec (+ b_dec) from sparse codes (rows, values) whose decoder rows `atoms` ([nnz, d_in]) the
+    caller has gathered (it needs them again for the gradients): [B, d_in]."""
+    x_hat = b_dec.expand(B, -1).clone() if b_dec is not None else atoms.new_zeros(B, atoms.shape[1])
+    return x_hat.index_add_(0, rows, atoms * vals[:, None])
 
 
 def encode_pre(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -126,7 +127,7 @@ def step_grads(x: torch.Tensor, p: dict[str, torch.Tensor], arch: str, k: int, p
             state["threshold"] = 0.99 * state.get("threshold", vals.min()) + 0.01 * vals.min()
         # index_select, not fancy indexing: ~10x faster for whole rows on CPU
         Wd = p["W_dec"].index_select(0, lat)  # [nnz, d]
-        x_hat = p["b_dec"].expand(B, -1).clone().index_add_(0, rows, Wd * vals[:, None])
+        x_hat = decode(rows, Wd, vals, B, p["b_dec"])
         err = x_hat - x  # [B, d]
         ge = err * (2 / B)
         ge_r = ge.index_select(0, rows)  # [nnz, d]
@@ -200,7 +201,7 @@ def _aux_grads(pre, xc, err, p, g, dead, aux_k, aux_coef, info) -> None:
         return
     target = -err  # the residual x - x^, a constant for this loss
     Wd = p["W_dec"].index_select(0, lat)
-    r_hat = torch.zeros_like(target).index_add_(0, rows, Wd * vals[:, None])
+    r_hat = decode(rows, Wd, vals, B)
     e2 = r_hat - target
     ge_r = (e2 * (2 * aux_coef / B)).index_select(0, rows)
     dvals = (Wd * ge_r).sum(1)

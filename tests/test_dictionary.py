@@ -155,6 +155,9 @@ def test_topk_fit_recovers_and_api(small, tmp_path):
     X_hat = sae.inverse_transform(C)
     assert X_hat.shape == ev.X.shape
     assert sae.score(ev.X) == pytest.approx(1 - R.fvu(ev.X, X_hat), abs=1e-6) and sae.score(ev.X) > 0.8
+    X64 = ev.X.astype(np.float64)  # and against the definition written out, not recovery.fvu
+    r2 = 1 - ((X64 - X_hat) ** 2).sum() / ((X64 - X64.mean(0)) ** 2).sum()
+    assert sae.score(ev.X) == pytest.approx(r2, abs=1e-5)
     assert sae.get_params()["k"] == 3 and sae.set_params(k=4).k == 4
     sae.set_params(k=3)
     # saved in SAELens's names and shapes; loads to identical codes
@@ -200,6 +203,9 @@ def test_resampling_revives_dead_latents(small):
     sae2._run(Batches(tr.X, 256), 60_000 // 256, None, 0)
     assert sae2.n_resampled_ >= 10
     assert (sae2.params_["W_enc_T"][:10].norm(dim=1) > 0).all()
+    # restarted, not just moved: their bias left -10 and they fire again on the training data
+    assert (sae2.params_["b_enc"][:10] > -10).all()
+    assert (sae2.transform(tr.X)[:, :10].getnnz(axis=0) > 0).sum() >= 8
 
 
 def test_data_sources_agree(small, tmp_path):
@@ -312,6 +318,9 @@ def test_cli_train_and_score(small, tmp_path, capsys):
     assert e.value.code == 0
     scores = json.loads((out / "scores.json").read_text())
     assert scores["samples"] == 2000 and 0 < scores["mmcs"] <= 1 and "support_f1" in scores
+    from monosemantic.data import load_data
+
+    assert scores["mmcs"] == pytest.approx(R.dictionary_scores(load_data(data).F, load(out).components_)["mmcs"])
     for args, msg in ((["--k", "64"], "k (64) must be smaller"), (["--arch", "gated"], "arch")):
         with pytest.raises(SystemExit) as e:
             main(["sae", "train", "--data", str(data), "--latents", "64", "--out", str(tmp_path / "x"), *args])

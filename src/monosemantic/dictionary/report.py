@@ -44,7 +44,7 @@ def run_methods(quick: bool, progress: bool = False) -> tuple[dict, dict, dict, 
         scores[name], trajs[name] = s, traj
         best[name] = R.best_cosines(F, est.components_, absolute=est.sign_free)
         if isinstance(est, SparseAutoencoder):
-            gaps[name] = amortization_gap(est, ev.X, F, ev.codes)
+            gaps[name] = amortization_gap(est, ev.X, F, ev.codes, enc=C)
     return scores, trajs, best, gaps
 
 

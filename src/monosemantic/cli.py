@@ -35,6 +35,10 @@ app.add_typer(sae_app, name="sae")
 MULTI_VALUE = ("--sparsity", "--importance", "--lambdas", "--ratios", "--methods")
 
 
+PROGRESS = typer.Option(True, help="Show a progress bar.")
+OVERWRITE = typer.Option(False, help="Replace an existing run directory.")
+
+
 def _say(msg: str) -> None:
     typer.echo(msg, err=True)
 
@@ -61,8 +65,8 @@ def toy_train(
     anticorrelated_sets: int = typer.Option(0, help="Sets of features never on together (after correlated)."),
     set_size: int = typer.Option(2, help="Features per (anti-)correlated set."),
     l1: float = typer.Option(0.0, help="L1 penalty on hidden activations (relu-output, relu-hidden)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
 ) -> None:
     """Train one toy model per sparsity (best of --seeds) and write a run directory.
 
@@ -157,7 +161,7 @@ def sae_train(
                                                          "a rerun with the same flags resumes from it."),
     checkpoint_every: int = typer.Option(1000, help="Steps between checkpoints."),
     overwrite: bool = typer.Option(False, help="Replace an existing output directory."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool = PROGRESS,
 ) -> None:
     """Fit a dictionary on a data file and save it (for SAEs in SAELens's layout, loadable by SAELens)."""
     from monosemantic.config import validate
@@ -198,7 +202,6 @@ BACKEND = typer.Option("local", help="local (worker processes, one per core) | r
                                       "cluster, else a local Ray).")
 RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or ray://HOST:PORT, auto) of a Ray cluster.")
 WORKERS = typer.Option(None, help="Worker processes (default: one per core).")
-PROGRESS = typer.Option(True, help="Show a progress bar.")
 PHASE_OUT = typer.Option(..., help="Directory: OUT/sweep (resumable points) and OUT/diagram (the analysis).")
 
 
@@ -315,8 +318,8 @@ def road1_l1(
     seeds: int = typer.Option(3, help="Seeds per lambda (lowest penalised loss kept)."),
     seed: int = typer.Option(0, help="Base seed."),
     eval_batch: int = typer.Option(16384, help="Held-out samples for the measures."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
 ) -> None:
     """Sweep the L1 penalty on hidden activations: loss, represented features, monosemantic neurons, D*,
     importance threshold and loss per activation for each lambda (all lambdas train as one batched model)."""
@@ -352,8 +355,8 @@ def road1_moe(
     seeds: int = typer.Option(2, help="Seeds per sparsity (lowest loss kept)."),
     seed: int = typer.Option(0, help="Base seed."),
     eval_batch: int = typer.Option(16384, help="Held-out samples for the measures."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
 ) -> None:
     """Dense m against MoE (top-k of E experts of m; flop-matched at k=1) against dense E*m (neuron-matched)."""
     from monosemantic.roads.road1 import MoEConfig, moe_to_dir
@@ -375,23 +378,25 @@ def road1_effective_size(
     out: Path = typer.Option(..., help="Run directory to write."),
     n: int = typer.Option(60, help="Number of features."),
     m: int = typer.Option(5, help="Neurons of the superposition model."),
-    sparsity: list[float] = typer.Option([0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995], help="Sparsities S."),
+    sparsity: Optional[list[float]] = typer.Option(None, help="Sparsities S (default: nine from 0.5 to 0.995)."),
     importance_decay: float = typer.Option(1.0, help="Importance I_i = decay**i (1: uniform)."),
     steps: int = typer.Option(10_000, help="Training steps."),
     batch: int = typer.Option(1024, help="Samples per step."),
     seeds: int = typer.Option(3, help="Seeds per sparsity (lowest loss kept)."),
     seed: int = typer.Option(0, help="Base seed."),
     eval_batch: int = typer.Option(16384, help="Held-out samples."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
 ) -> None:
     """k = m'/m: the narrowest model without superposition as good as a superposition model of m neurons."""
     from monosemantic.roads.road1 import EffectiveSizeConfig, effective_size_to_dir
     from monosemantic.config import validate
     from monosemantic.runs import read_json
 
-    cfg = validate(EffectiveSizeConfig, dict(sparsity=sparsity, **_road1_common(
-        n, m, importance_decay, steps, batch, seeds, seed, eval_batch)))
+    data = _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch)
+    if sparsity is not None:  # else EffectiveSizeConfig's default
+        data["sparsity"] = sparsity
+    cfg = validate(EffectiveSizeConfig, data)
     path = effective_size_to_dir(cfg, out, overwrite, progress and sys.stderr.isatty())
     res = read_json(path / "result.json")
     for s, w, kk in zip(res["sparsity"], res["narrowest_width"], res["k"]):
@@ -413,7 +418,7 @@ def unfold_cmd(
     k: Optional[int] = typer.Option(None, help="omp: at most k atoms per sample (default min(atoms, d))."),
     alpha: float = typer.Option(0.01, help="l1, fista: penalty in 0.5 ||x - D c||^2 + alpha ||c||_1 (unit atoms)."),
     positive: bool = typer.Option(False, help="l1, fista: non-negative codes."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Sparse-code every sample against a dictionary: OUT/codes.safetensors (CSR indptr, indices, values),
     OUT/result.json (shape, wall_s, samples_per_s, unconverged samples), OUT/config.json."""
@@ -443,8 +448,8 @@ def features_list(
     limit: int = typer.Option(20, help="Rows printed (0: all); OUT/features.json holds every atom."),
     sort: str = typer.Option("frequency", help="frequency | atom | max | cosine (largest first; atom ascending)."),
     out: Optional[Path] = typer.Option(None, help="Run directory to write: config.json, result.json, features.json."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
     as_json: bool = typer.Option(False, "--json", help="Print every atom as JSON instead of the table."),
 ) -> None:
     """Every atom: frequency, mean (over the samples where it fires) and max activation, decoder norm, nearest
@@ -469,7 +474,7 @@ def features_describe(
     sample: int = typer.Option(..., help="Index of the sample (row of X) to describe."),
     data: Optional[Path] = FEATURES_DATA,
     out: Optional[Path] = typer.Option(None, help="Run directory to write: config.json, result.json (the description)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    overwrite: bool = OVERWRITE,
     as_json: bool = typer.Option(False, "--json", help="Print the description as JSON instead of the table."),
 ) -> None:
     """One activation as a weighted list of atoms (code, weight |c| ||F_j||, share of the reconstruction),
@@ -494,7 +499,7 @@ def transition_cmd(
     methods: List[str] = typer.Option(["omp", "l1"], help="omp and/or l1 (exact L1 by LARS: ~0.1-1 s a sample "
                                                           "at m = 256)."),
     seed: int = typer.Option(0, help="Seed of the dictionaries and codes."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """The recovery phase transition: P(exact support recovery) against k for random Gaussian dictionaries, beside
     the Donoho-Tanner curve and the coherence guarantees; writes OUT/result.json and OUT/transition.png."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from monosemantic import measures
-from monosemantic.sweeps import SweepSpec, axes, parse_spec, plan, point_dir, run_sweep, train_spec
+from monosemantic.sweeps import SweepSpec, axes, parse_spec, point_dir, record, run_sweep, train_spec
 
 NEITHER, ONLY_1, ONLY_2, BOTH = -1, 0, 1, 2
 LABELS = {NEITHER: "neither", ONLY_1: "feature 1 only", ONLY_2: "feature 2 only", BOTH: "both (superposition)"}
@@ -193,8 +193,7 @@ def run_to_dir(kind: str, spec: SweepSpec, out: str | Path, backend: str = "loca
 
     out = Path(out)
     meta = run_sweep(spec, out / "sweep", backend, workers, ray_address, progress)
-    points, _ = plan(spec)
-    W = torch.cat([read_run(point_dir(out / "sweep", pt["index"]))[2]["W"] for pt in points])
+    W = torch.cat([read_run(point_dir(out / "sweep", i))[2]["W"] for i in range(meta["points"])])
     if kind == "n2m1":
         res = n2m1_analyse(*axes(spec).values(), W)
         tensors = {"labels": torch.tensor(res["labels"]), "analytic": torch.tensor(res["analytic"]),
@@ -221,12 +220,7 @@ def run_to_dir(kind: str, spec: SweepSpec, out: str | Path, backend: str = "loca
 
 def records_of(points: list[dict], results: list[dict]) -> list[dict]:
     """The per-point records `transitions` reads, from in-memory results (sweeps.collect reads them from disk)."""
-    out = []
-    for pt, res in zip(points, results):
-        ms = res["result"]["measures"]
-        out.append({"params": pt["params"], "norms": ms["feature_norm"], "D": ms["feature_dimensionality"],
-                    "geometry": ms["geometry"]["label"]})
-    return out
+    return [record(pt["params"], res["result"]) for pt, res in zip(points, results)]
 
 
 def transitions(records: list[dict], axes: list[str], d_jump: float = D_JUMP) -> list[dict]:

@@ -272,7 +272,7 @@ def initial_weights(cfg: PointConfig, seed: int) -> torch.Tensor:
 
 def train_group(configs: list[dict], seed: int, threads: int | None = None) -> dict:
     """Train the points of one group as one batched model; return each point's kept weights and figures."""
-    from monosemantic.toy.train import train_toy
+    from monosemantic.toy.train import kept_tensors, train_toy
 
     if threads:
         torch.set_num_threads(threads)
@@ -283,15 +283,13 @@ def train_group(configs: list[dict], seed: int, threads: int | None = None) -> d
     init = torch.cat([initial_weights(c, seed) for c in cfgs])
     run = train_toy(c0.model, c0.n, c0.m, p, weight, c0.steps, c0.batch, c0.starts, seed, c0.lr, c0.weight_decay,
                     c0.schedule, c0.warmup, c0.eval_batch, init=init)
-    tensors = run.model.tensors()
-    kept = torch.tensor(run.kept)
-    W = tensors["W"][kept]  # [points, m, n]
-    rows = measures.summarize(W, c0.model in ("relu-hidden", "abs"))
+    kept = kept_tensors(run)  # W: [points, m, n]
+    rows = measures.summarize(kept["W"], c0.model in ("relu-hidden", "abs"))
     wall = run.log.wall_s
     out = []
     for i, c in enumerate(cfgs):
         out.append({
-            "tensors": {k: v[kept[i] : kept[i] + 1].numpy() for k, v in tensors.items()},
+            "tensors": {k: v[i : i + 1].numpy() for k, v in kept.items()},
             "result": {
                 "loss": run.loss[i], "loss_all_starts": run.all_loss[i], "kept_start": run.kept[i] % c.starts,
                 "measures": rows[i], "wall_s": wall / len(cfgs), "group_wall_s": wall, "group_points": len(cfgs),
@@ -343,7 +341,7 @@ def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, addres
         import ray
     except ImportError:
         raise InputError("the ray backend needs the `ray` package (pip install ray)") from None
-    if address:
+    if address:  # train_spec's only check; run_sweep checks earlier, before it writes OUT
         check_ray_address(address)
     started = not ray.is_initialized()
     if started:
@@ -446,7 +444,7 @@ def run_sweep(
         if not state:
             missing.add(pt["index"])
     todo = [(gid, g) for gid, g in enumerate(groups) if missing & set(g)]
-    meta = {"spec": spec_json, "points": len(points), "groups": [g for g in groups], "axes": axes(spec),
+    meta = {"spec": spec_json, "points": len(points), "groups": groups, "axes": axes(spec),
             "backend": backend, "status": "running"}
     write_json(out / "sweep.json", meta)
 
@@ -498,9 +496,15 @@ def collect(out: str | Path, points: list[dict]) -> list[dict]:
         if len(ms["feature_norm"]) <= 10:  # wide sweeps keep per-feature numbers in the run directories
             row.update({f"norm_{i}": v for i, v in enumerate(ms["feature_norm"])})
             row.update({f"D_{i}": v for i, v in enumerate(ms["feature_dimensionality"])})
-        records.append({"params": pt["params"], "norms": ms["feature_norm"], "D": ms["feature_dimensionality"],
-                        "geometry": ms["geometry"]["label"], "wall_s": res["wall_s"], "row": row})
+        records.append({**record(pt["params"], res), "wall_s": res["wall_s"], "row": row})
     return records
+
+
+def record(params: dict, result: dict) -> dict:
+    """What `phase.transitions` reads of one point: {"params", "norms", "D", "geometry"}, from its result."""
+    ms = result["measures"]
+    return {"params": params, "norms": ms["feature_norm"], "D": ms["feature_dimensionality"],
+            "geometry": ms["geometry"]["label"]}
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

@@ -26,7 +26,7 @@ def n2m1(res: dict):
     ax.pcolormesh(edges(r), edges(s), labels.T, cmap=cmap, vmin=-1.5, vmax=2.5, shading="flat")
     for rr, ss in boundary_curves(r.min(), r.max()):
         ax.plot(rr, ss, color="black", lw=2)
-    dep = [d for d in res["departures"]]
+    dep = res["departures"]
     if dep:
         ax.scatter([d["r"] for d in dep], [d["density"] for d in dep], marker="x", color="red", s=40, zorder=3,
                    label="trained != analytic")

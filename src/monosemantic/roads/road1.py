@@ -22,13 +22,12 @@ from pathlib import Path
 
 import torch
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
-from pydantic import model_validator
 
 from monosemantic import InputError, measures
 from monosemantic.config import Strict, check_sparsities
 from monosemantic.features import FeatureSampler, importance, probabilities
 from monosemantic.runs import check_new_dir, write_run
-from monosemantic.toy.models import TiedToyModel, loss_per_instance
+from monosemantic.toy.models import loss_per_instance, make_model
 from monosemantic.toy.moe import MoEToyModel
 from monosemantic.toy.train import init_seeds, kept_tensors, train_toy
 
@@ -46,12 +45,16 @@ def _held_out(p: torch.Tensor, batch: int, seed: int) -> torch.Tensor:
 
 
 def _train_kept(kind: str, n: int, m: int, p: torch.Tensor, imp: torch.Tensor, steps: int, batch: int, seeds: int,
-                seed: int, eval_batch: int, progress: bool, l1: float | torch.Tensor = 0.0) -> dict:
-    """train_toy, then the kept instances as a model of their own with a held-out batch and its loss."""
+                seed: int, eval_batch: int, progress: bool, l1: float | torch.Tensor = 0.0, make=None) -> dict:
+    """train_toy, then the kept instances as a model of their own with a held-out batch and its loss.
+
+    make(instances, seeds): the model to train and to hold the kept instances (default: make_model(kind, ...))."""
     C = p.shape[0]
-    run = train_toy(kind, n, m, p, imp, steps, batch, seeds, seed, eval_batch=eval_batch, progress=progress, l1=l1)
+    make = make or (lambda instances, init: make_model(kind, instances, n, m, init))
+    run = train_toy(kind, n, m, p, imp, steps, batch, seeds, seed, eval_batch=eval_batch, progress=progress, l1=l1,
+                    model=make(C * seeds, init_seeds(C * seeds, seed)))
     kept = kept_tensors(run)
-    model = TiedToyModel(kind, C, n, m, [0] * C)
+    model = make(C, [0] * C)
     model.load(kept)
     x = _held_out(p, eval_batch, seed)
     weight = imp.expand(C, 1, n).contiguous()
@@ -122,26 +125,24 @@ def l1_sweep(
                      progress, l1=torch.tensor(lambdas, dtype=torch.float32))
     run, kept, model, x, loss = tr["run"], tr["kept"], tr["model"], tr["x"], tr["loss"]
     h = model.hidden(x)
-    used = measures.used_neurons(h)
-    Wu = measures.used_weights(kept["W"], used)
+    Wu, rep, dense = _dense_measures(kept["W"], h)
     d_feat, d_neuron = measures.ablation_loss(model, x, tr["weight"])
     threshold = measures.importance_threshold(Wu, imp).tolist()
+    feat_freq, neuron_freq = measures.activation_frequency(x), measures.activation_frequency(h)
     return {
         "lambda": list(lambdas),
         "importance": imp.tolist(),
         "loss": loss,
         "hidden_l1": run.hidden_l1,  # mean_b ||h||_1 on the batch that picked the seeds
-        "represented_features": measures.represented(Wu).sum(1).tolist(),
-        "represented": measures.represented(Wu).tolist(),
+        **dense,  # represented_features, dims_per_feature and the neuron measures
+        "represented": rep.tolist(),
         "importance_threshold": [t if math.isfinite(t) else None for t in threshold],  # None: nothing left
         "threshold_monotone": monotone(threshold),
         "loss_monotone": monotone(loss),
-        "dims_per_feature": _dims_per_feature(Wu),
-        **_neuron_measures(Wu, used),
-        "feature_loss_per_activation": _per_activation(d_feat, measures.activation_frequency(x)).tolist(),
-        "neuron_loss_per_activation": _per_activation(d_neuron, measures.activation_frequency(h)).tolist(),
-        "feature_frequency": measures.activation_frequency(x).tolist(),
-        "neuron_frequency": measures.activation_frequency(h).tolist(),
+        "feature_loss_per_activation": _per_activation(d_feat, feat_freq).tolist(),
+        "neuron_loss_per_activation": _per_activation(d_neuron, neuron_freq).tolist(),
+        "feature_frequency": feat_freq.tolist(),
+        "neuron_frequency": neuron_freq.tolist(),
         "wall_s": run.log.wall_s,
         "model_steps_per_s": C * run.log.steps_done / run.log.wall_s if run.log.wall_s > 0 else None,
         "instances_trained": run.model.instances,
@@ -225,11 +226,13 @@ def _moe_measures(W: torch.Tensor, router: torch.Tensor, h: torch.Tensor, expert
     }
 
 
-def _dense_measures(W: torch.Tensor, h: torch.Tensor) -> dict:
+def _dense_measures(W: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(Wu: W over used neurons, represented: bool [instances, n], the per-instance measures of Wu)."""
     used = measures.used_neurons(h)
     Wu = measures.used_weights(W, used)
-    return {"represented_features": measures.represented(Wu).sum(1).tolist(),
-            "dims_per_feature": _dims_per_feature(Wu), **_neuron_measures(Wu, used)}
+    rep = measures.represented(Wu)
+    return Wu, rep, {"represented_features": rep.sum(1).tolist(), "dims_per_feature": _dims_per_feature(Wu),
+                     **_neuron_measures(Wu, used)}
 
 
 def moe_compare(
@@ -252,31 +255,25 @@ def moe_compare(
     Flop-matched: dense m against MoE k=1 (m active neurons per input). Neuron-matched: dense E*m.
     Returns {"sparsity", "models": {name: {...per sparsity lists..., "W": ...}}}.
     """
-    if experts < 1:
-        raise InputError(f"experts must be positive, got {experts}")
-    if not 1 <= k <= experts:
-        raise InputError(f"top-k must lie in [1, experts={experts}], got k={k}")
-    C = len(sparsities)
+    def moe(instances: int, init: list[int]) -> MoEToyModel:
+        return MoEToyModel(instances, n, m, experts, k, init, balance)
+
+    moe(1, [0])  # checks experts, k and balance before any training
     p = probabilities(sparsities, n)
     imp = importance(n, importance_decay)
-    x = _held_out(p, eval_batch, seed)
-    weight = imp.expand(C, 1, n).contiguous()
     out = {"sparsity": list(sparsities), "models": {}}
     dense = {f"dense m={m}": m, f"dense m={experts * m}": experts * m}
     for name, width in dense.items():
         t = _train_kept("relu-hidden", n, width, p, imp, steps, batch, seeds, seed, eval_batch, progress)
         out["models"][name] = {"active_neurons": width, "params": width * n + n, "wall_s": t["run"].log.wall_s,
-                               "loss": t["loss"], **_dense_measures(t["kept"]["W"], t["model"].hidden(x)), **t["kept"]}
-    moe = MoEToyModel(C * seeds, n, m, experts, k, init_seeds(C * seeds, seed), balance)
-    run = train_toy("moe", n, m, p, imp, steps, batch, seeds, seed, eval_batch=eval_batch, progress=progress,
-                    model=moe)
-    tens = kept_tensors(run)
-    kept_model = MoEToyModel(C, n, m, experts, k, [0] * C, balance)
-    kept_model.load(tens)
+                               "loss": t["loss"], **_dense_measures(t["kept"]["W"], t["model"].hidden(t["x"]))[2],
+                               **t["kept"]}
+    t = _train_kept("moe", n, m, p, imp, steps, batch, seeds, seed, eval_batch, progress, make=moe)
+    tens = t["kept"]
     name = f"MoE k={k} of {experts}x{m}"
     out["models"][name] = {"active_neurons": k * m, "params": experts * m * n + experts * n + n,
-                           "wall_s": run.log.wall_s, "loss": loss_per_instance(kept_model, x, weight).tolist(),
-                           **_moe_measures(tens["W"], tens["router"], kept_model.hidden(x), experts, m), **tens}
+                           "wall_s": t["run"].log.wall_s, "loss": t["loss"],
+                           **_moe_measures(tens["W"], tens["router"], t["model"].hidden(t["x"]), experts, m), **tens}
     out["moe_name"] = name
     out["dense_names"] = list(dense)
     return out
@@ -326,7 +323,6 @@ def effective_size(
     n: int = 60,
     m: int = 5,
     importance_decay: float = 1.0,
-    kind: str = "relu-hidden",
     steps: int = 10_000,
     batch: int = 1024,
     seeds: int = 3,
@@ -341,7 +337,8 @@ def effective_size(
     over the points below the cap n/m (k cannot exceed it).
     """
     imp = importance(n, importance_decay)
-    t = _train_kept(kind, n, m, probabilities(sparsities, n), imp, steps, batch, seeds, seed, eval_batch, progress)
+    t = _train_kept("relu-hidden", n, m, probabilities(sparsities, n), imp, steps, batch, seeds, seed, eval_batch,
+                    progress)
     tens, loss = t["kept"], t["loss"]
     density = [1 - s for s in sparsities]
     widths = [narrowest_width(imp, d, ls) for d, ls in zip(density, loss)]
@@ -362,7 +359,7 @@ def effective_size(
         "cs_scaling": [None if scale is None or not math.isfinite(c) else scale * c for c in cs],
         "cs_scale": scale,
         "cs_exponent": exponent,
-        **_dense_measures(tens["W"], t["model"].hidden(t["x"])),
+        **_dense_measures(tens["W"], t["model"].hidden(t["x"]))[2],
         "wall_s": t["run"].log.wall_s, "W": tens["W"], "b": tens["b"],
     }
 
@@ -408,19 +405,11 @@ class MoEConfig(_Train):
     sparsity: list[float] = Field(default=[0.7, 0.9, 0.97, 0.99], min_length=1)
     _sparsity = field_validator("sparsity")(check_sparsities)
 
-    @model_validator(mode="after")
-    def _experts(self) -> MoEConfig:
-        if self.experts < 1:
-            raise ValueError(f"experts must be positive, got {self.experts}")
-        if not 1 <= self.k <= self.experts:
-            raise ValueError(f"k must lie in [1, experts={self.experts}], got {self.k}")
-        return self
-
 
 class EffectiveSizeConfig(_Train):
     n: PositiveInt = 60
     importance_decay: PositiveFloat = 1.0
-    sparsity: list[float] = Field(default=[0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99], min_length=1)
+    sparsity: list[float] = Field(default=[0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995], min_length=1)
     _sparsity = field_validator("sparsity")(check_sparsities)
 
 
@@ -459,7 +448,7 @@ def effective_size_to_dir(cfg: EffectiveSizeConfig, out: str | Path, overwrite: 
                           progress: bool = False) -> Path:
     """model.safetensors: the superposition models, W [sparsities, m, n], b; result.json: k per sparsity."""
     check_new_dir(out, overwrite)
-    res = effective_size(cfg.sparsity, cfg.n, cfg.m, cfg.importance_decay, "relu-hidden", cfg.steps, cfg.batch,
+    res = effective_size(cfg.sparsity, cfg.n, cfg.m, cfg.importance_decay, cfg.steps, cfg.batch,
                          cfg.seeds, cfg.seed, cfg.eval_batch, progress)
     result, tens = _split(res, ("W", "b"))
     return write_run(out, {"kind": "road1-effective-size", **cfg.model_dump()}, result, {"model": tens}, overwrite)

@@ -167,6 +167,16 @@ def test_moe_compare_and_effective_size_run_small():
     assert rec["W"].shape == (1, 2, 2, 8) and sum(rec["features_routed_to_expert"][0]) == 8
     es = road1.effective_size([0.9, 0.99], n=12, m=3, steps=100, seeds=1, eval_batch=1024)
     assert all(0 <= k <= es["k_cap"] for k in es["k"]) and len(es["cs_scaling"]) == 2
+    assert es["k"] == pytest.approx([w / 3 for w in es["narrowest_width"]])
+    _assert_narrowest(es, n=12)
+
+
+def _assert_narrowest(es, n):
+    """Each width is the fewest monosemantic neurons as good as the trained model: one fewer would do worse."""
+    imp = importance(n, 1.0)
+    for w, d, loss in zip(es["narrowest_width"], es["density"], es["loss"]):
+        assert w == n or road1.monosemantic_loss(imp, d, w) <= loss * (1 + 1e-9)
+        assert w == 0 or road1.monosemantic_loss(imp, d, w - 1) > loss * (1 + 1e-9)
 
 
 def _cli(args, capsys):
@@ -191,6 +201,7 @@ def test_cli_road1(tmp_path, capsys):
                       "--sparsity", "0.9", "--seeds", "1", "--eval-batch", "256", "--no-progress"], capsys)
     assert code == 0, out.err
     assert read_json(tmp_path / "es" / "result.json")["narrowest_width"][0] >= 0
+    _assert_narrowest(read_json(tmp_path / "es" / "result.json"), n=8)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -51,6 +51,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pos
 
 from monosemantic import InputError, measures
 from monosemantic.config import ModelKind, Strict, validate
+from monosemantic.progress import Bar
 from monosemantic.runs import read_json, read_run, write_json, write_run
 
 PER_INSTANCE = ("density", "sparsity", "importance_decay", "importance_ratio")  # may differ within a group
@@ -451,7 +452,7 @@ def run_sweep(
     workers = workers or os.cpu_count() or 1
     jobs = [(gid, [points[i]["config"].model_dump() for i in g]) for gid, g in todo]
     mapper = _mapper(jobs, spec.seed, backend, workers, ray_address)
-    bar = _bar(len(points), len(points) - len(missing)) if progress else None
+    bar = Bar(len(points), "sweep points", len(points) - len(missing)) if progress else None
     start, compute = time.perf_counter(), 0.0  # elapsed includes start-up and writing; compute does not
     try:
         for done, (gid, res) in enumerate(mapper, 1):
@@ -515,25 +516,6 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(buf.getvalue())
     os.replace(tmp, path)
-
-
-class _bar:
-    """Points done and time left, on stderr."""
-
-    def __init__(self, total: int, done: int):
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.p = Progress(TextColumn("sweep points"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                          TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-        self.p.start()
-        self.task = self.p.add_task("sweep", total=total, completed=done)
-
-    def advance(self) -> None:
-        self.p.advance(self.task)
-
-    def close(self) -> None:
-        self.p.stop()
 
 
 def format_warning(message, category, *args, **kwargs) -> str:  # for the CLI: one plain line

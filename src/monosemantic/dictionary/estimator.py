@@ -26,7 +26,8 @@ from monosemantic.dictionary import sae as S
 from monosemantic.dictionary.base import DictionaryEstimator, to_output
 from monosemantic.dictionary.batches import Batches
 from monosemantic.runs import json_files, load_tensors, read_json, save_tensors, write_dir, write_json
-from monosemantic.toy.train import AdamW, _Progress, lr_at
+from monosemantic.progress import Bar
+from monosemantic.toy.train import AdamW, lr_at
 
 # Defaults, chosen on the section-5 data (512 features, d 128) and checked on other sizes in the tests.
 DEFAULT_SAMPLES = 3_000_000  # training samples; several passes over a 100k-sample set
@@ -194,7 +195,7 @@ class SparseAutoencoder(DictionaryEstimator):
         lr_peak = self._lr()
         warm = int(self.warmup * steps) if steps else 0
         aux_k = self.aux_k or 2 * self.k
-        bar = _Progress(steps, f"sae {self.arch}") if self.progress and steps else None
+        bar = Bar(steps, f"sae {self.arch}") if self.progress and steps else None
         stop = steps if steps is not None else self.step_ + (n_steps or 10 ** 12)
         t_train = 0.0
         try:
@@ -225,7 +226,7 @@ class SparseAutoencoder(DictionaryEstimator):
                     self._resample(x, info)
                     t_train += time.perf_counter() - t0
                 if bar and (self.step_ % 20 == 0 or self.step_ == stop):
-                    bar.update(self.step_, info["mse"])
+                    bar.update(self.step_, f"batch mse {info['mse']:.4g}")
                 if self.checkpoint and steps and self.step_ % self.checkpoint_every == 0 and self.step_ < stop:
                     self._save_dir(Path(self.checkpoint), trainer=True)
                 if callback and eval_every and (self.step_ % eval_every == 0 or self.step_ == stop):

@@ -14,6 +14,7 @@ import torch
 
 from monosemantic import InputError
 from monosemantic.features import FeatureSampler
+from monosemantic.progress import Bar
 from monosemantic.toy.models import batch_buffer, check_l1, hidden_l1_per_instance, loss_per_instance, make_model
 
 SCHEDULES = ("constant", "cosine")
@@ -100,7 +101,7 @@ def train(
     opt = AdamW(model.params(), lr=lr, weight_decay=weight_decay)
     x = batch_buffer(model, batch)
     log = TrainLog()
-    bar = _Progress(steps, f"training {model.instances} {model.kind} models") if progress else None
+    bar = Bar(steps, f"training {model.instances} {model.kind} models") if progress else None
     start = time.perf_counter()
     for step in range(steps):
         sampler.sample_into(x)
@@ -115,31 +116,11 @@ def train(
             log.steps.append(step + 1)
             log.loss.append(loss_per_instance(model, x, weight).tolist())
             if bar:
-                bar.update(step + 1, min(log.loss[-1]))
+                bar.update(step + 1, f"best loss {min(log.loss[-1]):.4g}")
     log.wall_s = time.perf_counter() - start
     if bar:
         bar.close()
     return log
-
-
-class _Progress:
-    """A rich progress bar on stderr that shows steps, speed and the best loss so far."""
-
-    def __init__(self, total: int, what: str):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.p = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True,
-        )
-        self.p.start()
-        self.task = self.p.add_task(what, total=total, info="")
-
-    def update(self, done: int, best_loss: float) -> None:
-        self.p.update(self.task, completed=done, info=f"best loss {best_loss:.4g}")
-
-    def close(self) -> None:
-        self.p.stop()
 
 
 def init_seeds(instances: int, seed: int) -> list[int]:

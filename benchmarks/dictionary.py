@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
-from monosemantic import recovery as R  # noqa: E402
+import monosemantic.recovery as R  # noqa: E402
 from monosemantic.data import save_data, split, synth_uniform  # noqa: E402
 from monosemantic.dictionary import MiniBatchDictionary, SparseAutoencoder  # noqa: E402
 

@@ -26,9 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, notebook_train  # noqa: E402
 
-from monosemantic import phase  # noqa: E402
-from monosemantic.features import FeatureSampler  # noqa: E402
-from monosemantic.sweeps import initial_weights, plan  # noqa: E402
+import monosemantic.experiments.phase as phase  # noqa: E402
+from monosemantic.toy.sampler import FeatureSampler  # noqa: E402
+from monosemantic.experiments.sweeps import initial_weights, plan  # noqa: E402
 from monosemantic.toy.models import loss_per_instance, make_model  # noqa: E402
 
 BATCH, EVAL = 1024, 16384

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
-from monosemantic.features import importance, probabilities  # noqa: E402
+from monosemantic.toy.sampler import importance, probabilities  # noqa: E402
 from monosemantic.roads import road1  # noqa: E402
 from monosemantic.toy.train import train_toy  # noqa: E402
 

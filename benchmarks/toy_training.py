@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, notebook_train  # noqa: E402
 
-from monosemantic.features import FeatureSampler, importance  # noqa: E402
+from monosemantic.toy.sampler import FeatureSampler, importance  # noqa: E402
 from monosemantic.toy.models import loss_per_instance, make_model  # noqa: E402
 from monosemantic.toy.train import train_toy  # noqa: E402
 

@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
-from monosemantic import recovery as R  # noqa: E402
+import monosemantic.recovery as R  # noqa: E402
 from monosemantic.data import save_data, split, synth_uniform  # noqa: E402
 from monosemantic.sensing import unfold_info  # noqa: E402
 

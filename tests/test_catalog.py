@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from monosemantic import InputError, catalog
-from monosemantic.catalog import describe_sample, list_features, nearest_features
+from monosemantic.errors import InputError
+import monosemantic.experiments.catalog as catalog
+from monosemantic.experiments.catalog import describe_sample, list_features, nearest_features
 from monosemantic.cli import main
 from monosemantic.data import load_data, save_data, synth_uniform
 from monosemantic.dictionary import SparseAutoencoder, load

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 from monosemantic.data import (Data, load_data, save_data, sharkey_probabilities, split, synth_sharkey,
                                synth_uniform, toy_activations)
 
@@ -118,7 +118,7 @@ def test_bad_files(tmp_path):
 
 def test_toy_activations_truth_is_the_represented_columns(tmp_path):
     from monosemantic.config import ToyTrainConfig
-    from monosemantic.toy.experiment import train_to_dir
+    from monosemantic.experiments.toy import train_to_dir
 
     cfg = ToyTrainConfig(n=6, m=3, sparsity=[0.9], steps=300, importance_decay=0.9, seed=0)
     run = train_to_dir(cfg, tmp_path / "toy")

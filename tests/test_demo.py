@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from monosemantic.demo import SECTIONS, run_demo
+from monosemantic.report.demo import SECTIONS, run_demo
 
 
 @pytest.mark.slow

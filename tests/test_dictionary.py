@@ -6,8 +6,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from monosemantic import InputError
-from monosemantic import recovery as R
+from monosemantic.errors import InputError
+import monosemantic.recovery as R
 from monosemantic.data import save_data, split, synth_uniform
 from monosemantic.dictionary import (ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder, load)
 from monosemantic.dictionary import sae as S

@@ -7,7 +7,7 @@ Small sizes keep the default 3M-sample training to ~10 s each.
 """
 import pytest
 
-from monosemantic import recovery as R
+import monosemantic.recovery as R
 from monosemantic.data import split, synth_uniform
 from monosemantic.dictionary import SparseAutoencoder
 

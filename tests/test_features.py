@@ -3,8 +3,8 @@ import pytest
 import torch
 from scipy import stats
 
-from monosemantic import InputError
-from monosemantic.features import FeatureSampler, importance, probabilities
+from monosemantic.errors import InputError
+from monosemantic.toy.sampler import FeatureSampler, importance, probabilities
 
 
 def test_probabilities_shapes_and_range():

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 from monosemantic.config import ToyTrainConfig, validate
-from monosemantic.features import FeatureSampler, importance, probabilities
+from monosemantic.toy.sampler import FeatureSampler, importance, probabilities
 from monosemantic.toy.models import TiedToyModel, check_l1, hidden_l1_per_instance, loss_per_instance
 from monosemantic.toy.train import train, train_toy
 
@@ -57,7 +57,7 @@ def test_all_features_dead_is_a_result_not_nan():
 def test_toy_train_cli_takes_l1(tmp_path):
     from monosemantic.cli import main
     from monosemantic.runs import read_json
-    from monosemantic.toy.experiment import measure_dir
+    from monosemantic.experiments.toy import measure_dir
 
     with pytest.raises(SystemExit) as e:
         main(["toy", "train", "--model", "relu-output", "--n", "5", "--m", "2", "--steps", "20", "--l1", "0.1",

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from monosemantic import measures
+import monosemantic.measures as measures
 
 
 def _polygon(k, m=2):

@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from monosemantic import InputError
-from monosemantic.features import FeatureSampler, importance, probabilities
+from monosemantic.errors import InputError
+from monosemantic.toy.sampler import FeatureSampler, importance, probabilities
 from monosemantic.toy.models import loss_per_instance, make_model
-from monosemantic.toy.train import AdamW, lr_at, train
+from monosemantic.optim import AdamW, lr_at
+from monosemantic.toy.train import train
 
 
 def _batch(instances=4, n=6, batch=64):

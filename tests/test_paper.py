@@ -8,8 +8,8 @@ fixed evaluation batch; with 20 seeds the chance that none reaches it is about 0
 import pytest
 import torch
 
-from monosemantic import measures
-from monosemantic.features import importance, probabilities
+import monosemantic.measures as measures
+from monosemantic.toy.sampler import importance, probabilities
 from monosemantic.toy import figures
 from monosemantic.toy.train import kept_tensors, train_toy
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic import phase
+import monosemantic.experiments.phase as phase
 from monosemantic.cli import main
 from monosemantic.runs import read_json
 

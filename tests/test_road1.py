@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 
-from monosemantic import InputError, measures
+from monosemantic.errors import InputError
+import monosemantic.measures as measures
 from monosemantic.cli import main
-from monosemantic.features import FeatureSampler, importance, probabilities
+from monosemantic.toy.sampler import FeatureSampler, importance, probabilities
 from monosemantic.roads import road1
 from monosemantic.runs import read_json
 from monosemantic.toy.models import TiedToyModel, loss_per_instance

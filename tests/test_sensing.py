@@ -8,8 +8,8 @@ import scipy.sparse as sp
 import torch
 from safetensors.torch import load_file
 
-from monosemantic import InputError
-from monosemantic import recovery as R
+from monosemantic.errors import InputError
+import monosemantic.recovery as R
 from monosemantic.data import Data, save_data, synth_uniform
 from monosemantic.dictionary import SparseAutoencoder
 from monosemantic.sensing import omp, unfold, unfold_info
@@ -192,7 +192,7 @@ def test_l1_bad_alpha(small):
 def test_report_section_quick():
     import math
 
-    from monosemantic.report.sensing_plots import sensing_section
+    from monosemantic.report.figures.sensing import sensing_section
 
     sec, summary = sensing_section(quick=True, progress=False)
     assert set(summary) == {"cosine_vs_overlap", "unfolded_toy_model", "unfolding"}

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 from monosemantic.cli import main
 from monosemantic.runs import load_tensors
-from monosemantic.sweeps import SweepWarning, parse_spec, plan, point_dir, run_sweep, train_group
+from monosemantic.experiments.sweeps import SweepWarning, parse_spec, plan, point_dir, run_sweep, train_group
 
 SMALL = {  # 6 points of n=2, m=1 in 3 groups of 2; a few hundred steps each
     "name": "small", "seed": 3, "max_group_points": 2,

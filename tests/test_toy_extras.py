@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from monosemantic import InputError
-from monosemantic.features import FeatureSampler
+from monosemantic.errors import InputError
+from monosemantic.toy.sampler import FeatureSampler
 from monosemantic.toy.models import batch_buffer, make_model
 from monosemantic.toy.train import train_toy
 

@@ -6,8 +6,8 @@ import pytest
 from scipy.integrate import quad
 from scipy.optimize import brentq, linprog, minimize_scalar
 
-from monosemantic import InputError
-from monosemantic import transition as T
+from monosemantic.errors import InputError
+import monosemantic.experiments.transition as T
 from monosemantic.data import random_dictionary
 
 

@@ -1,10 +1,8 @@
-"""monosemantic: solving superposition, measured against ground truth."""
+"""monosemantic: solving superposition, measured against ground truth.
 
-__version__ = "0.1.0"
+No module of the package imports this root, so it can re-export the public API without cycles.
+"""
+from monosemantic._version import __version__
+from monosemantic.errors import InputError
 
-
-class InputError(ValueError):
-    """Bad input from a user (a wrong shape, a missing file, an out-of-range value).
-
-    The CLI prints its message as one line and exits with code 2.
-    """
+__all__ = ["InputError", "__version__"]

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 
 
 
@@ -75,7 +75,7 @@ def toy_train(
     the fixed eval batch, wall_s, model_steps_per_s) and OUT/config.json.
     """
     from monosemantic.config import ToyTrainConfig, validate
-    from monosemantic.toy.experiment import train_to_dir
+    from monosemantic.experiments.toy import train_to_dir
 
     cfg = validate(ToyTrainConfig, dict(
         model=model, n=n, m=m, sparsity=sparsity, importance_decay=importance_decay, importance=importance,
@@ -97,7 +97,7 @@ def toy_measure(run_dir: Path = typer.Argument(..., help="A toy run directory.")
     from rich.console import Console
     from rich.table import Table
 
-    from monosemantic.toy.experiment import measure_dir
+    from monosemantic.experiments.toy import measure_dir
 
     rows = measure_dir(run_dir)
     t = Table(title=f"measures of {run_dir}")
@@ -165,7 +165,7 @@ def sae_train(
 ) -> None:
     """Fit a dictionary on a data file and save it (for SAEs in SAELens's layout, loadable by SAELens)."""
     from monosemantic.config import validate
-    from monosemantic.dictionary.run import SaeTrainConfig, train_to_dir
+    from monosemantic.experiments.dictionaries import SaeTrainConfig, train_to_dir
     from monosemantic.runs import read_json
 
     cfg = validate(SaeTrainConfig, dict(data=str(data), arch=arch, latents=latents, k=k, l1=l1, l0=l0, alpha=alpha,
@@ -185,7 +185,7 @@ def sae_score(
     n_eval: Optional[int] = typer.Option(None, help="Score only the last N samples (the held-out split)."),
 ) -> None:
     """Score a dictionary against ground truth (MMCS, recovered@0.9, Hungarian MCC, FVU, L0, dead, codes)."""
-    from monosemantic.dictionary.run import score_dir
+    from monosemantic.experiments.dictionaries import score_dir
 
     scores = score_dir(run_dir, truth, n_eval)
     for key, v in scores.items():
@@ -208,7 +208,7 @@ PHASE_OUT = typer.Option(..., help="Directory: OUT/sweep (resumable points) and 
 def _sweep_warnings() -> None:
     import warnings
 
-    from monosemantic.sweeps import format_warning
+    from monosemantic.experiments.sweeps import format_warning
 
     warnings.formatwarning = format_warning  # one plain `warning: ...` line on stderr
 
@@ -223,7 +223,7 @@ def sweep_run(
     progress: bool = PROGRESS,
 ) -> None:
     """Train every point of SPEC; write OUT/sweep.json, OUT/points/pNNNNN/ run directories, OUT/results.csv."""
-    from monosemantic.sweeps import load_spec, run_sweep
+    from monosemantic.experiments.sweeps import load_spec, run_sweep
 
     _sweep_warnings()
     cfg = load_spec(spec)
@@ -234,7 +234,7 @@ def sweep_run(
 
 
 def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, progress: bool) -> Path:
-    from monosemantic.phase import run_to_dir
+    from monosemantic.experiments.phase import run_to_dir
 
     _sweep_warnings()
     return run_to_dir(kind, spec, out, backend, workers, ray_address, progress and sys.stderr.isatty())
@@ -254,7 +254,7 @@ def phase_n2m1(
     progress: bool = PROGRESS,
 ) -> None:
     """The n=2, m=1 phase diagram against the analytic boundary; writes OUT/diagram/n2m1.png and result.json."""
-    from monosemantic.phase import n2m1_spec
+    from monosemantic.experiments.phase import n2m1_spec
     from monosemantic.runs import read_json
 
     if grid < 2:
@@ -282,7 +282,7 @@ def phase_uniform(
     progress: bool = PROGRESS,
 ) -> None:
     """Uniform importance: D* against 1/(1-S) with its 1/2 plateau, and D_i; writes OUT/diagram/uniform.png."""
-    from monosemantic.phase import uniform_spec
+    from monosemantic.experiments.phase import uniform_spec
     from monosemantic.runs import read_json
 
     if levels < 2:
@@ -323,7 +323,7 @@ def road1_l1(
 ) -> None:
     """Sweep the L1 penalty on hidden activations: loss, represented features, monosemantic neurons, D*,
     importance threshold and loss per activation for each lambda (all lambdas train as one batched model)."""
-    from monosemantic.roads.road1 import L1SweepConfig, l1_lines, l1_to_dir
+    from monosemantic.experiments.road1 import L1SweepConfig, l1_lines, l1_to_dir
     from monosemantic.config import validate
     from monosemantic.runs import read_json
 
@@ -359,7 +359,7 @@ def road1_moe(
     progress: bool = PROGRESS,
 ) -> None:
     """Dense m against MoE (top-k of E experts of m; flop-matched at k=1) against dense E*m (neuron-matched)."""
-    from monosemantic.roads.road1 import MoEConfig, moe_to_dir
+    from monosemantic.experiments.road1 import MoEConfig, moe_to_dir
     from monosemantic.config import validate
     from monosemantic.runs import read_json
 
@@ -389,7 +389,7 @@ def road1_effective_size(
     progress: bool = PROGRESS,
 ) -> None:
     """k = m'/m: the narrowest model without superposition as good as a superposition model of m neurons."""
-    from monosemantic.roads.road1 import EffectiveSizeConfig, effective_size_to_dir
+    from monosemantic.experiments.road1 import EffectiveSizeConfig, effective_size_to_dir
     from monosemantic.config import validate
     from monosemantic.runs import read_json
 
@@ -454,7 +454,7 @@ def features_list(
 ) -> None:
     """Every atom: frequency, mean (over the samples where it fires) and max activation, decoder norm, nearest
     true feature and cosine (when the data hold the truth), top activating samples. Prints a table (or JSON)."""
-    from monosemantic.catalog import FeaturesConfig, format_features, list_to_dir
+    from monosemantic.experiments.catalog import FeaturesConfig, format_features, list_to_dir
     from monosemantic.config import validate
 
     cfg = validate(FeaturesConfig, dict(dictionary=str(dictionary), data=str(data) if data else None, top=top,
@@ -479,7 +479,7 @@ def features_describe(
 ) -> None:
     """One activation as a weighted list of atoms (code, weight |c| ||F_j||, share of the reconstruction),
     its relative reconstruction error, and its true active features when the data hold them."""
-    from monosemantic.catalog import FeaturesConfig, describe_to_dir, format_description
+    from monosemantic.experiments.catalog import FeaturesConfig, describe_to_dir, format_description
     from monosemantic.config import validate
 
     cfg = validate(FeaturesConfig, dict(dictionary=str(dictionary), data=str(data) if data else None, sample=sample))
@@ -504,7 +504,7 @@ def transition_cmd(
     """The recovery phase transition: P(exact support recovery) against k for random Gaussian dictionaries, beside
     the Donoho-Tanner curve and the coherence guarantees; writes OUT/result.json and OUT/transition.png."""
     from monosemantic.runs import read_json
-    from monosemantic.transition import run_to_dir
+    from monosemantic.experiments.transition import run_to_dir
 
     path = run_to_dir(out, m, ratios, trials, methods, seed, overwrite, sys.stderr.isatty())
     res = read_json(path / "result.json")
@@ -522,7 +522,7 @@ def demo(
     quick: bool = typer.Option(False, help="Fewer steps and seeds (a smoke test, not the paper's figures)."),
 ) -> None:
     """Train the paper's figures, then write OUT/report.html and OUT/summary.json."""
-    from monosemantic.demo import run_demo
+    from monosemantic.report.demo import run_demo
 
     report, summary = run_demo(out, quick=quick, progress=sys.stderr.isatty())
     typer.echo(f"report:  {report}\nsummary: {summary}")

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic import ValidationError, field_validator, model_validator
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 from monosemantic.toy.models import L1_MODELS
 
 ModelKind = Literal["linear", "relu-output", "relu-hidden", "abs"]

@@ -23,15 +23,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from scipy.special import ndtr
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 
 CHUNK = 50_000  # samples generated per chunk (the peers' chunk: with it the section-5 draws match theirs)
 CHUNK_ELEMENTS = 1 << 25  # ... but never more than this many dense [chunk, n_features] entries at once
@@ -166,7 +168,7 @@ def toy_activations(run_dir: str | Path, instance: int = 0, samples: int = 100_0
     """
     import torch
 
-    from monosemantic.features import FeatureSampler, probabilities
+    from monosemantic.toy.sampler import FeatureSampler, probabilities
     from monosemantic.measures import REPRESENTED
     from monosemantic.runs import read_run
 
@@ -364,3 +366,35 @@ def synth(kind: str = "uniform", n_features: int | None = None, d: int | None = 
             raise InputError("kind 'toy' needs a toy run directory (--run)")
         return toy_activations(run_dir, instance, samples, seed)
     raise InputError(f"unknown data kind {kind!r} (uniform, sharkey, toy)")
+
+
+def as_matrix(X, name: str = "X") -> torch.Tensor | np.ndarray:
+    """A [samples, d] float array (torch tensor, or a numpy array/memmap left on disk), checked for NaN/Inf."""
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu()
+        if X.layout != torch.strided:
+            X = X.to_dense()
+        if X.ndim != 2 or 0 in X.shape:
+            raise InputError(f"{name} must be [samples, d], got shape {list(X.shape)}")
+        if not torch.isfinite(X).all():
+            raise InputError(f"{name} has NaN or Inf")
+        return X.float()
+    if hasattr(X, "toarray"):  # scipy sparse
+        X = X.toarray()
+    X = X if isinstance(X, np.memmap) else np.asarray(X)
+    check_matrix(name, X)
+    if isinstance(X, np.memmap):
+        return X
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+
+
+def to_output(C: sp.csr_matrix, output: str):
+    """scipy CSR as is, or as a torch sparse CSR tensor (output='torch')."""
+    if output == "scipy":
+        return C
+    if output == "torch":
+        with warnings.catch_warnings():  # torch flags its sparse CSR support as beta on every construction
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(torch.from_numpy(C.indptr).long(), torch.from_numpy(C.indices).long(),
+                                           torch.from_numpy(C.data), size=C.shape)
+    raise InputError(f"output must be 'scipy' or 'torch', got {output!r}")

@@ -20,7 +20,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from monosemantic import InputError, __version__
+from monosemantic.errors import InputError
+from monosemantic._version import __version__
 
 
 def environment() -> dict[str, Any]:

@@ -1,11 +1,12 @@
-"""Unfolding: sparse codes of many activation vectors against one dictionary (compressed sensing).
+"""Unfolding: sparse codes of many activation vectors against one dictionary matrix (compressed sensing).
 
-    unfold(X, dictionary, method="omp" | "l1" | "fista" | "sae", tol=1e-6, k=None, alpha=0.01, positive=False)
+    unfold(X, F, method="omp" | "l1" | "fista", tol=1e-6, k=None, alpha=0.01, positive=False, offset=None)
         -> codes (scipy CSR [samples, atoms]; output="torch" for torch sparse CSR)
 
-`dictionary` is `F: [atoms, d]` (any row norms; codes are returned for the atoms as given, so
-X ~ codes @ F) or a fitted dictionary estimator (`monosemantic.dictionary`): its decoder rows are the atoms
-and its `mean_` (an SAE's b_dec) is subtracted first; method "sae" runs the estimator's own encoder.
+`F: [atoms, d]` (any row norms; codes are returned for the atoms as given, so X - offset ~ codes @ F);
+`offset: [d]` (an SAE's b_dec, a dictionary's mean) is subtracted first. Sensing takes matrices only: to unfold
+against a fitted estimator pass its `components_` and `mean_` (`experiments.unfolding` does this for saved
+dictionaries, and runs an SAE's own encoder).
 
 OMP is batched: every sample of a chunk adds one atom per iteration, all together. Each sample keeps a QR
 factorisation of its selected (unit) atoms, built by modified Gram-Schmidt, and its residual in d-space, so an
@@ -19,25 +20,21 @@ residual is recomputed from the final codes), never silently zero.
 The L1 path (`lasso`) solves the lasso exactly by a batched active-set method started from the OMP supports
 (see its docstring); it gives scikit-learn's Lasso-LARS codes to ~1e-7 at a fraction of the time. `fista` solves
 the same lasso by plain batched FISTA, for reference.
-
-`amortization_gap(sae, X, F, codes)` scores an SAE's encoder against unfolding on its own decoder and on the
-true features; `unfold_to_dir` is `monosemantic unfold`.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from monosemantic import InputError
-from monosemantic.dictionary.base import DictionaryEstimator, to_output
+from monosemantic.errors import InputError
+from monosemantic.data import as_matrix, to_output
 from monosemantic.progress import track
 
-METHODS = ("omp", "l1", "fista", "sae")
+METHODS = ("omp", "l1", "fista")
 CHUNK = 2048  # samples coded together (their state: [chunk, selected, d] float64)
 
 
@@ -52,19 +49,14 @@ class Unfolding:
     unconverged: np.ndarray
 
 
-def dictionary_atoms(dictionary) -> tuple[np.ndarray, np.ndarray | None]:
-    """F: [atoms, d] float64 and the offset to subtract from X (an estimator's mean_), checked."""
-    if isinstance(dictionary, DictionaryEstimator):
-        dictionary._fitted()
-        F = np.asarray(dictionary.components_, dtype=np.float64)
-        mean = np.asarray(getattr(dictionary, "mean_", np.zeros(F.shape[1])), dtype=np.float64)
-    else:
-        if isinstance(dictionary, torch.Tensor):
-            dictionary = dictionary.detach().cpu().numpy()
-        F = np.asarray(dictionary)
-        if F.dtype.kind not in "fiu":
-            raise InputError(f"dictionary must be a numeric array F: [atoms, d], got dtype {F.dtype}")
-        F, mean = F.astype(np.float64), None
+def check_dictionary(F) -> np.ndarray:
+    """F: [atoms, d] as float64, checked: numeric, 2-D, finite, no zero atom."""
+    if isinstance(F, torch.Tensor):
+        F = F.detach().cpu().numpy()
+    F = np.asarray(F)
+    if F.dtype.kind not in "fiu":
+        raise InputError(f"dictionary must be a numeric array F: [atoms, d], got dtype {F.dtype}")
+    F = F.astype(np.float64)
     if F.ndim != 2 or 0 in F.shape:
         raise InputError(f"dictionary must be F: [atoms, d], got shape {list(F.shape)}")
     if not np.isfinite(F).all():
@@ -73,12 +65,23 @@ def dictionary_atoms(dictionary) -> tuple[np.ndarray, np.ndarray | None]:
     if (norms <= 1e-12).any():
         bad = np.flatnonzero(norms <= 1e-12)
         raise InputError(f"dictionary has {len(bad)} atom(s) of zero norm (first: row {bad[0]})")
-    return F, mean
+    return F
 
 
-def _data(X, d: int) -> np.ndarray:
-    from monosemantic.dictionary.batches import as_matrix
+def check_offset(offset, d: int) -> np.ndarray | None:
+    """offset: [d] as float64 (None stays None)."""
+    if offset is None:
+        return None
+    if isinstance(offset, torch.Tensor):
+        offset = offset.detach().cpu().numpy()
+    offset = np.asarray(offset, dtype=np.float64)
+    if offset.shape != (d,) or not np.isfinite(offset).all():
+        raise InputError(f"offset must be a finite vector of d={d} values, got shape {list(offset.shape)}")
+    return offset
 
+
+def check_data(X, d: int) -> np.ndarray:
+    """X: [samples, d] checked against the atoms' d (a memory-mapped X stays on disk)."""
     X = as_matrix(X)  # checks shape and NaN/Inf
     if X.shape[1] != d:
         raise InputError(f"data have d={X.shape[1]} but the dictionary's atoms have d={d}")
@@ -118,11 +121,11 @@ def omp(X: np.ndarray, F: np.ndarray, tol: float = 1e-6, k: int | None = None, o
     C64 = sp.csr_matrix((v, c, indptr), shape=(len(X), n_atoms))
     C64.sort_indices()
     C64.eliminate_zeros()  # an atom found dependent on its support carries a zero coefficient
-    rel = _rel_residual(X, C64, F, offset)
+    rel = rel_residual(X, C64, F, offset)
     return Unfolding(C64.astype(np.float32), rel, np.flatnonzero(rel > tol))
 
 
-def _rel_residual(X: np.ndarray, C: sp.csr_matrix, F: np.ndarray, offset: np.ndarray | None = None,
+def rel_residual(X: np.ndarray, C: sp.csr_matrix, F: np.ndarray, offset: np.ndarray | None = None,
                   chunk: int = 65536) -> np.ndarray:
     out = np.empty(len(X))
     for s, x in _chunks(X, offset, False, "", chunk):
@@ -261,7 +264,7 @@ def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
     indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
     c, v = np.concatenate(cols), np.concatenate(vals)
     C64 = sp.csr_matrix((v / norms[c], c, indptr), shape=(len(X), n_atoms))
-    return Unfolding(C64.astype(np.float32), _rel_residual(X, C64, F, offset), np.concatenate(bad))
+    return Unfolding(C64.astype(np.float32), rel_residual(X, C64, F, offset), np.concatenate(bad))
 
 
 def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
@@ -372,152 +375,41 @@ def fista(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
     C64 = sp.vstack(parts, format="csr") @ sp.diags(1 / norms)  # codes for the atoms as given
     C64 = sp.csr_matrix(C64)
     C64.eliminate_zeros()
-    return Unfolding(C64.astype(np.float32), _rel_residual(X, C64, F, offset), np.concatenate(bad))
+    return Unfolding(C64.astype(np.float32), rel_residual(X, C64, F, offset), np.concatenate(bad))
 
 
-def unfold_info(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
-                positive: bool = False, progress: bool = False) -> Unfolding:
+def unfold_info(X, F, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
+                positive: bool = False, progress: bool = False, offset=None) -> Unfolding:
     """Codes and the bookkeeping (relative residuals, unconverged samples); see the module docstring.
     X is read one chunk at a time (a memory-mapped X stays on disk); progress: a bar over the chunks on stderr."""
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    F, mean = dictionary_atoms(dictionary)
-    Xn = _data(X, F.shape[1])
-    if method == "sae":
-        if not isinstance(dictionary, DictionaryEstimator):
-            raise InputError("method 'sae' needs a saved dictionary (an SAE directory), not a bare F")
-        C = dictionary.transform(Xn)
-        return Unfolding(C, _rel_residual(Xn, C.astype(np.float64), F, mean), np.zeros(0, np.int64))
+    F = check_dictionary(F)
+    offset = check_offset(offset, F.shape[1])
+    Xn = check_data(X, F.shape[1])
     if method == "l1":
-        return lasso(Xn, F, alpha, positive, offset=mean, progress=progress)
+        return lasso(Xn, F, alpha, positive, offset=offset, progress=progress)
     if method == "fista":
-        return fista(Xn, F, alpha, positive, offset=mean, progress=progress)
-    return omp(Xn, F, tol, k, offset=mean, progress=progress)
+        return fista(Xn, F, alpha, positive, offset=offset, progress=progress)
+    return omp(Xn, F, tol, k, offset=offset, progress=progress)
 
 
-def unfold(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
-           positive: bool = False, output: str = "scipy"):
+def warn_unconverged(u: Unfolding, method: str, tol: float) -> None:
+    """Samples a solver could not bring within its test are not hidden: a warning names how many."""
+    if len(u.unconverged):
+        what = {"omp": f"relative residual {tol}", "l1": "the L1 optimality conditions",
+                "fista": "FISTA's convergence test"}[method]
+        warnings.warn(f"{len(u.unconverged)} sample(s) did not reach {what} "
+                      f"(first: {u.unconverged[:5].tolist()}); see unfold_info", RuntimeWarning, stacklevel=3)
+
+
+def unfold(X, F, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
+           positive: bool = False, output: str = "scipy", offset=None):
     """Sparse codes [samples, atoms] (scipy CSR, or torch sparse CSR with output='torch').
 
     Samples OMP could not bring within tol are not hidden: a warning names how many (use `unfold_info`
     for their indices and residuals).
     """
-    u = unfold_info(X, dictionary, method, tol, k, alpha, positive)
-    if len(u.unconverged):
-        what = {"omp": f"relative residual {tol}", "l1": "the L1 optimality conditions",
-                "fista": "FISTA's convergence test"}[method]
-        warnings.warn(f"{len(u.unconverged)} sample(s) did not reach {what} "
-                      f"(first: {u.unconverged[:5].tolist()}); see unfold_info", RuntimeWarning, stacklevel=2)
+    u = unfold_info(X, F, method, tol, k, alpha, positive, offset=offset)
+    warn_unconverged(u, method, tol)
     return to_output(u.codes, output)
-
-
-# ---------------------------------------------------------------- run directories (`monosemantic unfold`)
-
-
-def load_dictionary(path: str | Path):
-    """A saved dictionary directory (an estimator) or a data file (.npy, .npz, .safetensors) holding F: [atoms, d]."""
-    from monosemantic.data import read_arrays
-
-    path = Path(path)
-    if path.is_dir():
-        from monosemantic.dictionary import load
-
-        return load(path)
-    if not path.is_file():
-        raise InputError(f"missing dictionary: {path}")
-    arrays, _ = read_arrays(path, mmap=False)
-    F = arrays.get("F", arrays.get("X") if path.suffix.lower() == ".npy" else None)  # a .npy holds one array
-    if F is None:
-        raise InputError(f"{path} holds no dictionary F: [atoms, d] (found {sorted(arrays) or 'nothing'})")
-    return F
-
-
-def unfold_to_dir(data: str | Path, dictionary: str | Path, out: str | Path, method: str = "omp",
-                  tol: float = 1e-6, k: int | None = None, alpha: float = 0.01, positive: bool = False,
-                  overwrite: bool = False, progress: bool = False) -> Path:
-    """Unfold a data file against a dictionary and write OUT: codes.safetensors (CSR indptr, indices, values),
-    result.json (shape, wall_s = compute only, samples_per_s, unconverged count and indices), config.json."""
-    import time
-
-    from monosemantic.data import load_data
-    from monosemantic.runs import check_new_dir, write_run
-
-    out = check_new_dir(out, overwrite)
-    if not tol > 0:
-        raise InputError(f"tol must be > 0 (it is relative: ||x - D c|| <= tol ||x||), got {tol}")
-    if not alpha > 0:
-        raise InputError(f"alpha must be > 0, got {alpha}")
-    D = load_dictionary(dictionary)
-    X = load_data(data).X
-    t = time.perf_counter()
-    u = unfold_info(X, D, method, tol, k, alpha, positive, progress)
-    wall = time.perf_counter() - t
-    C = u.codes
-    result = {"shape": list(C.shape), "nnz": int(C.nnz), "l0": float(C.nnz / max(C.shape[0], 1)), "wall_s": wall,
-              "samples_per_s": C.shape[0] / wall if wall > 0 else None,
-              "max_rel_residual": float(u.rel_residual.max()), "unconverged": int(len(u.unconverged)),
-              "unconverged_indices": u.unconverged.tolist()}
-    config = {"kind": "unfold", "data": str(data), "dictionary": str(dictionary), "method": method,
-              "tol": tol if method == "omp" else None, "k": k if method == "omp" else None,
-              "alpha": alpha if method in ("l1", "fista") else None,
-              "positive": positive if method in ("l1", "fista") else None}
-    codes = {"indptr": torch.from_numpy(C.indptr.astype(np.int64)),
-             "indices": torch.from_numpy(C.indices.astype(np.int64)),
-             "values": torch.from_numpy(C.data.astype(np.float32))}
-    return write_run(out, config, result, {"codes": codes}, overwrite)
-
-
-# ---------------------------------------------------------------- amortization gap
-
-
-def amortization_gap(sae, X, F, codes_true, enc=None) -> dict[str, dict[str, float]]:
-    """An SAE's encoder against unfolding, on data with known features F: [n_features, d] and codes_true.
-
-    Three codes of the same samples X: the encoder's; the best codes for the SAE's own decoder under the SAE's
-    own objective; the same solver on the true dictionary. ReLU+L1 SAEs minimise, per sample,
-    ||x - b_dec - sum_i c_i D_i||^2 + l1 sum_i c_i ||D_i|| over c >= 0, which is exactly `lasso` on the unit
-    decoder rows with alpha = l1 / 2, positive: its optimum is computed, not approximated. TopK SAEs minimise
-    the squared error over codes with at most k atoms: OMP with k atoms (greedy, signed) stands in for it.
-    Other architectures use OMP with the encoder's mean L0 (rounded) as k.
-
-    A last row, "exact: true dictionary", is OMP to a relative residual of 1e-6 on the true features: the codes
-    that generated the data, the ceiling of all three.
-
-    enc: the encoder's codes of X when the caller has them already (`sae.transform(X)`).
-
-    Returns {row: {support_f1, code_rel_err, fvu, l0, objective, unconverged}}. Codes on the SAE's atoms are
-    matched to the true features (Hungarian) before they are scored; objective is the per-sample mean of
-    0.5 ||x - x_hat||^2 (+ alpha ||a||_1 with unit-atom codes a for ReLU+L1), so the encoder's excess over "own decoder" is the gap that better inference would close.
-    """
-    from monosemantic import recovery as R
-
-    X = np.asarray(_data(X, sae.d_in_), dtype=np.float64)
-    F = np.asarray(F, dtype=np.float64)
-    A, mean = dictionary_atoms(sae)
-    enc = sae.transform(X) if enc is None else enc
-    if sae.arch == "relu":
-        method, kw = "l1", dict(alpha=sae._penalty / 2, positive=True)
-        alpha = kw["alpha"]
-    else:
-        k = sae.k if sae.arch == "topk" else max(1, round(R.l0(enc)))
-        method, kw, alpha = "omp", dict(k=k, tol=1e-9), 0.0
-    own = unfold_info(X, sae, method, **kw)
-    true = unfold_info(X, F, method, **kw)
-    exact = unfold_info(X, F, "omp", tol=1e-6)
-
-    def scores(C, atoms, offset, matched):
-        C64 = C.astype(np.float64)
-        X_hat = C64 @ atoms + offset
-        a = abs(C64) @ np.linalg.norm(atoms, axis=1)  # [samples] L1 norm of the unit-atom codes
-        codes = R.code_scores(codes_true, C, F, atoms) if matched else R.code_scores(codes_true, C)
-        return {"support_f1": codes["support_f1"], "code_rel_err": codes["code_rel_err"], "fvu": R.fvu(X, X_hat),
-                "l0": R.l0(C), "objective": float((0.5 * ((X - X_hat) ** 2).sum(1) + alpha * a).mean())}
-
-    out = {"encoder": {**scores(enc, A, mean, True), "unconverged": 0},
-           "unfold: own decoder": {**scores(own.codes, A, mean, True), "unconverged": 0},
-           "unfold: true dictionary": {**scores(true.codes, F, 0.0, False), "unconverged": 0},
-           "exact: true dictionary": {**scores(exact.codes, F, 0.0, False), "unconverged": int(len(exact.unconverged))}}
-    if method == "l1":  # OMP capped at k atoms stops above tol by design; only the lasso's count means anything
-        out["unfold: own decoder"]["unconverged"] = int(len(own.unconverged))
-        out["unfold: true dictionary"]["unconverged"] = int(len(true.unconverged))
-    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.dictionary.classical import CLASSICAL, ICADictionary, MiniBatchDictionary, PCADictionary
 from monosemantic.dictionary.estimator import SparseAutoencoder

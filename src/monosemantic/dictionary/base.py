@@ -8,25 +8,12 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 
-from monosemantic import InputError, __version__
-from monosemantic.dictionary.batches import as_matrix
+from monosemantic.errors import InputError
+from monosemantic._version import __version__
+from monosemantic.data import as_matrix, to_output
 from monosemantic.runs import json_files, write_dir
 
 DICT_FILE = "dictionary.safetensors"  # a classical dictionary's arrays (an SAE has SAELens's file names)
-
-
-def to_output(C: sp.csr_matrix, output: str):
-    """scipy CSR as is, or as a torch sparse CSR tensor (output='torch')."""
-    if output == "scipy":
-        return C
-    if output == "torch":
-        import warnings
-
-        with warnings.catch_warnings():  # torch flags its sparse CSR support as beta on every construction
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.sparse_csr_tensor(torch.from_numpy(C.indptr).long(), torch.from_numpy(C.indices).long(),
-                                           torch.from_numpy(C.data), size=C.shape)
-    raise InputError(f"output must be 'scipy' or 'torch', got {output!r}")
 
 
 class DictionaryEstimator(BaseEstimator):

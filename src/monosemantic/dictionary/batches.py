@@ -13,30 +13,10 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
-from monosemantic import InputError
-from monosemantic.data import check_matrix
+from monosemantic.errors import InputError
+from monosemantic.data import as_matrix, check_matrix
 
 BLOCK = 1 << 16  # rows read at once from a memory-mapped array
-
-
-def as_matrix(X, name: str = "X") -> torch.Tensor | np.ndarray:
-    """A [samples, d] float array (torch tensor, or a numpy array/memmap left on disk), checked for NaN/Inf."""
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu()
-        if X.layout != torch.strided:
-            X = X.to_dense()
-        if X.ndim != 2 or 0 in X.shape:
-            raise InputError(f"{name} must be [samples, d], got shape {list(X.shape)}")
-        if not torch.isfinite(X).all():
-            raise InputError(f"{name} has NaN or Inf")
-        return X.float()
-    if hasattr(X, "toarray"):  # scipy sparse
-        X = X.toarray()
-    X = X if isinstance(X, np.memmap) else np.asarray(X)
-    check_matrix(name, X)
-    if isinstance(X, np.memmap):
-        return X
-    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
 
 
 class Batches:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 from monosemantic.data import check_matrix
 from monosemantic.dictionary.base import DICT_FILE, DictionaryEstimator
 from monosemantic.dictionary.batches import Batches

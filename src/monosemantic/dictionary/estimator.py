@@ -21,13 +21,15 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
-from monosemantic import InputError, __version__
+from monosemantic.errors import InputError
+from monosemantic._version import __version__
 from monosemantic.dictionary import sae as S
-from monosemantic.dictionary.base import DictionaryEstimator, to_output
+from monosemantic.data import to_output
+from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.dictionary.batches import Batches
 from monosemantic.runs import json_files, load_tensors, read_json, save_tensors, write_dir, write_json
 from monosemantic.progress import Bar
-from monosemantic.toy.train import AdamW, lr_at
+from monosemantic.optim import AdamW, lr_at
 
 # Defaults, chosen on the section-5 data (512 features, d 128) and checked on other sizes in the tests.
 DEFAULT_SAMPLES = 3_000_000  # training samples; several passes over a 100k-sample set

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 
 MODELS = ("linear", "relu-output", "relu-hidden", "abs")
 

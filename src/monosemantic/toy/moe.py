@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 from monosemantic.toy.models import AutogradToyModel, _check_sizes, xavier_normal
 
 

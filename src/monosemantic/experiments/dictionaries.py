@@ -79,7 +79,7 @@ def train_to_dir(cfg: SaeTrainConfig, out: str | Path, overwrite: bool = False, 
 
 def score_dir(run_dir: str | Path, truth: str | Path, n_eval: int | None = None) -> dict:
     """Scores of a saved dictionary on a data file (its last n_eval rows, or all); writes RUN_DIR/scores.json."""
-    from monosemantic import recovery as R
+    import monosemantic.recovery as R
     from monosemantic.data import load_data, split
     from monosemantic.dictionary import load
     from monosemantic.runs import write_json

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import ndtr
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 from monosemantic.progress import track
 
 METHODS = ("omp", "l1")
@@ -264,7 +264,7 @@ def run_to_dir(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, method
     wall = time.perf_counter() - t
     config = {"kind": "transition", "m": m, "ratios": [int(r) for r in ratios], "trials": trials,
               "methods": list(methods), "seed": seed}
-    from monosemantic.report.transition_plots import plot
+    from monosemantic.report.figures.transition import plot
 
     return write_run(out, config, {**res, "wall_s": wall}, {}, overwrite,
                      extra_files={"transition.png": figure_file(plot(res))})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monosemantic import recovery as R
+import monosemantic.recovery as R
 from monosemantic.data import random_dictionary, split, synth_uniform
 from monosemantic.dictionary import ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder
 from monosemantic.sensing import amortization_gap

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from monosemantic import measures
+import monosemantic.measures as measures
 
 
 def geometry_plane(Ws: list[torch.Tensor], titles: list[str]):

@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 
-from monosemantic import InputError, measures
+from monosemantic.errors import InputError
+import monosemantic.measures as measures
 from monosemantic.config import Strict, check_sparsities
-from monosemantic.features import FeatureSampler, importance, probabilities
+from monosemantic.toy.sampler import FeatureSampler, importance, probabilities
 from monosemantic.runs import check_new_dir, write_run
 from monosemantic.toy.models import loss_per_instance, make_model
 from monosemantic.toy.moe import MoEToyModel

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from monosemantic import transition as T
+import monosemantic.experiments.transition as T
 from monosemantic.report import Section, figure, table
 
 # normal mode: OMP at the m = 256 (n = 512..4096); exact L1 costs ~0.1-1.7 s per sample at m = 256 (LARS
@@ -25,7 +25,7 @@ TOY_SPARSITIES = (0.7, 0.9, 0.99)  # 0.7: antipodal pairs (D* = 1/2); sparser: m
 
 
 def toy_models(steps: int, progress: bool) -> list[dict]:
-    from monosemantic.features import probabilities
+    from monosemantic.toy.sampler import probabilities
     from monosemantic.toy.train import train_toy
 
     out = []

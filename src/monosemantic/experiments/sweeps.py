@@ -49,7 +49,8 @@ import numpy as np
 import torch
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
-from monosemantic import InputError, measures
+from monosemantic.errors import InputError
+import monosemantic.measures as measures
 from monosemantic.config import ModelKind, Strict, validate
 from monosemantic.progress import Bar
 from monosemantic.runs import read_json, read_run, write_json, write_run
@@ -474,7 +475,7 @@ def run_sweep(
             bar.close()
     records = collect(out, points)
     write_csv(out / "results.csv", [r["row"] for r in records])
-    from monosemantic.phase import transitions
+    from monosemantic.experiments.phase import transitions
 
     meta.update(status="complete", trained_groups=len(todo), trained_points=len(missing),
                 elapsed_s=time.perf_counter() - start, compute_s_this_run=compute,

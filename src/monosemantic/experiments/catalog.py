@@ -28,12 +28,13 @@ import scipy.sparse as sp
 import torch
 from pydantic import NonNegativeInt, PositiveInt
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 from monosemantic.config import Strict
 from monosemantic.progress import track
 from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.recovery import THRESHOLD, unit_rows
-from monosemantic.sensing import dictionary_atoms, unfold_info
+from monosemantic.sensing import unfold_info
+from monosemantic.experiments.unfolding import atoms_of, load_dictionary
 
 CELLS = 1 << 22  # at most this many dense [chunk, atoms] codes at once (16 MiB of float32)
 SORTS = ("frequency", "atom", "max", "cosine")
@@ -53,7 +54,7 @@ class FeaturesConfig(Strict):
 def _coder(dictionary):
     """(encode: X chunk [b, d] -> (CSR codes [b, atoms], samples OMP left above its tolerance), F: [atoms, d]
     float64, mean: [d] float64, sign_free)."""
-    F, mean = dictionary_atoms(dictionary)  # checks shape, NaN and zero atoms
+    F, mean = atoms_of(dictionary)  # checks shape, NaN and zero atoms
     if isinstance(dictionary, DictionaryEstimator):
         return (lambda x: (dictionary.transform(x), 0)), F, mean, bool(dictionary.sign_free)
 
@@ -192,7 +193,6 @@ def open_inputs(dictionary: str | Path, data: str | Path | None = None):
     F, and a data file (default: the one its config.json records, as `sae train` writes it)."""
     from monosemantic.data import load_data
     from monosemantic.runs import read_json
-    from monosemantic.sensing import load_dictionary
 
     dictionary = Path(dictionary)
     D = load_dictionary(dictionary)
@@ -203,7 +203,7 @@ def open_inputs(dictionary: str | Path, data: str | Path | None = None):
             raise InputError(f"{dictionary} records no data file (no config.json naming one); pass --data FILE")
         if not Path(data).is_file():
             raise InputError(f"the data file recorded in {recorded} is missing: {data}; pass --data FILE")
-    d = dictionary_atoms(D)[0].shape[1]
+    d = atoms_of(D)[0].shape[1]
     data_set = load_data(data, mmap=str(data).endswith(".npy"))
     if data_set.X.shape[1] != d:
         raise InputError(f"{data} has d={data_set.X.shape[1]} but the dictionary {dictionary} has d={d}")

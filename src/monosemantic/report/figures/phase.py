@@ -6,7 +6,7 @@ import math
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-from monosemantic.phase import BOTH, FRACTIONS, HALF_TOL, LABELS, NEITHER, ONLY_1, ONLY_2, boundary_curves
+from monosemantic.experiments.phase import BOTH, FRACTIONS, HALF_TOL, LABELS, NEITHER, ONLY_1, ONLY_2, boundary_curves
 from monosemantic.report.html import plt  # pyplot on the Agg backend
 
 
@@ -88,7 +88,7 @@ def phase_section(quick: bool, progress: bool):
     curve with its 1/2 plateau, and the transitions; summary keys phase_n2m1_agreement, uniform_half_plateau."""
     import os
 
-    from monosemantic import phase
+    import monosemantic.experiments.phase as phase
     from monosemantic.report import Section, figure, table
 
     workers = 1 if quick else min(2, os.cpu_count() or 1)  # quick: no worker start-up

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from monosemantic import recovery as R
+import monosemantic.recovery as R
 from monosemantic.report import Section, figure, table
 
 SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995)
@@ -33,7 +33,7 @@ def toy_unfolding(quick: bool, progress: bool) -> dict:
     code_i / ||W_i|| for represented i and 0 for the others. Errors are sum ||x_hat - x||^2 / sum ||x||^2 over
     the samples, against the true x and against the toy model's own output ReLU(W^T W x + b).
     """
-    from monosemantic.features import FeatureSampler, probabilities
+    from monosemantic.toy.sampler import FeatureSampler, probabilities
     from monosemantic.measures import REPRESENTED
     from monosemantic.sensing import unfold_info
     from monosemantic.toy.train import train_toy

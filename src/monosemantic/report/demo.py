@@ -9,11 +9,11 @@ from pathlib import Path
 
 from monosemantic.report import Section, figure, table, write_report
 from monosemantic.report import toy_plots
-from monosemantic.dictionary.report import dictionary_section
-from monosemantic.report.phase_plots import phase_section
-from monosemantic.report.sensing_plots import sensing_section
-from monosemantic.report.transition_plots import transition_section
-from monosemantic.roads.road1 import road1_section
+from monosemantic.report.figures.dictionary import dictionary_section
+from monosemantic.report.figures.phase import phase_section
+from monosemantic.report.figures.sensing import sensing_section
+from monosemantic.report.figures.transition import transition_section
+from monosemantic.experiments.road1 import road1_section
 from monosemantic.runs import write_json
 from monosemantic.toy import figures
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monosemantic import measures
-from monosemantic.sweeps import SweepSpec, axes, parse_spec, point_dir, record, run_sweep, train_spec
+import monosemantic.measures as measures
+from monosemantic.experiments.sweeps import SweepSpec, axes, parse_spec, point_dir, record, run_sweep, train_spec
 
 NEITHER, ONLY_1, ONLY_2, BOTH = -1, 0, 1, 2
 LABELS = {NEITHER: "neither", ONLY_1: "feature 1 only", ONLY_2: "feature 2 only", BOTH: "both (superposition)"}

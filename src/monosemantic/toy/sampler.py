@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from monosemantic import InputError
+from monosemantic.errors import InputError
 
 
 def importance(n: int, decay: float = 1.0) -> torch.Tensor:

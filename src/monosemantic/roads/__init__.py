@@ -1,1 +1,0 @@
-"""The three roads out of superposition: experiments composed from the library."""

@@ -12,7 +12,7 @@ samples to reach recovered@0.9 >= 0.98, and the final FVU, L0, MMCS and recovere
   Without it the SAELens rows are skipped and the peers' published final figures are printed instead.
 * scikit-learn MiniBatchDictionaryLearning (alpha 0.1, batch 1024, 300 batches, float64): the peers' setting.
 
-Targets (issue 6): ours reaches recovered@0.9 >= 0.98 >= 3x sooner than SAELens for TopK and >= 2x sooner for
+Targets: ours reaches recovered@0.9 >= 0.98 >= 3x sooner than SAELens for TopK and >= 2x sooner for
 ReLU + L1, ending at MMCS >= 0.996 with FVU no higher than SAELens's. Then samples/s and peak memory (max RSS
 of a fresh process) of one TopK training step loop at 16,384 latents on d = 768 (k 32, batch 1024), ours and SAELens.
 

@@ -1,6 +1,6 @@
 """The n=2, m=1 phase diagram: our sweep against a notebook-style reference trainer, same run.
 
-Config (issue 4): 20 x 20 grid, r = I_2/I_1 in [0.1, 10] and density 1-S in [0.01, 1] (both log),
+Config: 20 x 20 grid, r = I_2/I_1 in [0.1, 10] and density 1-S in [0.01, 1] (both log),
 3 starts per point (the three ideal layouts [1,0], [0,1], [1,-1], perturbed by 0.01: the same start
 tensors for both trainers), 2,000 steps, batch 1024, AdamW lr 1e-3, weight decay 0.01; 1,200 models.
 

@@ -1,6 +1,6 @@
 """Road 1 benchmark: the full L1 sweep as one batched model, and the MoE comparison.
 
-1. The lambda sweep of the issue: 12 log-spaced lambdas x 3 seeds, n=20, m=5, ReLU hidden layer, S=0.9,
+1. The lambda sweep: 12 log-spaced lambdas x 3 seeds, n=20, m=5, ReLU hidden layer, S=0.9,
    10k steps, as 36 instances of one batched model (target: under 2 minutes on 2 cores). Baseline, in
    the same run and for 1,000 steps: the same sweep trained one lambda at a time (3 seeds each).
 2. The MoE comparison (dense m=5, MoE top-1 of 4 experts of 5, dense 20; 4 sparsities x 2 seeds, 10k steps).
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
 from monosemantic.toy.sampler import importance, probabilities  # noqa: E402
-from monosemantic.roads import road1  # noqa: E402
+import monosemantic.experiments.road1 as road1  # noqa: E402
 from monosemantic.toy.train import train_toy  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """Toy-model training speed: our trainer against the paper's notebook-style reference, same run.
 
-Config (issue 3): n=20, m=5, 20 instances, feature probability 20^-linspace(0,1,20), I_i = 0.9^i,
+Config: n=20, m=5, 20 instances, feature probability 20^-linspace(0,1,20), I_i = 0.9^i,
 batch 1024, 2000 steps, AdamW lr 1e-3 (weight decay 0.01 for both). The reference trains the way the
 public notebook does: W [instances, n, m] in one einsum model, two dense torch.rand draws per step,
 autograd, torch.optim.AdamW. Both models' final losses are evaluated on the same fixed batch of

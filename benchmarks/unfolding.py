@@ -11,7 +11,7 @@ Data: shared/README.md section 5 (512 random unit features in d = 128, p = 5/512
 * ours FISTA on the same lasso, for reference: why the L1 path is an active-set method.
 
 Every timing is compute only, inputs in memory; torch and BLAS are limited to --threads (default 1) for all.
-Targets (issue 7): ours OMP >= 10x orthogonal_mp_gram's samples/s at support F1 >= 0.999, and ours L1
+Targets: ours OMP >= 10x orthogonal_mp_gram's samples/s at support F1 >= 0.999, and ours L1
 >= 3x Lasso-LARS's at support F1 >= 0.994.
 
 usage: python benchmarks/unfolding.py [--threads 1] [--n-eval 10000] [--repeat 3] [--json FILE]

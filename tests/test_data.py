@@ -118,10 +118,11 @@ def test_bad_files(tmp_path):
 
 def test_toy_activations_truth_is_the_represented_columns(tmp_path):
     from monosemantic.config import ToyTrainConfig
-    from monosemantic.experiments.toy import train_to_dir
+    from monosemantic.experiments.toy import train_toy_run
 
     cfg = ToyTrainConfig(n=6, m=3, sparsity=[0.9], steps=300, importance_decay=0.9, seed=0)
-    run = train_to_dir(cfg, tmp_path / "toy")
+    run = tmp_path / "toy"
+    train_toy_run(cfg, run)
     d = toy_activations(run, samples=3000, seed=1)
     from monosemantic.runs import read_run
 

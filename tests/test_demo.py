@@ -4,14 +4,14 @@ import math
 
 import pytest
 
-from monosemantic.report.demo import SECTIONS, run_demo
+from monosemantic.report.demo import TOPICS, run_demo
 
 
 @pytest.mark.slow
 def test_quick_demo_writes_every_section(tmp_path):
     report, summary = run_demo(tmp_path / "demo", quick=True)
     html = report.read_text()
-    assert html.count("<h2") >= len(SECTIONS) and "<img" in html
+    assert html.count("<h2") >= len(TOPICS) and "<img" in html
     s = json.loads(summary.read_text())
     for key in ("toy_n5m2", "phase_n2m1_agreement", "l1_sweep", "dictionary_recovery", "amortization_gap",
                 "cosine_vs_overlap", "unfolded_toy_model", "unfolding", "recovery_transition", "toy_coherence"):

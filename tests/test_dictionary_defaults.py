@@ -1,4 +1,4 @@
-"""The SAE defaults on data nobody tuned them for (issue 6): fresh section-5-like data of other seeds and sizes.
+"""The SAE defaults on data nobody tuned them for: fresh section-5-like data of other seeds and sizes.
 
 The defaults were chosen on the section-5 data (512 features, d 128, k 5, seed 0) and checked on (256, 64, 4),
 (200, 56, 3), (384, 96, 4) and (256, 80, 6). Here `sae train`'s defaults (TopK, only k and latents given) must

@@ -57,7 +57,7 @@ def test_all_features_dead_is_a_result_not_nan():
 def test_toy_train_cli_takes_l1(tmp_path):
     from monosemantic.cli import main
     from monosemantic.runs import read_json
-    from monosemantic.experiments.toy import measure_dir
+    from monosemantic.experiments.toy import measure_toy_run
 
     with pytest.raises(SystemExit) as e:
         main(["toy", "train", "--model", "relu-output", "--n", "5", "--m", "2", "--steps", "20", "--l1", "0.1",
@@ -65,4 +65,4 @@ def test_toy_train_cli_takes_l1(tmp_path):
     assert e.value.code == 0
     assert read_json(tmp_path / "run" / "config.json")["l1"] == 0.1
     assert read_json(tmp_path / "run" / "result.json")["hidden_l1"][0] > 0
-    assert "neuron_top_share" in measure_dir(tmp_path / "run")[0]  # the penalty privileges relu-output's basis
+    assert "neuron_top_share" in measure_toy_run(tmp_path / "run")[0]  # the penalty privileges relu-output's basis

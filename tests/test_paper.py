@@ -10,7 +10,7 @@ import torch
 
 import monosemantic.measures as measures
 from monosemantic.toy.sampler import importance, probabilities
-from monosemantic.toy import figures
+import monosemantic.experiments.toy as figures
 from monosemantic.toy.train import kept_tensors, train_toy
 
 pytestmark = pytest.mark.slow

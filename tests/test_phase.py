@@ -57,7 +57,7 @@ def test_transitions_along_an_axis():
 @pytest.mark.slow
 def test_n2m1_phase_diagram_matches_the_analytic_boundary_away_from_it():
     # 10 x 10 grid, 2,000 steps, each point started from the three ideal layouts (best loss kept).
-    # The target: >= 90% agreement more than one grid step from the boundary (measured: 100%).
+    # The target: >= 90% agreement more than one grid step from the boundary (measured: 100%).
     res = phase.n2m1(grid=10, steps=2000, workers=2)
     assert res["far_points"] >= 60
     assert res["agreement_far"] >= 0.9

@@ -8,7 +8,7 @@ from monosemantic.errors import InputError
 import monosemantic.measures as measures
 from monosemantic.cli import main
 from monosemantic.toy.sampler import FeatureSampler, importance, probabilities
-from monosemantic.roads import road1
+import monosemantic.experiments.road1 as road1
 from monosemantic.runs import read_json
 from monosemantic.toy.models import TiedToyModel, loss_per_instance
 from monosemantic.toy.moe import MoEToyModel

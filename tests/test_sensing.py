@@ -1,4 +1,4 @@
-"""Unfolding (issue 7): batched OMP against a known dictionary, its stop rule, and bad input."""
+"""Unfolding: batched OMP against a known dictionary, its stop rule, and bad input."""
 import json
 import warnings
 
@@ -12,6 +12,8 @@ from monosemantic.errors import InputError
 import monosemantic.recovery as R
 from monosemantic.data import Data, save_data, synth_uniform
 from monosemantic.dictionary import SparseAutoencoder
+import monosemantic.experiments.unfolding as U
+from monosemantic.config import UnfoldConfig
 from monosemantic.sensing import omp, unfold, unfold_info
 
 from test_cli import run
@@ -92,9 +94,9 @@ def test_torch_output(small):
 
 def test_sae_method_uses_the_encoder_and_omp_uses_the_decoder(small):
     sae = SparseAutoencoder(arch="topk", n_latents=128, k=3, samples=2048, batch=256, seed=0).fit(small.X)
-    enc = unfold(small.X[:50], sae, method="sae")
+    enc = U.unfold_codes(small.X[:50], sae, method="sae")
     assert (enc.toarray() == sae.transform(small.X[:50]).toarray()).all()
-    u = unfold_info(small.X[:50], sae, method="omp", tol=1e-3)
+    u = U.unfold_with(small.X[:50], sae, method="omp", tol=1e-3)
     X_hat = u.codes @ sae.components_ + sae.mean_
     assert np.linalg.norm(X_hat - small.X[:50], axis=1).max() <= 1e-3 * np.linalg.norm(small.X[:50], axis=1).max() + 1e-6
     # and per sample: the stop rule is relative to each sample's own norm after the decoder bias is subtracted
@@ -113,7 +115,7 @@ def test_sae_method_uses_the_encoder_and_omp_uses_the_decoder(small):
     (np.ones((4, 6)), np.full((6, 6), np.nan), {}, "NaN"),
     (np.ones((4, 6)), np.eye(6), {"k": 0}, "k (atoms"),
     (np.ones((4, 6)), np.eye(6), {"method": "lasso"}, "method must be"),
-    (np.ones((4, 6)), np.eye(6), {"method": "sae"}, "needs a saved dictionary"),
+    (np.ones((4, 6)), np.eye(6), {"method": "sae"}, "method must be"),  # an SAE's encoder: experiments.unfolding
 ])
 def test_bad_input(X, F, kw, words):
     with pytest.raises(InputError, match=words if words != "k (atoms" else r"k \(atoms"):
@@ -192,9 +194,10 @@ def test_l1_bad_alpha(small):
 def test_report_section_quick():
     import math
 
-    from monosemantic.report.figures.sensing import sensing_section
+    from monosemantic.experiments.unfolding import demo
+    from monosemantic.report.sections.unfolding import section
 
-    sec, summary = sensing_section(quick=True, progress=False)
+    sec, summary = section(demo(quick=True, progress=False))
     assert set(summary) == {"cosine_vs_overlap", "unfolded_toy_model", "unfolding"}
     assert len(summary["cosine_vs_overlap"]) == 8 and all(-1 <= r <= 1 and not math.isnan(r)
                                                             for r in summary["cosine_vs_overlap"].values())
@@ -243,7 +246,7 @@ def trained_saes():
 
 
 def test_amortization_gap(trained_saes):
-    from monosemantic.sensing import amortization_gap
+    from monosemantic.experiments.unfolding import amortization_gap
 
     data, saes = trained_saes
     X, codes = data.X[10_000:], data.codes[10_000:]
@@ -285,18 +288,25 @@ def test_fista_reaches_the_lasso_optimum(small, positive):
     assert len(few.unconverged) > 50  # three steps settle almost nothing: reported, not hidden
 
 
-def test_unfold_to_dir_in_blocks_gives_the_same_codes(tmp_path, small, monkeypatch):
+def test_unfold_run_in_blocks_gives_the_same_codes(tmp_path, small, monkeypatch):
     import monosemantic.sensing as S
 
     save_data(tmp_path / "d.npz", small)
     monkeypatch.setattr(S, "CHUNK", 16)  # blocks of 256 samples: 600 samples make three
     for method in ("omp", "l1"):
-        a = S.unfold_to_dir(tmp_path / "d.npz", tmp_path / "d.npz", tmp_path / f"a{method}", method, tol=1e-3, k=2)
-        b = S.unfold_to_dir(tmp_path / "d.npz", tmp_path / "d.npz", tmp_path / f"b{method}", method, tol=1e-3, k=2,
-                            progress=True)
+        a, b = tmp_path / f"a{method}", tmp_path / f"b{method}"
+        cfg = UnfoldConfig(data=str(tmp_path / "d.npz"), dictionary=str(tmp_path / "d.npz"), method=method, tol=1e-3,
+                           k=2)
+        U.unfold_run(cfg, a)
+        U.unfold_run(cfg, b, progress=True)
         ra, rb = (json.loads((p / "result.json").read_text()) for p in (a, b))
         assert ra["unconverged_indices"] == rb["unconverged_indices"] and ra["nnz"] == rb["nnz"]
         if method == "omp":
             assert ra["unconverged"] > 0 and max(ra["unconverged_indices"]) > 256  # k=2 leaves some behind
         ta, tb = load_file(a / "codes.safetensors"), load_file(b / "codes.safetensors")
         assert all(torch.equal(ta[key], tb[key]) for key in ("indptr", "indices", "values"))
+
+
+def test_the_sae_method_needs_an_estimator(small):
+    with pytest.raises(InputError, match="needs a saved dictionary"):
+        U.unfold_with(small.X[:5], small.F, method="sae")

@@ -1,4 +1,4 @@
-"""The recovery phase transition (issue 7, part 4): Welch bound, coherence, the Donoho-Tanner curve, measured recovery."""
+"""The recovery phase transition: Welch bound, coherence, the Donoho-Tanner curve, measured recovery."""
 import math
 
 import numpy as np

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -33,7 +32,10 @@ import scipy.sparse as sp
 import torch
 from scipy.special import ndtr
 
+from safetensors.numpy import save_file
+
 from monosemantic.errors import InputError
+from monosemantic.runs import atomic_file
 
 CHUNK = 50_000  # samples generated per chunk (the peers' chunk: with it the section-5 draws match theirs)
 CHUNK_ELEMENTS = 1 << 25  # ... but never more than this many dense [chunk, n_features] entries at once
@@ -230,23 +232,16 @@ def save_data(path: str | Path, data: Data) -> Path:
     if data.codes is not None:
         arrays.update(_csr_parts(data.codes))
     meta = json.dumps(data.meta)
-    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         if suffix == ".npy":
             np.save(tmp, arrays["X"])
         elif suffix == ".npz":
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays, meta=np.array(meta))  # a unicode array: loads without pickle
         else:
-            from safetensors.numpy import save_file
-
-            save_file(arrays, tmp, metadata={"meta": meta})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+            save_file(arrays, str(tmp), metadata={"meta": meta})
+    return atomic_file(path, write)
 
 
 # the peers' names (../shared/peers/make_synthetic.py) -> ours

@@ -14,6 +14,7 @@ MONOSEMANTIC = 0.999  # a neuron is monosemantic when its top feature carries th
 ANTIPODAL_COS = -0.95
 ORTHOGONAL_COS = 0.1
 POLYGON_TOL_DEG = 10.0
+FRACTIONS = (1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8, 0)  # the paper's energy levels of D_i (tegum products of simplices and polygons)
 _EPS = 1e-12
 
 

@@ -1,7 +1,8 @@
 """Run directories: `config.json`, `result.json` and `*.safetensors`, written atomically.
 
-A run directory is first written under a temporary name beside its destination and then renamed,
-so a killed run leaves either nothing or a whole result. Tensors are safetensors only: nothing a
+The one atomic writer of the package: a file or a run directory is first written under a temporary name beside
+its destination and then renamed, so a killed run leaves either nothing or a whole result. What it writes gets the
+user's umask (a temporary file starts private), so a report or a run can be shared like any other file. Tensors are safetensors only: nothing a
 user hands us is ever unpickled.
 """
 from __future__ import annotations
@@ -20,8 +21,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from monosemantic.errors import InputError
 from monosemantic._version import __version__
+from monosemantic.errors import InputError
 
 
 def environment() -> dict[str, Any]:
@@ -64,30 +65,45 @@ def dumps(obj: Any) -> str:
     return json.dumps(_jsonable(obj), indent=2) + "\n"
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    """Write JSON atomically: a temporary file in the same directory, then rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(dumps(obj))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Write a safetensors file atomically (float tensors as given, made contiguous)."""
+def atomic_file(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write one file atomically: `write(tmp)` fills a temporary file beside `path`, which then replaces `path`.
+
+    The temporary name keeps the suffix (numpy's save appends ".npy" to a name without it); the file gets the
+    permissions a plain open() would give (0666 less the umask)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
+    tmp = Path(tmp)
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write text atomically."""
+    return atomic_file(path, lambda p: p.write_text(text))
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write JSON atomically (NaN and inf as null)."""
+    return write_text(path, dumps(obj))
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """Write a safetensors file atomically (float tensors as given, made contiguous)."""
+    return atomic_file(path, lambda p: save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+                                                 str(p)))
 
 
 def read_json(path: str | Path) -> Any:
@@ -176,6 +192,7 @@ def write_dir(out: Path, files: dict[str, Callable[[Path], None]]) -> Path:
     """
     tmp = Path(tempfile.mkdtemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())
         for name, write in files.items():
             write(tmp / name)
         if out.exists():

@@ -29,7 +29,7 @@ import torch
 from pydantic import NonNegativeInt, PositiveInt
 
 from monosemantic.errors import InputError
-from monosemantic.config import Strict
+from monosemantic.config import SORTS, FeaturesConfig
 from monosemantic.progress import track
 from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.recovery import THRESHOLD, unit_rows
@@ -37,18 +37,6 @@ from monosemantic.sensing import unfold_info
 from monosemantic.experiments.unfolding import atoms_of, load_dictionary
 
 CELLS = 1 << 22  # at most this many dense [chunk, atoms] codes at once (16 MiB of float32)
-SORTS = ("frequency", "atom", "max", "cosine")
-
-
-class FeaturesConfig(Strict):
-    """`features list` / `features describe`, validated at the CLI."""
-
-    dictionary: str
-    data: str | None = None
-    top: PositiveInt = 5
-    limit: NonNegativeInt = 20
-    sort: Literal[SORTS] = "frequency"
-    sample: NonNegativeInt | None = None
 
 
 def _coder(dictionary):
@@ -210,7 +198,7 @@ def open_inputs(dictionary: str | Path, data: str | Path | None = None):
     return D, data_set, str(data)
 
 
-def list_to_dir(cfg: FeaturesConfig, out: str | Path | None = None, overwrite: bool = False,
+def features_list_run(cfg: FeaturesConfig, out: str | Path | None = None, overwrite: bool = False,
                 progress: bool = False) -> tuple[list[dict], dict]:
     """(rows, result) of `list_features` on cfg's dictionary and data; with `out`, a run directory: config.json,
     result.json (samples, atoms, dead, l0, wall_s = compute only, samples_per_s, ...) and features.json (rows)."""
@@ -234,7 +222,7 @@ def list_to_dir(cfg: FeaturesConfig, out: str | Path | None = None, overwrite: b
     return rows, result
 
 
-def describe_to_dir(cfg: FeaturesConfig, out: str | Path | None = None, overwrite: bool = False) -> dict:
+def features_describe_run(cfg: FeaturesConfig, out: str | Path | None = None, overwrite: bool = False) -> dict:
     """`describe_sample` of cfg.sample; with `out`, a run directory: config.json and result.json (the description)."""
     from monosemantic.runs import check_new_dir, write_run
 

@@ -8,38 +8,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+import numpy as np
 
-from monosemantic.config import Strict
-
-Arch = Literal["relu", "topk", "batchtopk", "jumprelu", "mbdl", "pca", "ica"]
-
-
-class SaeTrainConfig(Strict):
-    data: str
-    arch: Arch = "topk"
-    latents: PositiveInt = 512
-    k: PositiveInt = 5
-    l1: NonNegativeFloat | None = None
-    l0: NonNegativeFloat = 0.01
-    alpha: PositiveFloat = 0.1  # mbdl
-    samples: PositiveInt | None = None
-    batch: PositiveInt | None = None
-    lr: PositiveFloat | None = None
-    seed: NonNegativeInt = 0
-    checkpoint: str | None = None
-    checkpoint_every: PositiveInt = 1000
-    resample_every: NonNegativeInt = 50
-    warmup: float = Field(default=0.02, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _k(self) -> SaeTrainConfig:
-        if self.arch in ("topk", "batchtopk") and self.k >= self.latents:
-            raise ValueError(f"k ({self.k}) must be smaller than latents ({self.latents})")
-        return self
-
+import monosemantic.recovery as R
+from monosemantic.config import SaeTrainConfig
+from monosemantic.data import random_dictionary, split, synth_uniform
+from monosemantic.dictionary import ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder
+from monosemantic.experiments.unfolding import amortization_gap
 
 def make_estimator(cfg: SaeTrainConfig, progress: bool = False):
     from monosemantic.dictionary import ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder
@@ -57,8 +33,9 @@ def make_estimator(cfg: SaeTrainConfig, progress: bool = False):
                              checkpoint=cfg.checkpoint, checkpoint_every=cfg.checkpoint_every)
 
 
-def train_to_dir(cfg: SaeTrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> Path:
-    """Fit a dictionary on cfg.data and write OUT (refused before training if OUT exists, unless overwrite)."""
+def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
+    """Fit a dictionary on cfg.data, write OUT (refused before training if OUT exists, unless overwrite) and
+    return the result."""
     from monosemantic.data import load_data
     from monosemantic.runs import check_new_dir, environment
 
@@ -74,10 +51,11 @@ def train_to_dir(cfg: SaeTrainConfig, out: str | Path, overwrite: bool = False, 
               "fvu_train_sample": 1 - est.score(data.X[: min(len(data.X), 10_000)]),
               "n_resampled": getattr(est, "n_resampled_", 0)}
     config = {"kind": "dictionary", **cfg.model_dump(), "environment": environment()}
-    return est.save(out, overwrite, extra_json={"config.json": config, "result.json": result})
+    est.save(out, overwrite, extra_json={"config.json": config, "result.json": result})
+    return result
 
 
-def score_dir(run_dir: str | Path, truth: str | Path, n_eval: int | None = None) -> dict:
+def score_dictionary_run(run_dir: str | Path, truth: str | Path, n_eval: int | None = None) -> dict:
     """Scores of a saved dictionary on a data file (its last n_eval rows, or all); writes RUN_DIR/scores.json."""
     import monosemantic.recovery as R
     from monosemantic.data import load_data, split
@@ -94,3 +72,50 @@ def score_dir(run_dir: str | Path, truth: str | Path, n_eval: int | None = None)
                             absolute=est.sign_free))
     write_json(Path(run_dir) / "scores.json", out)
     return out
+
+
+# ---------------------------------------------------------------- the report's section: every method on known features
+
+
+def _traj_callback(F, traj):
+    def cb(est, step, samples, train_s):
+        traj.append((train_s, R.recovered(F, est.components_)))
+    return cb
+
+
+def run_methods(quick: bool, progress: bool = False) -> tuple[dict, dict, dict, dict]:
+    """Fit every method on section-5 data; returns (final scores, trajectories, best cosines, amortization gaps)
+    by method (gaps for the SAEs only: `amortization_gap` on the held-out samples)."""
+    n, d, k, samples, sae_samples, mbdl_batches = (
+        (96, 48, 3, 30_000, 120_000, 6) if quick else (512, 128, 5, 110_000, 600_000, 25))
+    data = synth_uniform(n, d, k, samples, seed=1)  # seed 1: not the benchmark's data
+    tr, ev = split(data, 10_000)
+    F = data.F
+    methods = {
+        "ours TopK": (SparseAutoencoder("topk", n, k, samples=sae_samples, progress=progress), 100),
+        "ours ReLU+L1": (SparseAutoencoder("relu", n, samples=sae_samples, progress=progress), 100),
+        "sklearn MBDL": (MiniBatchDictionary(n, alpha=0.1, samples=mbdl_batches * 1024), 5),
+        "PCA (floor)": (PCADictionary(d), 0),
+        "FastICA (floor)": (ICADictionary(d, max_iter=200), 0),
+    }
+    scores, trajs, best, gaps = {}, {}, {}, {}
+    for name, (est, every) in methods.items():
+        traj = [(0.0, R.recovered(F, random_dictionary(np.random.default_rng(0), n, d)))] if every else []
+        if every:
+            est.fit(tr.X, callback=_traj_callback(F, traj), eval_every=every)
+        else:
+            est.fit(tr.X[:5000 if quick else 10_000])
+        C = est.transform(ev.X)
+        s = R.all_scores(ev.X, est.inverse_transform(C), C, F, est.components_, ev.codes, absolute=est.sign_free)
+        s["train_s"] = est.train_seconds_
+        traj.append((est.train_seconds_, s["recovered"]))
+        scores[name], trajs[name] = s, traj
+        best[name] = R.best_cosines(F, est.components_, absolute=est.sign_free)
+        if isinstance(est, SparseAutoencoder):
+            gaps[name] = amortization_gap(est, ev.X, F, ev.codes, enc=C)
+    return scores, trajs, best, gaps
+
+
+def demo(quick: bool, progress: bool) -> dict:
+    scores, trajs, best, gaps = run_methods(quick, progress)
+    return {"scores": scores, "trajectories": trajs, "best": best, "gaps": gaps}

@@ -17,47 +17,17 @@ import numpy as np
 import torch
 
 import monosemantic.measures as measures
-from monosemantic.experiments.sweeps import SweepSpec, axes, parse_spec, point_dir, record, run_sweep, train_spec
+from monosemantic.runs import figure_file, read_run, write_run
+from monosemantic.measures import FRACTIONS
+from monosemantic.toy.theory import (BOTH, LABELS, NEITHER, ONLY_1, ONLY_2, analytic_labels, boundary_curves,
+                                     ideal_losses, n2m1_labels)
+from monosemantic.experiments.sweeps import (SweepSpec, axes, parse_spec, point_dir, record, records_of, run_sweep,
+                                            train_spec, transitions)
 
-NEITHER, ONLY_1, ONLY_2, BOTH = -1, 0, 1, 2
-LABELS = {NEITHER: "neither", ONLY_1: "feature 1 only", ONLY_2: "feature 2 only", BOTH: "both (superposition)"}
-FRACTIONS = (1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8, 0)  # the paper's lines for D_i
-HALF_TOL = 0.03  # "D* within 0.03 of 1/2" (the issue's test)
-D_JUMP = 0.15  # a D_i step larger than this between neighbours is a transition (1/2 -> 1/3 is 0.17)
+HALF_TOL = 0.03  # "D* within 0.03 of 1/2" on consecutive levels
 
 
 # ---- n = 2, m = 1 ----
-
-def ideal_losses(r, s) -> np.ndarray:
-    """Losses of the three ideal layouts [feature 1 only, feature 2 only, antipodal pair]: [..., 3].
-
-    Feature 1 has importance 1, feature 2 importance r, both density s: W = [1, 0] loses feature 2's
-    variance r (s/3 - s^2/4); W = [0, 1] loses s/3 - s^2/4; W = [1, -1] interferes only when both are on,
-    (1 + r) s^2 / 6.
-    """
-    r, s = np.broadcast_arrays(np.asarray(r, float), np.asarray(s, float))
-    lone = s / 3 - s**2 / 4
-    return np.stack([r * lone, lone, (1 + r) * s**2 / 6], axis=-1)
-
-
-def analytic_labels(r, s) -> np.ndarray:
-    """ONLY_1, ONLY_2 or BOTH: the ideal layout of least loss (superposition below s = 4r/(2+5r), r <= 1,
-    and s = 4/(5+2r), r >= 1)."""
-    return np.argmin(ideal_losses(r, s), axis=-1)
-
-
-def boundary_curves(r_lo: float, r_hi: float, num: int = 200) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The analytic phase boundaries as (r, s) polylines: superposition's lower edge and the r = 1 line."""
-    r1 = np.geomspace(min(r_lo, 1), 1, num)
-    r2 = np.geomspace(1, max(r_hi, 1), num)
-    return [(r1, 4 * r1 / (2 + 5 * r1)), (r2, 4 / (5 + 2 * r2)), (np.array([1.0, 1.0]), np.array([4 / 7, 1.0]))]
-
-
-def n2m1_labels(W: torch.Tensor) -> np.ndarray:
-    """Label each trained W: [points, 1, 2] by its represented features (norm > 0.5)."""
-    rep = measures.represented(W).numpy()
-    return np.where(rep[:, 0] & rep[:, 1], BOTH, np.where(rep[:, 0], ONLY_1, np.where(rep[:, 1], ONLY_2, NEITHER)))
-
 
 def far_from_boundary(analytic: np.ndarray) -> np.ndarray:
     """Bool [R, S]: the analytic label is the same on every grid neighbour (one step, diagonals too),
@@ -167,7 +137,7 @@ def uniform_analyse(density: list[float], W: torch.Tensor) -> dict:
     return {"density": list(density), "inv_density": inv, "dstar": dstar,
             "sum_D": D.sum(1).tolist(),  # = m when every hidden dimension is used
             "D": D.tolist(), "half_plateau": half_plateau(inv, dstar),
-            "half_levels": [x for x, d in zip(inv, dstar) if abs(d - 0.5) < HALF_TOL]}
+            "half_levels": [x for x, d in zip(inv, dstar) if abs(d - 0.5) < HALF_TOL], "half_tol": HALF_TOL}
 
 
 def uniform(n: int = 200, m: int = 20, levels: int = 20, steps: int = 10_000, seeds: int = 1, seed: int = 0,
@@ -185,12 +155,10 @@ def uniform(n: int = 200, m: int = 20, levels: int = 20, steps: int = 10_000, se
 
 # ---- as run directories (the CLI): a resumable sweep in OUT/sweep, the analysis in OUT/diagram ----
 
-def run_to_dir(kind: str, spec: SweepSpec, out: str | Path, backend: str = "local", workers: int | None = None,
-               ray_address: str | None = None, progress: bool = False) -> Path:
+def phase_run(kind: str, spec: SweepSpec, out: str | Path, backend: str = "local", workers: int | None = None,
+              ray_address: str | None = None, progress: bool = False, draw=None) -> dict:
     """kind "n2m1" or "uniform": run (or finish) the sweep, then write OUT/diagram (config.json, result.json,
-    diagram.safetensors, KIND.png). Returns OUT/diagram."""
-    from monosemantic.runs import read_run, write_run
-
+    diagram.safetensors and, with `draw` (result -> matplotlib figure), KIND.png). Returns the result."""
     out = Path(out)
     meta = run_sweep(spec, out / "sweep", backend, workers, ray_address, progress)
     W = torch.cat([read_run(point_dir(out / "sweep", i))[2]["W"] for i in range(meta["points"])])
@@ -203,51 +171,21 @@ def run_to_dir(kind: str, spec: SweepSpec, out: str | Path, backend: str = "loca
         tensors = {"dstar": torch.tensor(res["dstar"]), "D": torch.tensor(res["D"])}
     res["transitions"] = meta["transitions"]
     res["wall_s"] = meta["wall_s"]
-    from monosemantic.report import phase_plots
-
-    fig = phase_plots.n2m1(res) if kind == "n2m1" else phase_plots.uniform(res)
-    diagram = write_run(out / "diagram", {"kind": f"phase-{kind}", "sweep": str(out / "sweep"),
-                                          "spec": spec.model_dump(mode="json")}, res, {"diagram": tensors},
-                        overwrite=True)
-    tmp = diagram / f".{kind}.png.tmp"
-    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    os.replace(tmp, diagram / f"{kind}.png")
-    phase_plots.plt.close(fig)
-    return diagram
+    write_run(out / "diagram", {"kind": f"phase-{kind}", "sweep": str(out / "sweep"),
+                                "spec": spec.model_dump(mode="json")}, res, {"diagram": tensors}, overwrite=True,
+              extra_files={f"{kind}.png": figure_file(draw(res))} if draw else None)
+    return res
 
 
-# ---- sharp transitions along sweep axes ----
+# ---- the report's section ----
 
-def records_of(points: list[dict], results: list[dict]) -> list[dict]:
-    """The per-point records `transitions` reads, from in-memory results (sweeps.collect reads them from disk)."""
-    return [record(pt["params"], res["result"]) for pt, res in zip(points, results)]
-
-
-def transitions(records: list[dict], axes: list[str], d_jump: float = D_JUMP) -> list[dict]:
-    """Where, between neighbouring points along each axis (other parameters fixed), a feature switches on
-    or off (its norm crosses 0.5), its dimensionality D_i jumps by more than `d_jump` while represented,
-    or the geometry label changes. records: [{"params", "norms", "D", "geometry"}]."""
-    found = []
-    for axis in axes:
-        lines: dict[tuple, list[dict]] = {}
-        for rec in records:
-            if axis not in rec["params"]:
-                continue
-            rest = tuple(sorted((k, v) for k, v in rec["params"].items() if k != axis))
-            lines.setdefault(rest, []).append(rec)
-        for rest, line in lines.items():
-            line = sorted(line, key=lambda q: q["params"][axis])
-            for a, b in zip(line, line[1:]):
-                where = {"axis": axis, "from": a["params"][axis], "to": b["params"][axis], "at": dict(rest)}
-                for i, (na, nb) in enumerate(zip(a["norms"], b["norms"])):
-                    ra, rb = na > measures.REPRESENTED, nb > measures.REPRESENTED
-                    if ra != rb:
-                        found.append({**where, "feature": i, "kind": "switches on" if rb else "switches off",
-                                      "norm": [na, nb]})
-                    elif ra and abs(a["D"][i] - b["D"][i]) > d_jump:
-                        found.append({**where, "feature": i, "kind": "dimensionality jumps",
-                                      "D": [a["D"][i], b["D"][i]]})
-                if a["geometry"] != b["geometry"]:
-                    found.append({**where, "feature": None, "kind": "geometry changes",
-                                  "geometry": [a["geometry"], b["geometry"]]})
-    return found
+def demo(quick: bool, progress: bool) -> dict:
+    """The report's phase results, sized for the demo's budget (< 45 s on 2 quiet cores): the full settings
+    (20 x 20 at 10k steps; n=200, m=20 at 10k steps) are `monosemantic phase n2m1` and `phase uniform`. n=100,
+    m=10 at 2,000 steps shows the 1/2 plateau here (measured: D* 0.517, 0.516 at 1/(1-S) = 3.0, 3.5)."""
+    workers = 1 if quick else min(2, os.cpu_count() or 1)  # quick: no worker start-up
+    grid, steps = (6, 400) if quick else (14, 2000)
+    un, um, ulevels, usteps = (50, 5, 10, 300) if quick else (100, 10, 20, 2000)
+    return {"n2m1": n2m1(grid=grid, steps=steps, workers=workers),
+            "uniform": uniform(n=un, m=um, levels=ulevels, steps=usteps, seeds=1, workers=workers),
+            "grid": grid, "steps": steps, "un": un, "um": um, "ulevels": ulevels, "usteps": usteps}

@@ -25,7 +25,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pos
 
 from monosemantic.errors import InputError
 import monosemantic.measures as measures
-from monosemantic.config import Strict, check_sparsities
+from monosemantic.config import EffectiveSizeConfig, L1SweepConfig, MoEConfig, default_lambdas
 from monosemantic.toy.sampler import FeatureSampler, importance, probabilities
 from monosemantic.runs import check_new_dir, write_run
 from monosemantic.toy.models import loss_per_instance, make_model
@@ -33,11 +33,6 @@ from monosemantic.toy.moe import MoEToyModel
 from monosemantic.toy.train import init_seeds, kept_tensors, train_toy
 
 EVAL_SEED = 424_242  # offset of the held-out batch used for the measures (not the one that picks seeds)
-
-
-def default_lambdas(count: int = 12, lo: float = 10**-2.5, hi: float = 2.0) -> list[float]:
-    """lambda = 0 (the model in superposition), then `count` log-spaced values from no effect to all dead."""
-    return [0.0] + torch.logspace(math.log10(lo), math.log10(hi), count, dtype=torch.float64).tolist()
 
 
 def _held_out(p: torch.Tensor, batch: int, seed: int) -> torch.Tensor:
@@ -370,65 +365,22 @@ def effective_size(
 
 
 
-class _Train(Strict):
-    n: PositiveInt
-    m: PositiveInt = 5
-    importance_decay: PositiveFloat
-    steps: PositiveInt = 10_000
-    batch: PositiveInt = 1024
-    seeds: PositiveInt = 3
-    seed: NonNegativeInt = 0
-    eval_batch: PositiveInt = 16384
-
-
-class L1SweepConfig(_Train):
-    n: PositiveInt = 20
-    importance_decay: PositiveFloat = 0.7
-    model: str = "relu-hidden"
-    sparsity: float = Field(default=0.9, ge=0, lt=1)
-    lambdas: list[NonNegativeFloat] = Field(default_factory=default_lambdas, min_length=1)
-
-    @field_validator("model")
-    @classmethod
-    def _penalised(cls, v: str) -> str:
-        if v not in ("relu-output", "relu-hidden"):
-            raise ValueError(f"the {v} model takes no L1 penalty on hidden activations; use relu-hidden or relu-output")
-        return v
-
-
-class MoEConfig(_Train):
-    n: PositiveInt = 20
-    importance_decay: PositiveFloat = 0.9
-    experts: int = 4
-    k: int = 1
-    balance: NonNegativeFloat = 0.01
-    seeds: PositiveInt = 2
-    sparsity: list[float] = Field(default=[0.7, 0.9, 0.97, 0.99], min_length=1)
-    _sparsity = field_validator("sparsity")(check_sparsities)
-
-
-class EffectiveSizeConfig(_Train):
-    n: PositiveInt = 60
-    importance_decay: PositiveFloat = 1.0
-    sparsity: list[float] = Field(default=[0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995], min_length=1)
-    _sparsity = field_validator("sparsity")(check_sparsities)
-
-
 def _split(res: dict, keys: tuple[str, ...]) -> tuple[dict, dict]:
     return {k: v for k, v in res.items() if k not in keys}, {k: res[k] for k in keys if k in res}
 
 
-def l1_to_dir(cfg: L1SweepConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> Path:
+def l1_run(cfg: L1SweepConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
     """model.safetensors: W [lambdas, m, n], b [lambdas, n]; result.json: the per-lambda measures."""
     check_new_dir(out, overwrite)
     res = l1_sweep(cfg.lambdas, cfg.n, cfg.m, cfg.sparsity, cfg.importance_decay, cfg.model, cfg.steps, cfg.batch,
                    cfg.seeds, cfg.seed, cfg.eval_batch, progress)
     result, tens = _split(res, ("W", "b"))
     result["dropped"] = dropped_by_loss_per_activation(res)
-    return write_run(out, {"kind": "road1-l1", **cfg.model_dump()}, result, {"model": tens}, overwrite)
+    write_run(out, {"kind": "road1-l1", **cfg.model_dump()}, result, {"model": tens}, overwrite)
+    return result
 
 
-def moe_to_dir(cfg: MoEConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> Path:
+def moe_run(cfg: MoEConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
     """One safetensors file per model (dense: W [sparsities, m, n], b; MoE: W [sparsities, E, m, n], router
     [sparsities, E, n], b); result.json: the per-model, per-sparsity measures."""
     check_new_dir(out, overwrite)
@@ -438,128 +390,40 @@ def moe_to_dir(cfg: MoEConfig, out: str | Path, overwrite: bool = False, progres
     for name, rec in res["models"].items():
         result["models"][name], tensors[_stem(name)] = _split(rec, ("W", "b", "router"))
         result["models"][name]["file"] = f"{_stem(name)}.safetensors"
-    return write_run(out, {"kind": "road1-moe", **cfg.model_dump()}, result, tensors, overwrite)
+    write_run(out, {"kind": "road1-moe", **cfg.model_dump()}, result, tensors, overwrite)
+    return result
 
 
 def _stem(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
 
-def effective_size_to_dir(cfg: EffectiveSizeConfig, out: str | Path, overwrite: bool = False,
-                          progress: bool = False) -> Path:
+def effective_size_run(cfg: EffectiveSizeConfig, out: str | Path, overwrite: bool = False,
+                       progress: bool = False) -> dict:
     """model.safetensors: the superposition models, W [sparsities, m, n], b; result.json: k per sparsity."""
     check_new_dir(out, overwrite)
     res = effective_size(cfg.sparsity, cfg.n, cfg.m, cfg.importance_decay, cfg.steps, cfg.batch,
                          cfg.seeds, cfg.seed, cfg.eval_batch, progress)
     result, tens = _split(res, ("W", "b"))
-    return write_run(out, {"kind": "road1-effective-size", **cfg.model_dump()}, result, {"model": tens}, overwrite)
+    write_run(out, {"kind": "road1-effective-size", **cfg.model_dump()}, result, {"model": tens}, overwrite)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------
-# Report section
+# The report's section: shorter training than the CLI defaults to stay within the demo's time (the benchmark runs
+# the full sweep).
 
 
-def road1_section(quick: bool, progress: bool):
-    """The report's road-1 section and its summary entries (l1_threshold_monotone, moe_flop_matched, effective_k).
-
-    Shorter training than the CLI defaults to stay within the demo's time (the benchmark runs the full sweep).
-    """
-    from monosemantic.report import Section, figure, table
-    from monosemantic.report import road1_plots
-
+def demo(quick: bool, progress: bool) -> dict:
     steps, seeds, ev = (300, 1, 4096) if quick else (4000, 2, 16384)
     sw = l1_sweep(default_lambdas(), steps=steps, seeds=seeds, eval_batch=ev, progress=progress)
-    drop = dropped_by_loss_per_activation(sw)
     two_freq = [0.8 if i % 2 == 0 else 0.96 for i in range(20)]  # even features 5x as frequent as odd ones
     sw2 = l1_sweep(default_lambdas(8, 0.003, 1.0), sparsity=two_freq, importance_decay=0.85,
                    steps=min(steps, 3000), seeds=seeds, eval_batch=ev, progress=progress)
-    drop2 = dropped_by_loss_per_activation(sw2)
     moe_s = [0.9, 0.99]
     mo = moe_compare(moe_s, steps=min(steps, 3000), seeds=seeds, eval_batch=ev, progress=progress)
     es = effective_size([0.7, 0.9, 0.95, 0.98, 0.99, 0.995], n=40, steps=min(steps, 3000), seeds=seeds,
                         eval_batch=ev, progress=progress)
-
-    sec = Section("Road 1: models without superposition, and what monosemanticity costs")
-    sec.text(f"ReLU-hidden-layer model h = ReLU(Wx), x' = ReLU(W^T h + b), n=20, m=5, I_i = 0.7^i, S = 0.9, trained "
-             f"with an L1 penalty lambda * mean ||h||_1 on its hidden activations: {len(sw['lambda'])} lambdas (0, then "
-             f"log-spaced) as instances of one batched model, {steps} steps, best of {seeds} seeds (lowest penalised "
-             f"loss). Loss is reconstruction only, on a held-out batch. Measures count used neurons only "
-             f"(mean |h_j| > {measures.USED_ACTIVITY}).")
-    sec.add(figure(road1_plots.l1_front(sw)))
-    sec.add(table([{"lambda": lam, "loss": ls, "represented": r, "threshold": "-" if t is None else t, "D*": d,
-                    "used neurons": u, "monosemantic (>0.999)": mn, "fire for one feature": one, "mean top share": sh}
-                   for lam, ls, r, t, d, u, mn, one, sh in zip(
-                       sw["lambda"], sw["loss"], sw["represented_features"], sw["importance_threshold"],
-                       ["-" if d is None else d for d in sw["dims_per_feature"]],
-                       sw["used_neurons"], sw["monosemantic_neurons"], sw["fires_for_one_feature"],
-                       sw["mean_top_share"])]))
-    sec.text(f"Threshold non-decreasing over the whole sweep: {sw['threshold_monotone']}; loss non-decreasing: "
-             f"{sw['loss_monotone']}. 'Monosemantic' is the README's definition (top feature > 0.999 of the squared "
-             f"weight); 'fire for one feature' applies it to the positive weights only: with non-negative features "
-             f"only a positive weight makes a ReLU neuron fire, while the penalty also grows small negative "
-             f"(inhibitory) weights, which keep neurons below 0.999 by the strict definition.", note=True)
-    sec.add("<h3>Which features the penalty gives up</h3>")
-    sec.add(figure(road1_plots.loss_per_activation(drop, sw["importance"])))
-    sec.text(f"Loss reduction per activation = loss increase when the feature's column of W is zeroed, divided by how "
-             f"often the feature is on, in the smallest-lambda model that represents it. Pairs (given up, kept) at the "
-             f"same lambda where the given-up feature has the larger value: {drop['order_violations']} of "
-             f"{drop['pairs']}.", note=True)
-    sec.text("The same with features of two frequencies (n=20, I_i = 0.85^i, even features on with probability 0.2, "
-             "odd ones 0.04), where the loss reduction per activation, the total loss reduction (x frequency) and the "
-             "importance order the features differently. Out-of-order (given up, kept) pairs under each order:")
-    sec.add(table([{"order by": name, "pairs out of order": drop2[key], "pairs": drop2["pairs"]}
-                   for name, key in (("loss reduction per activation", "order_violations"),
-                                     ("total loss reduction", "order_violations_total"),
-                                     ("importance", "order_violations_importance"))]))
-
-    sec.add("<h3>Mixture-of-Experts: flop-matched and neuron-matched</h3>")
-    names = [mo["dense_names"][0], mo["moe_name"], mo["dense_names"][1]]
-    rows = []
-    for name in names:
-        rec = mo["models"][name]
-        for c, s in enumerate(mo["sparsity"]):
-            rows.append({"model": name, "S": s, "active neurons": rec["active_neurons"], "params": rec["params"],
-                         "loss": rec["loss"][c], "represented": rec["represented_features"][c],
-                         "D*": rec["dims_per_feature"][c],
-                         "expert D*": ", ".join("-" if v is None else f"{v:.2f}" for v in rec["expert_dims_per_feature"][c])
-                         if "expert_dims_per_feature" in rec else "-",
-                         "features routed per expert": str(rec["features_routed_to_expert"][c])
-                         if "features_routed_to_expert" in rec else "-",
-                         "monosemantic": f"{rec['monosemantic_neurons'][c]}/{rec['used_neurons'][c]}",
-                         "mean top share": rec["mean_top_share"][c]})
-    sec.add(table(rows))
-    dense, moe = mo["models"][names[0]], mo["models"][names[1]]
-    sec.text("n=20, I_i = 0.9^i. The MoE routes each input to the top-1 of 4 experts of 5 ReLU neurons (the same "
-             "active neurons as the dense m=5 model) with a Switch-style load-balancing term; 'features routed per "
-             "expert' counts, per expert, the features a lone-feature input is sent to.", note=True)
-    sec.text(moe_verdict(mo))
-    sec.add("<h3>Effective size: how wide a model without superposition must be</h3>")
-    sec.add(figure(road1_plots.effective_k(es)))
-    sec.add(table([{"S": s, "loss (m=5, superposition)": ls, "best loss without superposition at m=5": ml,
-                    "m'": w, "k = m'/m": k} for s, ls, ml, w, k in zip(
-                        es["sparsity"], es["loss"], es["monosemantic_loss_at_m"], es["narrowest_width"], es["k"])]))
-    sec.text("n=40 features of equal importance, superposition model: ReLU hidden layer of m=5. m' is the fewest "
-             "neurons of a model without superposition (one feature per neuron: the m' features kept exactly, the "
-             "rest left to the bias, loss (n - m') (p/3 - p^2/4)) whose loss is at most the trained model's. "
-             "Fitted exponent a of k ~ (1/(p log 1/p))^a: "
-             + ("-" if es["cs_exponent"] is None else f"{es['cs_exponent']:.2f}")
-             + " (1 would be the compressed-sensing scaling; below 1, the trained superposition model gains width "
-               "more slowly with sparsity than compressed sensing allows).", note=True)
-    summary = {
-        "l1_threshold_monotone": sw["threshold_monotone"],
-        "l1_sweep": {"lambda": sw["lambda"], "loss": sw["loss"], "importance_threshold": sw["importance_threshold"],
-                     "represented_features": sw["represented_features"],
-                     "monosemantic_neurons": sw["monosemantic_neurons"], "used_neurons": sw["used_neurons"]},
-        "moe_flop_matched": {"sparsity": moe_s, "dense_loss": dense["loss"], "moe_loss": moe["loss"],
-                             "dense_dims_per_feature": dense["dims_per_feature"],
-                             "moe_dims_per_feature": moe["dims_per_feature"],
-                             "moe_expert_dims_per_feature": moe["expert_dims_per_feature"],
-                             "dense_monosemantic_neurons": dense["monosemantic_neurons"],
-                             "moe_monosemantic_neurons": moe["monosemantic_neurons"]},
-        "effective_k": {str(s): k for s, k in zip(es["sparsity"], es["k"])},
-        "effective_k_cs_exponent": es["cs_exponent"],
-        "l1_drop_order_violations": {"loss_per_activation": drop2["order_violations"],
-                                     "total_loss_reduction": drop2["order_violations_total"],
-                                     "importance": drop2["order_violations_importance"], "pairs": drop2["pairs"]},
-    }
-    return sec, summary
+    return {"steps": steps, "seeds": seeds, "l1": sw, "dropped": dropped_by_loss_per_activation(sw),
+            "dropped_two_frequencies": dropped_by_loss_per_activation(sw2), "moe_sparsity": moe_s, "moe": mo,
+            "effective_size": es, "moe_verdict": moe_verdict(mo)}

@@ -51,10 +51,11 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pos
 
 from monosemantic.errors import InputError
 import monosemantic.measures as measures
-from monosemantic.config import ModelKind, Strict, validate
+from monosemantic.config import AdamWConfig, Strict, validate
 from monosemantic.progress import Bar
-from monosemantic.runs import read_json, read_run, write_json, write_run
+from monosemantic.runs import read_json, read_run, write_json, write_run, write_text
 
+D_JUMP = 0.15  # a D_i step larger than this between neighbours is a transition (1/2 -> 1/3 is 0.17)
 PER_INSTANCE = ("density", "sparsity", "importance_decay", "importance_ratio")  # may differ within a group
 MAX_POINTS = 100_000
 CANDIDATE_NOISE = 0.01  # breaks the exact symmetry of a candidate start (a zero column has no ReLU gradient)
@@ -64,25 +65,16 @@ class SweepWarning(UserWarning):
     """A point directory that was not trusted (half-written or corrupt) and is trained again."""
 
 
-class PointConfig(Strict):
+class PointConfig(AdamWConfig):
     """One point of a sweep: a toy model, its feature distribution and how to train it."""
 
-    model: ModelKind = "relu-output"
     n: PositiveInt = 2
     m: PositiveInt = 1
     density: float | None = Field(default=None, gt=0, le=1)  # feature probability 1 - S
     sparsity: float | None = Field(default=None, ge=0, lt=1)  # S; give density or sparsity (default S = 0)
-    importance_decay: PositiveFloat = 1.0  # I_i = decay**i
     importance_ratio: PositiveFloat | None = None  # I_i = ratio**(i/(n-1)): the last feature's relative to the first
-    steps: PositiveInt = 10_000
-    batch: PositiveInt = 1024
     seeds: NonNegativeInt = 3  # random (Xavier) starts per point
     candidates: bool = False  # also start from each candidate layout (m = 1: one feature alone, or an antipodal pair)
-    lr: PositiveFloat = 1e-3
-    weight_decay: NonNegativeFloat = 0.01
-    schedule: Literal["constant", "cosine"] = "constant"
-    warmup: NonNegativeInt = 0
-    eval_batch: PositiveInt = 16384
 
     @model_validator(mode="after")
     def _check(self) -> PointConfig:
@@ -96,8 +88,6 @@ class PointConfig(Strict):
             raise ValueError("candidate layouts are for n <= 8 (there are n(n+1)/2 of them)")
         if self.starts < 1:
             raise ValueError("no starts: set seeds >= 1 or candidates = true")
-        if self.warmup >= self.steps:
-            raise ValueError(f"warmup ({self.warmup}) must be shorter than steps ({self.steps})")
         if self.model == "abs" and self.candidates:
             raise ValueError("candidate layouts are for the tied models")
         return self
@@ -303,6 +293,43 @@ def train_group(configs: list[dict], seed: int, threads: int | None = None) -> d
     return {"points": out, "wall_s": wall}
 
 
+# ---- sharp transitions along sweep axes ----
+
+def records_of(points: list[dict], results: list[dict]) -> list[dict]:
+    """The per-point records `transitions` reads, from in-memory results (sweeps.collect reads them from disk)."""
+    return [record(pt["params"], res["result"]) for pt, res in zip(points, results)]
+
+
+def transitions(records: list[dict], axes: list[str], d_jump: float = D_JUMP) -> list[dict]:
+    """Where, between neighbouring points along each axis (other parameters fixed), a feature switches on
+    or off (its norm crosses 0.5), its dimensionality D_i jumps by more than `d_jump` while represented,
+    or the geometry label changes. records: [{"params", "norms", "D", "geometry"}]."""
+    found = []
+    for axis in axes:
+        lines: dict[tuple, list[dict]] = {}
+        for rec in records:
+            if axis not in rec["params"]:
+                continue
+            rest = tuple(sorted((k, v) for k, v in rec["params"].items() if k != axis))
+            lines.setdefault(rest, []).append(rec)
+        for rest, line in lines.items():
+            line = sorted(line, key=lambda q: q["params"][axis])
+            for a, b in zip(line, line[1:]):
+                where = {"axis": axis, "from": a["params"][axis], "to": b["params"][axis], "at": dict(rest)}
+                for i, (na, nb) in enumerate(zip(a["norms"], b["norms"])):
+                    ra, rb = na > measures.REPRESENTED, nb > measures.REPRESENTED
+                    if ra != rb:
+                        found.append({**where, "feature": i, "kind": "switches on" if rb else "switches off",
+                                      "norm": [na, nb]})
+                    elif ra and abs(a["D"][i] - b["D"][i]) > d_jump:
+                        found.append({**where, "feature": i, "kind": "dimensionality jumps",
+                                      "D": [a["D"][i], b["D"][i]]})
+                if a["geometry"] != b["geometry"]:
+                    found.append({**where, "feature": None, "kind": "geometry changes",
+                                  "geometry": [a["geometry"], b["geometry"]]})
+    return found
+
+
 # ---- backends ----
 
 def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int):
@@ -475,7 +502,6 @@ def run_sweep(
             bar.close()
     records = collect(out, points)
     write_csv(out / "results.csv", [r["row"] for r in records])
-    from monosemantic.experiments.phase import transitions
 
     meta.update(status="complete", trained_groups=len(todo), trained_points=len(missing),
                 elapsed_s=time.perf_counter() - start, compute_s_this_run=compute,
@@ -514,9 +540,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["index"], lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    write_text(path, buf.getvalue())
 
 
 def format_warning(message, category, *args, **kwargs) -> str:  # for the CLI: one plain line

@@ -46,8 +46,8 @@ def result_of(run: ToyRun, cfg: ToyTrainConfig) -> dict:
     }
 
 
-def train_to_dir(cfg: ToyTrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> Path:
-    """Train and write a run directory. A run that diverged is still written (last good weights),
+def train_toy_run(cfg: ToyTrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
+    """Train, write a run directory and return its result. A run that diverged is still written (last good weights),
     then reported as an InputError naming the step."""
     check_new_dir(out, overwrite)  # fail before training, not after
     run = run_config(cfg, progress)
@@ -56,10 +56,10 @@ def train_to_dir(cfg: ToyTrainConfig, out: str | Path, overwrite: bool = False, 
     if run.log.diverged_at is not None:
         raise InputError(f"training stopped: non-finite loss or gradient at step {run.log.diverged_at}; "
                          f"the last good weights are in {path}")
-    return path
+    return result
 
 
-def measure_dir(run_dir: str | Path) -> list[dict]:
+def measure_toy_run(run_dir: str | Path) -> list[dict]:
     """Measures of every kept instance of a toy run directory; writes `measures.json` beside it."""
     config, _, tensors = read_run(run_dir)
     if "W" not in tensors or tensors["W"].ndim != 3:
@@ -101,3 +101,10 @@ def n20m5(steps: int = 10_000, seeds: int = 3, seed: int = 0, progress: bool = F
     """n=20, m=5, I_i = 0.7^i at 1-S = 1 ... 0.001: the linear model keeps 5 features, ReLU more as S grows."""
     sparsity = [1 - d for d in N20M5_DENSITY]
     return {"density": N20M5_DENSITY, **_both_models(20, 5, sparsity, 0.7, steps, seeds, seed, progress)}
+
+
+def demo(quick: bool, progress: bool) -> dict:
+    """The report's toy-model results."""
+    steps, seeds = (2000, 4) if quick else (10_000, 20)
+    return {"steps": steps, "seeds": seeds, "n5m2": n5m2(steps, seeds, progress=progress),
+            "n20m5": n20m5(steps, 1 if quick else 3, progress=progress)}

@@ -1,119 +1,32 @@
-"""The recovery phase transition (issue 7, part 4): when does unfolding find the true support?
+"""The recovery phase transition: when does unfolding find the true support?
 
 n random unit features in m dimensions (Gaussian, the setting of compressed sensing) and non-negative k-sparse
-codes c: is the support of c found again from x = c @ F? Three reference points, all in rho = k / m against
-delta = m / n:
-
-- mutual coherence mu = max_{i != j} |cos(F_i, F_j)| guarantees exact recovery by both OMP and L1 for
-  k < (1 + 1/mu) / 2 (Donoho & Elad 2003, Tropp 2004); the Welch bound mu >= sqrt((n - m) / (m (n - 1))) says how
-  good that guarantee can ever be for n vectors in m dimensions (a worst case over supports: far below where
-  recovery actually fails for random supports);
-- the Donoho-Tanner weak threshold: for random F and a random support, exact L1 minimisation recovers almost every
-  k-sparse code below rho(delta) and almost none above, as m, n -> infinity. Computed here from the statistical
-  dimension of the descent cone (Amelunxen, Lotz, McCoy & Tropp 2014, "Living on the edge", who show it coincides
-  with Donoho-Tanner's curves): a k-sparse non-negative vector in n dims is recovered from m = n psi(k / n)
-  measurements, psi(r) = inf_{tau >= 0} r (1 + tau^2) + (1 - r) E[(g - tau)_+^2], g ~ N(0, 1) (one-sided, the
-  simplex case: off the support the code must stay >= 0); signed codes (the crosspolytope) have 2 E[(g - tau)_+^2];
-- the measured curve: `recovery_curve` draws F and codes and unfolds them.
-
-Trained toy models sit against the Welch bound in `toy_coherence`.
+codes c: is the support of c found again from x = c @ F? The measured curve (`recovery_curve` draws F and codes
+and unfolds them) against the reference points of `monosemantic.bounds`: the coherence guarantee, the Welch bound
+and the Donoho-Tanner curve, in rho = k / m against delta = m / n.
 """
 from __future__ import annotations
 
-import math
+import time
 import warnings
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.special import ndtr
+import torch
 
+from monosemantic.bounds import (coherence, coherence_guarantee, dt_rho, psi, random_coherence, tail_moment, toy_coherence,
+                                 welch_bound)
+from monosemantic.data import random_dictionary
 from monosemantic.errors import InputError
 from monosemantic.progress import track
+from monosemantic.runs import check_new_dir, figure_file, write_run
+from monosemantic.sensing import omp
+from monosemantic.toy.sampler import probabilities
+from monosemantic.toy.train import train_toy
 
 METHODS = ("omp", "l1")
 SUPPORT_REL = 1e-3  # a code entry is on when |c_i| > SUPPORT_REL * max_j |c_j| (true magnitudes are >= max / 2)
 OMP_TOL = 1e-6  # relative residual at which OMP stops
 L1_ALPHA = 1e-7  # lasso penalty for unit-norm x: the basis-pursuit limit (see recovery_curve)
-
-
-# ---------------------------------------------------------------- coherence and the Welch bound
-
-
-def welch_bound(n: int, m: int) -> float:
-    """The least coherence n unit vectors in m dimensions can have: sqrt((n - m) / (m (n - 1))); 0 when n <= m."""
-    if n < 1 or m < 1:
-        raise InputError(f"n and m must be positive, got n={n}, m={m}")
-    return 0.0 if n <= m else math.sqrt((n - m) / (m * (n - 1)))
-
-
-def coherence(F, exclude: np.ndarray | None = None) -> float:
-    """max |cos(F_i, F_j)| over distinct rows of F: [n, d] (non-zero rows); 0 for a single row.
-
-    exclude: optional bool [n, n] of pairs to leave out (e.g. antipodal partners).
-    """
-    F = np.asarray(F, dtype=np.float64)
-    if F.ndim != 2 or F.shape[0] == 0:
-        raise InputError(f"need F: [n, d] with n >= 1, got shape {list(F.shape)}")
-    norms = np.linalg.norm(F, axis=1)
-    if (norms <= 1e-12).any():
-        raise InputError("coherence needs non-zero rows")
-    U = F / norms[:, None]
-    cos = np.abs(U @ U.T)  # [n, n]
-    np.fill_diagonal(cos, 0.0)
-    if exclude is not None:
-        cos[exclude] = 0.0
-    return float(cos.max()) if len(F) > 1 else 0.0
-
-
-def random_coherence(n: int, m: int, draws: int = 50, seed: int = 0) -> float:
-    """Median coherence of n Gaussian random directions in m dims over `draws` draws: what no training gives."""
-    rng = np.random.default_rng(seed)
-    return float(np.median([coherence(rng.standard_normal((n, m))) for _ in range(draws)])) if n > 1 else 0.0
-
-
-def coherence_guarantee(mu: float) -> float:
-    """k below (1 + 1/mu) / 2 guarantees exact recovery by OMP and by L1 (inf for mu = 0)."""
-    if not 0 <= mu <= 1:
-        raise InputError(f"coherence must lie in [0, 1], got {mu}")
-    return math.inf if mu == 0 else (1 + 1 / mu) / 2
-
-
-# ---------------------------------------------------------------- Donoho-Tanner curve (statistical dimension)
-
-
-def _phi(t: float) -> float:
-    return math.exp(-t * t / 2) / math.sqrt(2 * math.pi)
-
-
-def tail_moment(tau: float) -> float:
-    """E[(g - tau)_+^2] for g ~ N(0, 1): (1 + tau^2) Q(tau) - tau phi(tau)."""
-    return (1 + tau * tau) * ndtr(-tau) - tau * _phi(tau)
-
-
-def psi(r: float, signed: bool = False) -> float:
-    """Statistical dimension / n of the L1 descent cone at a vector with r n non-zeros (non-negative unless signed).
-
-    The infimum over tau is where the derivative vanishes: r tau = sides (1 - r) E[(g - tau)_+], a root that
-    bisection finds (left side increasing, right side decreasing in tau).
-    """
-    if not 0 <= r <= 1:
-        raise InputError(f"sparsity fraction r = k/n must lie in [0, 1], got {r}")
-    if r in (0, 1):
-        return float(r)
-    sides = 2 if signed else 1
-    tau = brentq(lambda t: r * t - sides * (1 - r) * (_phi(t) - t * ndtr(-t)), 0.0, 40.0, xtol=1e-14)
-    return r * (1 + tau * tau) + sides * (1 - r) * tail_moment(tau)
-
-
-def dt_rho(delta: float, signed: bool = False) -> float:
-    """Donoho-Tanner weak threshold rho = k/m at delta = m/n (simplex curve; crosspolytope when signed)."""
-    if not 0 < delta <= 1:
-        raise InputError(f"delta = m/n must lie in (0, 1], got {delta}")
-    if delta == 1:
-        return 1.0
-    # psi(r) >= r, so the root r = k/n lies in (0, delta]
-    r = brentq(lambda r: psi(r, signed) - delta, delta * 1e-12, delta, xtol=1e-16, rtol=1e-12)
-    return r / delta
 
 
 # ---------------------------------------------------------------- measured recovery
@@ -188,8 +101,6 @@ def recovery_curve(m: int, n: int, ks, trials: int, method: str = "omp", positiv
     """
     import time
 
-    from monosemantic.data import random_dictionary
-    from monosemantic.sensing import omp
 
     ks = _check(m, n, ks, trials, method)
     rng = np.random.default_rng(seed)
@@ -239,15 +150,11 @@ def curves(omp_m: int | None, l1_m: int | None, ratios, omp_trials: int, l1_tria
     return out
 
 
-def run_to_dir(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, methods=METHODS, seed: int = 0,
-               overwrite: bool = False, progress: bool = False):
+def transition_run(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, methods=METHODS, seed: int = 0,
+                   overwrite: bool = False, progress: bool = False, draw=None):
     """`monosemantic transition`: the curves at one m for n = ratio x m; writes OUT/config.json, OUT/result.json
     (per method and n: ks, success, k50, the Donoho-Tanner k, mu(F), the Welch bound and both coherence
-    guarantees, wall_s) and OUT/transition.png."""
-    import time
-
-    from monosemantic.runs import check_new_dir, figure_file, write_run
-
+    guarantees, wall_s) and, with `draw` (result -> matplotlib figure), OUT/transition.png. Returns the result."""
     out = check_new_dir(out, overwrite)
     if m < 1:
         raise InputError(f"m must be positive, got {m}")
@@ -264,10 +171,10 @@ def run_to_dir(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, method
     wall = time.perf_counter() - t
     config = {"kind": "transition", "m": m, "ratios": [int(r) for r in ratios], "trials": trials,
               "methods": list(methods), "seed": seed}
-    from monosemantic.report.figures.transition import plot
-
-    return write_run(out, config, {**res, "wall_s": wall}, {}, overwrite,
-                     extra_files={"transition.png": figure_file(plot(res))})
+    res = {**res, "wall_s": wall}
+    write_run(out, config, res, {}, overwrite,
+              extra_files={"transition.png": figure_file(draw(res))} if draw else None)
+    return res
 
 
 def support(codes) -> np.ndarray:
@@ -285,29 +192,32 @@ def transition_k(ks, success) -> float | None:
     return None
 
 
-# ---------------------------------------------------------------- trained toy models against the Welch bound
+# ---------------------------------------------------------------- the report's section
+
+# normal mode: OMP at m = 256 (n = 512..4096); exact L1 costs ~0.1-1.7 s per sample at m = 256 (LARS
+# homotopy and LP solvers alike), so its curves use m = 64 with the same deltas m/n
+FULL = dict(omp_m=256, l1_m=64, ratios=(2, 4, 8, 16), omp_trials=100, l1_trials=50, toy_steps=3000)
+QUICK = dict(omp_m=64, l1_m=32, ratios=(2, 8), omp_trials=20, l1_trials=12, toy_steps=300)
+TOYS = ((20, 5), (40, 10), (80, 20))  # (n, m) toy ReLU-output models, uniform importance
+TOY_SPARSITIES = (0.7, 0.9, 0.99)  # 0.7: antipodal pairs (D* = 1/2); sparser: more superposition
 
 
-def toy_coherence(W) -> dict:
-    """Coherence of one toy model's represented columns. W: [m, n] (column i = feature i's direction).
+def toy_models(steps: int, progress: bool) -> list[dict]:
+    out = []
+    for n, m in TOYS:
+        run = train_toy("relu-output", n, m, probabilities(list(TOY_SPARSITIES), n), torch.ones(n), steps=steps,
+                        seeds=1, progress=progress, eval_batch=1024)
+        W = run.model.W.detach()[run.kept]  # [configs, m, n]
+        out += [{"n": n, "S": s, **toy_coherence(W[c])} for c, s in enumerate(TOY_SPARSITIES)]
+    return out
 
-    Represented: norm > measures.REPRESENTED. An antipodal pair (cosine < measures.ANTIPODAL_COS, the geometry
-    label's definition) has |cos| ~ 1 by design, so the coherence is also given with each feature's antipodal
-    partners left out. welch: the bound for n_represented unit vectors in m dims; random: the median coherence of as
-    many random directions (`random_coherence`).
-    """
-    from monosemantic.measures import ANTIPODAL_COS, REPRESENTED
 
-    W = np.asarray(W, dtype=np.float64)
-    m = W.shape[0]
-    keep = np.linalg.norm(W, axis=0) > REPRESENTED
-    cols = W[:, keep].T  # [represented, m]
-    r = len(cols)
-    if r < 2:
-        return {"m": m, "represented": r, "coherence": 0.0, "coherence_no_antipodal": 0.0,
-                "antipodal_pairs": 0, "welch": welch_bound(max(r, 1), m), "random": 0.0}
-    U = cols / np.linalg.norm(cols, axis=1, keepdims=True)
-    anti = (U @ U.T) < ANTIPODAL_COS  # [r, r]
-    return {"m": m, "represented": r, "coherence": coherence(cols),
-            "coherence_no_antipodal": coherence(cols, exclude=anti), "antipodal_pairs": int(anti.sum() // 2),
-            "welch": welch_bound(r, m), "random": random_coherence(r, m)}
+def demo(quick: bool, progress: bool) -> dict:
+    """The report's transition results: recovery curves and toy models' coherence, with their timings."""
+    cfg = QUICK if quick else FULL
+    t = time.perf_counter()
+    found = curves(cfg["omp_m"], cfg["l1_m"], cfg["ratios"], cfg["omp_trials"], cfg["l1_trials"], progress=progress)
+    t_rec = time.perf_counter() - t
+    t = time.perf_counter()
+    toys = toy_models(cfg["toy_steps"], progress)
+    return {"cfg": cfg, "curves": found, "toys": toys, "curves_s": t_rec, "toys_s": time.perf_counter() - t}

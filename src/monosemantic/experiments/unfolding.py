@@ -13,13 +13,17 @@ import numpy as np
 import torch
 
 import monosemantic.recovery as R
-from monosemantic.data import load_data, read_arrays, to_output
+from monosemantic.data import load_data, read_arrays, split, synth_uniform, to_output
 from monosemantic.dictionary import load
 from monosemantic.dictionary.base import DictionaryEstimator
+from monosemantic.config import UnfoldConfig
 from monosemantic.errors import InputError
+from monosemantic.measures import REPRESENTED
 from monosemantic.runs import check_new_dir, write_run
 from monosemantic.sensing import (METHODS as SOLVERS, Unfolding, check_data, check_dictionary, rel_residual,
                                   unfold_info, warn_unconverged)
+from monosemantic.toy.sampler import FeatureSampler, probabilities
+from monosemantic.toy.train import train_toy
 
 METHODS = (*SOLVERS, "sae")
 
@@ -72,11 +76,12 @@ def load_dictionary(path: str | Path):
     return F
 
 
-def unfold_run(data: str | Path, dictionary: str | Path, out: str | Path, method: str = "omp",
-                  tol: float = 1e-6, k: int | None = None, alpha: float = 0.01, positive: bool = False,
-                  overwrite: bool = False, progress: bool = False) -> Path:
-    """Unfold a data file against a dictionary and write OUT: codes.safetensors (CSR indptr, indices, values),
-    result.json (shape, wall_s = compute only, samples_per_s, unconverged count and indices), config.json."""
+def unfold_run(cfg: UnfoldConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
+    """Unfold a data file against a dictionary, write OUT: codes.safetensors (CSR indptr, indices, values),
+    result.json (shape, wall_s = compute only, samples_per_s, unconverged count and indices), config.json.
+    Returns the result."""
+    data, dictionary, method, tol, k, alpha, positive = (cfg.data, cfg.dictionary, cfg.method, cfg.tol, cfg.k,
+                                                          cfg.alpha, cfg.positive)
     out = check_new_dir(out, overwrite)
     if not tol > 0:
         raise InputError(f"tol must be > 0 (it is relative: ||x - D c|| <= tol ||x||), got {tol}")
@@ -99,7 +104,8 @@ def unfold_run(data: str | Path, dictionary: str | Path, out: str | Path, method
     codes = {"indptr": torch.from_numpy(C.indptr.astype(np.int64)),
              "indices": torch.from_numpy(C.indices.astype(np.int64)),
              "values": torch.from_numpy(C.data.astype(np.float32))}
-    return write_run(out, config, result, {"codes": codes}, overwrite)
+    write_run(out, config, result, {"codes": codes}, overwrite)
+    return result
 
 
 # ---------------------------------------------------------------- amortization gap
@@ -154,3 +160,116 @@ def amortization_gap(sae, X, F, codes_true, enc=None) -> dict[str, dict[str, flo
         out["unfold: own decoder"]["unconverged"] = int(len(own.unconverged))
         out["unfold: true dictionary"]["unconverged"] = int(len(true.unconverged))
     return out
+
+
+# ---------------------------------------------------------------- toy models unfolded (the report's section)
+# Toy ReLU-output models (n = 40 features, m = 10 dims, uniform importance) trained at several sparsities; their
+# activations h = W x are unfolded onto W's represented columns. The unfolded codes are the larger model without
+# superposition (its error against the true x and the toy model's output is measured across sparsity), and for
+# pairs of samples the cosine similarity of the raw activations is compared with the Jaccard overlap of the
+# supports: the more superposition, the less the first says about the second.
+
+SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995)
+N, M = 40, 10
+SAMPLES = 4000
+PAIR_SAMPLES = 1500  # every pair among these many samples (~1.1M pairs) is scored
+PLOTTED = 3000  # random pairs drawn in the scatter
+
+
+def toy_unfolding(quick: bool, progress: bool) -> dict:
+    """Per sparsity: the unfolded model's errors, and cosine against overlap over pairs of samples.
+
+    One ReLU-output toy model per sparsity (trained together). Its activations h = W x are unfolded onto W's
+    represented columns (unit norm) by OMP (relative tol 0.05, at most m atoms: the unrepresented features leave
+    a small residual) and by the non-negative lasso (alpha 1e-3); the unfolded model's output is x_hat_i =
+    code_i / ||W_i|| for represented i and 0 for the others. Errors are sum ||x_hat - x||^2 / sum ||x||^2 over
+    the samples, against the true x and against the toy model's own output ReLU(W^T W x + b).
+    """
+    run = train_toy("relu-output", N, M, probabilities(list(SPARSITIES), N), torch.ones(N),
+                    steps=600 if quick else 4000, seeds=1, progress=progress, eval_batch=2048)
+    W_all, b_all = run.model.W.detach()[run.kept], run.model.b.detach()[run.kept]  # [configs, m, n], [configs, n]
+    rng = np.random.default_rng(0)
+    out = {}
+    for c, s in enumerate(SPARSITIES):
+        W, b = W_all[c].double(), b_all[c].double()  # [m, n], [n]
+        norms = W.norm(dim=0)
+        keep = (norms > REPRESENTED).nonzero()[:, 0]
+        x = FeatureSampler(probabilities(s, N), seed=1).sample(SAMPLES)[:, 0, :].double()  # [b, n]
+        x = x[(x[:, keep] != 0).any(1)]  # samples with at least one represented feature on
+        h = (x @ W.T).numpy()  # [b, m]
+        toy_out = torch.relu(x @ W.T @ W + b).numpy()  # [b, n]
+        F = (W[:, keep] / norms[keep]).T.numpy()  # [represented, m]
+        x_np, scale = x.numpy(), norms[keep].numpy()
+        r = dict(represented=int(len(keep)), samples=int(len(x)),
+                 mean_active=float((x_np[:, keep.numpy()] != 0).sum(1).mean()),
+                 toy_err=_rel_err(toy_out, x_np))
+        for method, kw in (("omp", dict(tol=0.05, k=M)), ("l1", dict(alpha=1e-3, positive=True))):
+            u = unfold_info(h, F, method, **kw)
+            x_hat = np.zeros_like(x_np)
+            x_hat[:, keep.numpy()] = u.codes.toarray() / scale  # codes on unit columns -> feature values
+            r[f"{method}_err"] = _rel_err(x_hat, x_np)
+            r[f"{method}_vs_toy"] = _rel_err(x_hat, toy_out, x_np)
+            r[f"{method}_exact_support"] = float(((x_hat != 0) == (x_np != 0))[:, keep.numpy()].all(1).mean())
+            r[f"{method}_unconverged"] = int(len(u.unconverged))
+            if method == "omp":
+                on = u.codes.toarray() != 0  # [b, represented] unfolded supports
+                r["unfold_support_f1"] = R.code_scores(x_np[:, keep.numpy()] * scale, u.codes)["support_f1"]
+        r.update(_pairs(h, on, x_np[:, keep.numpy()] != 0, keep.numpy(), rng))
+        out[str(s)] = r
+    return out
+
+
+def _rel_err(a: np.ndarray, b: np.ndarray, norm_of: np.ndarray | None = None) -> float:
+    """sum ||a - b||^2 / sum ||norm_of||^2 (norm_of defaults to b)."""
+    return float(((a - b) ** 2).sum() / (((b if norm_of is None else norm_of) ** 2).sum()))
+
+
+def _pairs(h: np.ndarray, on: np.ndarray, t_on: np.ndarray, names: np.ndarray, rng) -> dict:
+    """Cosine of h against the Jaccard overlap of supports over every pair of the first PAIR_SAMPLES samples (on:
+    unfolded, t_on: true supports, both [b, represented]); the most striking pair of each kind by the true
+    supports; and PLOTTED random pairs for the scatter."""
+    B = min(len(h), PAIR_SAMPLES)
+    a, b = np.triu_indices(B, k=1)  # every pair once: [pairs]
+    hn = h[:B] / np.linalg.norm(h[:B], axis=1, keepdims=True)
+    cos = (hn @ hn.T)[a, b]
+
+    def jaccard(on):
+        on = on[:B].astype(np.float64)
+        inter = on @ on.T  # [B, B] shared features
+        size = on.sum(1)
+        inter = inter[a, b]
+        return inter, inter / np.maximum(size[a] + size[b] - inter, 1)
+
+    inter, jac = jaccard(on)
+    t_inter, jac_true = jaccard(t_on)
+    examples = []
+    disjoint, shared = np.flatnonzero(t_inter == 0), np.flatnonzero(jac_true >= 0.5)
+    for kind, pool, pick in (("high cosine, no shared feature", disjoint, np.argmax),
+                             ("low cosine, mostly shared", shared, np.argmin)):
+        if len(pool):
+            i = pool[pick(cos[pool])]
+            examples.append({"kind": kind, "cosine": float(cos[i]), "jaccard": float(jac_true[i]),
+                             "features of a": names[t_on[a[i]]].tolist(), "features of b": names[t_on[b[i]]].tolist()})
+    shown = rng.choice(len(cos), min(PLOTTED, len(cos)), replace=False)
+    return dict(pairs=int(len(cos)), correlation=float(np.corrcoef(cos, jac)[0, 1]),
+                correlation_true_supports=float(np.corrcoef(cos, jac_true)[0, 1]),
+                high_cos_no_shared=int(((cos > 0.8) & (t_inter == 0)).sum()),
+                low_cos_mostly_shared=int(((cos < 0.3) & (jac_true >= 0.5)).sum()),
+                examples=examples, cos=cos[shown], jac=jac[shown])
+
+
+def unfolding_speed(quick: bool) -> dict:
+    _, ev = split(synth_uniform(samples=20_000 if quick else 40_000, seed=0), 2000 if quick else 10_000)
+    out = {}
+    for method, kw in (("omp", dict(tol=1e-6)), ("l1", dict(alpha=0.01, positive=True))):
+        t = time.perf_counter()
+        u = unfold_info(ev.X, ev.F, method, **kw)
+        wall = time.perf_counter() - t
+        out[method] = dict(support_f1=R.code_scores(ev.codes, u.codes)["support_f1"], samples_per_s=len(ev.X) / wall,
+                           unconverged=int(len(u.unconverged)))
+    return out
+
+
+def demo(quick: bool, progress: bool) -> dict:
+    """The report's unfolding results: toy models unfolded across sparsity, and the solvers' speed."""
+    return {"toy": toy_unfolding(quick, progress), "speed": unfolding_speed(quick)}

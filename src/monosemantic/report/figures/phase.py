@@ -6,7 +6,8 @@ import math
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-from monosemantic.experiments.phase import BOTH, FRACTIONS, HALF_TOL, LABELS, NEITHER, ONLY_1, ONLY_2, boundary_curves
+from monosemantic.measures import FRACTIONS
+from monosemantic.toy.theory import BOTH, LABELS, NEITHER, ONLY_1, ONLY_2, boundary_curves
 from monosemantic.report.html import plt  # pyplot on the Agg backend
 
 
@@ -57,7 +58,7 @@ def uniform(res: dict):
         a.axhline(y, color="#999", ls="--", lw=0.8)
     if res["half_plateau"]:
         a.axvspan(res["half_plateau"][0], res["half_plateau"][1], color="#55a868", alpha=0.2,
-                  label=f"|D* - 1/2| < {HALF_TOL}")
+                  label=f"|D* - 1/2| < {res['half_tol']}")
         a.legend(fontsize=8)
     a.set_xscale("log"), a.set_xlabel("1/(1-S)"), a.set_ylabel("dimensions per feature D*")
     D = np.asarray(res["D"])  # [levels, n]
@@ -81,59 +82,3 @@ def uniform(res: dict):
     b.set_title("top: features that switch or jump in D_i between neighbouring levels (dotted: a quarter or more)",
                 fontsize=8)
     return fig
-
-
-def phase_section(quick: bool, progress: bool):
-    """The demo's section: the n=2, m=1 diagram against the analytic boundary, the uniform-importance D*
-    curve with its 1/2 plateau, and the transitions; summary keys phase_n2m1_agreement, uniform_half_plateau."""
-    import os
-
-    import monosemantic.experiments.phase as phase
-    from monosemantic.report import Section, figure, table
-
-    workers = 1 if quick else min(2, os.cpu_count() or 1)  # quick: no worker start-up
-    # Sized for the demo's budget (< 45 s on 2 quiet cores): the issue's full settings (20 x 20 at 10k steps;
-    # n=200, m=20 at 10k steps) are `monosemantic phase n2m1` and `phase uniform`. n=100, m=10 at 2,000 steps
-    # shows the 1/2 plateau here (measured: D* 0.517, 0.516 at 1/(1-S) = 3.0, 3.5).
-    grid, steps = (6, 400) if quick else (14, 2000)
-    un, um, ulevels, usteps = (50, 5, 10, 300) if quick else (100, 10, 20, 2000)
-    a = phase.n2m1(grid=grid, steps=steps, workers=workers)
-    u = phase.uniform(n=un, m=um, levels=ulevels, steps=usteps, seeds=1, workers=workers)
-
-    sec = Section("Superposition as a phase change")
-    sec.text(f"n=2, m=1 ReLU-output model, feature 1 of importance 1 and feature 2 of importance r, both of density "
-             f"1-S; {grid} x {grid} points, log-spaced, {steps} steps, each point started from the three ideal "
-             f"layouts (feature 1 alone, feature 2 alone, the antipodal pair; plain random starts often stay in a "
-             f"one-feature minimum inside the superposition phase), lowest loss kept. A point is labelled from its "
-             f"trained W: a feature is kept when its norm exceeds 0.5.")
-    sec.add(figure(n2m1(a)))
-    far = a["agreement_far"]
-    sec.add(table([{"points": grid * grid, "more than one grid step from the boundary": a["far_points"],
-                    "agreement there": far, "agreement on all points": a["agreement_all"],
-                    "transitions found along density": sum(t["feature"] is not None for t in a["transitions"])}]))
-    near = a["near_r1"]
-    sec.text(f"Where the trained diagram departs from the analytic one, and why: the boundary compares three ideal "
-             f"layouts with unit norms, but near r = 1 the optimum is none of them. Along the row nearest r = 1 "
-             f"(r = {near['r']:.2f}) the weaker feature's norm falls gradually as density rises instead of jumping "
-             f"at the triple point 4/7: the antipodal pair shrinks before one feature wins. Departures are points "
-             f"next to the boundary (marked x); {len(a['departures'])} of {grid * grid} here.")
-    sec.add(table([{"density": s, "norm of feature 1": n[0], "norm of feature 2": n[1], "cos": c}
-                   for s, n, c in zip(near["density"], near["norms"], near["cos"])]))
-    sec.text(f"Uniform importance, n={un}, m={um}, feature probability 20^(-k/{ulevels - 1}) (the notebook's grid), "
-             f"{usteps} steps: dimensions per feature D* = m / ||W||_F^2 against 1/(1-S), and every feature's "
-             f"dimensionality D_i with the paper's fractions 1, 3/4, 2/3, 1/2, 2/5, 3/8.")
-    sec.add(figure(uniform(u)))
-    plateau = u["half_plateau"]
-    sec.add(table([{"1/(1-S)": x, "D*": d, "sum of D_i": s} for x, d, s in zip(u["inv_density"], u["dstar"],
-                                                                                 u["sum_D"])]))
-    sec.text(f"The 1/2 plateau (D* within 0.03 of 1/2 on at least two consecutive levels): "
-             f"{'1/(1-S) from %.2f to %.2f' % tuple(plateau) if plateau else 'not found at these settings'}. "
-             f"The notebook's saved run (10k steps) has it from 2.2 to 3.5.", note=True)
-    summary = {
-        "phase_n2m1_agreement": far,
-        "phase_n2m1_grid": grid, "phase_n2m1_steps": steps,
-        "uniform_half_plateau": ({"inv_density": plateau, "sparsity": [1 - 1 / plateau[0], 1 - 1 / plateau[1]]}
-                                 if plateau else None),
-        "uniform_dstar": {"n": un, "m": um, "steps": usteps, "inv_density": u["inv_density"], "dstar": u["dstar"]},
-    }
-    return sec, summary

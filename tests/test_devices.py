@@ -164,14 +164,14 @@ def test_trainer_same_numbers_on_explicit_cpu():
 @pytest.mark.parametrize("kind", ["relu-output", "relu-hidden", "abs"])
 def test_cuda_matches_cpu(kind):
     """Same seed, same data stream (drawn on the CPU) and same start: only float rounding differs, so the kept
-    layouts agree and the losses agree to 2% (bmm sums in another order; 2,000 AdamW steps amplify it a little)."""
+    layouts agree and the losses agree to 2% (bmm sums in another order; 2,000 AdamW steps amplify it a little).
+    The kept start may differ where two starts reach the same layout: its loss and layout are what must agree."""
     n, m = (5, 2) if kind != "abs" else (8, 4)
     sp = [0.0, 0.8, 0.9]
     kw = dict(steps=2000, seeds=4, eval_batch=8192)
     cpu = train_toy(kind, n, m, probabilities(sp, n), importance(n, 0.9), **kw, device="cpu")
     gpu = train_toy(kind, n, m, probabilities(sp, n), importance(n, 0.9), **kw, device="cuda")
-    assert gpu.model.theta.device.type == "cuda" if kind != "abs" else gpu.model.W1.is_cuda
-    assert cpu.kept == gpu.kept
+    assert next(gpu.model.parameters()).is_cuda
     np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=0.02)
     Wc, Wg = kept_tensors(cpu)["W"], kept_tensors(gpu)["W"]
     assert measures.represented(Wc).tolist() == measures.represented(Wg).tolist()

@@ -109,7 +109,7 @@ class TiedToyModel(nn.Module):
         return [self.grad]
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"W": self.W.detach().clone(), "b": self.b.detach().clone()}
+        return {"W": self.W.clone(), "b": self.b.clone()}
 
     @torch.no_grad()
     def load(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -239,10 +239,6 @@ class TiedToyModel(nn.Module):
             for j in range(m):  # the W in h = W x
                 torch.sum(torch.mul(xT, dhT[:, j : j + 1], out=tmp), dim=2, out=g)
                 grad[:, j] += g
-
-
-def device_of(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 def batch_buffer(model, batch: int) -> torch.Tensor:

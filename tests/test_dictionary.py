@@ -365,3 +365,28 @@ def test_saelens_opens_our_saved_saes_with_identical_codes(small, tmp_path):
     assert out.returncode == 0, out.stderr[-1000:]
     for arch, codes in ours.items():
         np.testing.assert_allclose(np.load(tmp_path / f"{arch}.npy"), codes, atol=1e-5, err_msg=arch)
+
+
+def test_registry_lists_the_architectures_and_refuses_unknown_ones(small):
+    assert list(archs.ARCHS) == ["relu", "topk", "batchtopk", "jumprelu"]
+    assert all(archs.get(name).name == name for name in archs.ARCHS)
+    assert [archs.from_saelens(a.saelens) for a in archs.ARCHS.values()] == list(archs.ARCHS.values())
+    msg = "unknown architecture 'gated' (one of relu, topk, batchtopk, jumprelu)"
+    with pytest.raises(InputError) as e:
+        archs.get("gated")
+    assert str(e.value) == msg
+    with pytest.raises(InputError) as e:
+        SparseAutoencoder("gated").fit(small[0].X)
+    assert str(e.value) == msg
+
+
+def test_no_architecture_switches_outside_the_registry():
+    """Adding an architecture is a module in dictionary/archs/ and a line in ARCHS: nothing else tests names."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).parent.parent / "src/monosemantic"
+    files = [*(src / "dictionary").glob("*.py"), src / "experiments/unfolding.py"]
+    switch = re.compile(r"""\barch\s*(==|!=|(not\s+)?in\b)|==\s*["'](relu|topk|batchtopk|jumprelu)["']""")
+    hits = [f"{f.name}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1) if switch.search(line)]
+    assert not hits, hits

@@ -12,6 +12,7 @@ from monosemantic.errors import InputError
 import monosemantic.recovery as R
 from monosemantic.data import Data, save_data, synth_uniform
 from monosemantic.dictionary import SparseAutoencoder
+import monosemantic.experiments.unfolding as U
 from monosemantic.sensing import omp, unfold, unfold_info
 
 from test_cli import run
@@ -92,9 +93,9 @@ def test_torch_output(small):
 
 def test_sae_method_uses_the_encoder_and_omp_uses_the_decoder(small):
     sae = SparseAutoencoder(arch="topk", n_latents=128, k=3, samples=2048, batch=256, seed=0).fit(small.X)
-    enc = unfold(small.X[:50], sae, method="sae")
+    enc = U.unfold_codes(small.X[:50], sae, method="sae")
     assert (enc.toarray() == sae.transform(small.X[:50]).toarray()).all()
-    u = unfold_info(small.X[:50], sae, method="omp", tol=1e-3)
+    u = U.unfold_with(small.X[:50], sae, method="omp", tol=1e-3)
     X_hat = u.codes @ sae.components_ + sae.mean_
     assert np.linalg.norm(X_hat - small.X[:50], axis=1).max() <= 1e-3 * np.linalg.norm(small.X[:50], axis=1).max() + 1e-6
     # and per sample: the stop rule is relative to each sample's own norm after the decoder bias is subtracted
@@ -113,11 +114,16 @@ def test_sae_method_uses_the_encoder_and_omp_uses_the_decoder(small):
     (np.ones((4, 6)), np.full((6, 6), np.nan), {}, "NaN"),
     (np.ones((4, 6)), np.eye(6), {"k": 0}, "k (atoms"),
     (np.ones((4, 6)), np.eye(6), {"method": "lasso"}, "method must be"),
-    (np.ones((4, 6)), np.eye(6), {"method": "sae"}, "needs a saved dictionary"),
+    (np.ones((4, 6)), np.eye(6), {"method": "sae"}, "method must be"),  # sensing takes matrices only
 ])
 def test_bad_input(X, F, kw, words):
     with pytest.raises(InputError, match=words if words != "k (atoms" else r"k \(atoms"):
         unfold(X, F, **kw)
+
+
+def test_sae_method_needs_an_estimator():
+    with pytest.raises(InputError, match="needs a saved dictionary"):
+        U.unfold_codes(np.ones((4, 6)), np.eye(6), method="sae")
 
 
 def test_cli_writes_csr_codes_and_result(tmp_path, capsys, small):
@@ -243,7 +249,7 @@ def trained_saes():
 
 
 def test_amortization_gap(trained_saes):
-    from monosemantic.sensing import amortization_gap
+    from monosemantic.experiments.unfolding import amortization_gap
 
     data, saes = trained_saes
     X, codes = data.X[10_000:], data.codes[10_000:]
@@ -291,9 +297,9 @@ def test_unfold_to_dir_in_blocks_gives_the_same_codes(tmp_path, small, monkeypat
     save_data(tmp_path / "d.npz", small)
     monkeypatch.setattr(S, "CHUNK", 16)  # blocks of 256 samples: 600 samples make three
     for method in ("omp", "l1"):
-        a = S.unfold_to_dir(tmp_path / "d.npz", tmp_path / "d.npz", tmp_path / f"a{method}", method, tol=1e-3, k=2)
-        b = S.unfold_to_dir(tmp_path / "d.npz", tmp_path / "d.npz", tmp_path / f"b{method}", method, tol=1e-3, k=2,
-                            progress=True)
+        a = U.unfold_run(tmp_path / "d.npz", tmp_path / "d.npz", tmp_path / f"a{method}", method, tol=1e-3, k=2)
+        b = U.unfold_run(tmp_path / "d.npz", tmp_path / "d.npz", tmp_path / f"b{method}", method, tol=1e-3, k=2,
+                         progress=True)
         ra, rb = (json.loads((p / "result.json").read_text()) for p in (a, b))
         assert ra["unconverged_indices"] == rb["unconverged_indices"] and ra["nnz"] == rb["nnz"]
         if method == "omp":

@@ -117,7 +117,7 @@ def amortization_gap(sae, X, F, codes_true, enc=None) -> dict[str, dict[str, flo
     """An SAE's encoder against unfolding, on data with known features F: [n_features, d] and codes_true.
 
     Three codes of the same samples X: the encoder's; the best codes for the SAE's own decoder under the SAE's
-    own objective; the same solver on the true dictionary. ReLU+L1 SAEs minimise, per sample,
+    own objective (`sae.own_solver`); the same solver on the true dictionary. ReLU+L1 SAEs minimise, per sample,
     ||x - b_dec - sum_i c_i D_i||^2 + l1 sum_i c_i ||D_i|| over c >= 0, which is exactly `lasso` on the unit
     decoder rows with alpha = l1 / 2, positive: its optimum is computed, not approximated. TopK SAEs minimise
     the squared error over codes with at most k atoms: OMP with k atoms (greedy, signed) stands in for it.
@@ -136,12 +136,7 @@ def amortization_gap(sae, X, F, codes_true, enc=None) -> dict[str, dict[str, flo
     F = np.asarray(F, dtype=np.float64)
     A, mean = atoms_of(sae)
     enc = sae.transform(X) if enc is None else enc
-    if sae.arch == "relu":
-        method, kw = "l1", dict(alpha=sae._penalty / 2, positive=True)
-        alpha = kw["alpha"]
-    else:
-        k = sae.k if sae.arch == "topk" else max(1, round(R.l0(enc)))
-        method, kw, alpha = "omp", dict(k=k, tol=1e-9), 0.0
+    method, kw, alpha = sae.own_solver(enc)
     own = unfold_info(X, A, method, offset=mean, **kw)
     true = unfold_info(X, F, method, **kw)
     exact = unfold_info(X, F, "omp", tol=1e-6)

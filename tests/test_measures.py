@@ -54,3 +54,24 @@ def test_summarize_is_json_ready():
     rows = measures.summarize(_polygon(5), privileged=True)
     assert rows[0]["represented_features"] == 5 and len(rows[0]["neuron_top_share"]) == 2
     assert json.loads(json.dumps(rows)) == rows
+
+
+def test_superposition_counts_represented_features_only():
+    # n=5, m=2 at S=0: two features on their own axes, three dropped near zero. No superposition at all, but
+    # a near-zero column's unit direction is noise: over all five features the mean was 0.6.
+    W = torch.tensor([[[1.0, 0, 0.01, 0.02, 0.0], [0, 1.0, 0.01, 0.0, 0.03]]])
+    assert measures.superposition(W)[0].mean() > 0.55  # what the old mean counted
+    assert measures.mean_superposition(W)[0] < 1e-3
+    row = measures.summarize(W, privileged=False)[0]
+    assert row["superposition"][2:] == [None, None, None] and row["superposition"][0] < 1e-3
+    assert row["mean_superposition"] < 1e-3 and row["represented_features"] == 2
+    none = measures.summarize(torch.zeros(1, 2, 3), privileged=False)[0]
+    assert none["mean_superposition"] is None and none["superposition"] == [None] * 3
+
+
+def test_dims_per_feature_counts_live_neurons_only():
+    # three neurons, one dead (its row zeroed, as used_weights does): two features on two live neurons
+    W = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]])
+    assert measures.live_neurons(W).tolist() == [[True, True, False]]
+    assert measures.dims_per_feature(W).tolist() == [1.0]  # 2 live / 2, not 3 / 2
+    assert measures.summarize(W, privileged=True)[0]["live_neurons"] == 2

@@ -17,7 +17,7 @@ from monosemantic.config import (EffectiveSizeConfig, FeaturesConfig, L1SweepCon
                                  ToyTrainConfig, UnfoldConfig, default, validate)
 from monosemantic.data import synth
 from monosemantic.errors import InputError
-from monosemantic.experiments.phase import n2m1_spec, uniform_spec
+from monosemantic.experiments.phase import MIN_PLATEAU_LEVELS, n2m1_spec, uniform_spec
 from monosemantic.experiments.transition import transition_run
 
 
@@ -111,10 +111,10 @@ def toy_measure(run_dir: Path = typer.Argument(..., help="A toy run directory.")
     for col in ("instance", "sparsity", "represented", "D*", "mean superposition", "geometry", "mono neurons"):
         t.add_column(col)
     for i, r in enumerate(rows):
-        sup = sum(r["superposition"]) / len(r["superposition"])
+        sup = r["mean_superposition"]
         mono = f"{r['monosemantic_neurons']}/{len(r['neuron_top_share'])}" if "neuron_top_share" in r else "-"
         t.add_row(str(i), str(r["sparsity"]), str(r["represented_features"]), f"{r['dims_per_feature']:.3f}",
-                  f"{sup:.3f}", r["geometry"]["label"], mono)
+                  "-" if sup is None else f"{sup:.3f}", r["geometry"]["label"], mono)
     Console().print(t)
     typer.echo(str(Path(run_dir) / "measures.json"))
 
@@ -284,11 +284,11 @@ def phase_uniform(
     progress: bool = PROGRESS,
 ) -> None:
     """Uniform importance: D* against 1/(1-S) with its 1/2 plateau, and D_i; writes OUT/diagram/uniform.png."""
-    if levels < 2:
-        raise InputError(f"--levels must be at least 2, got {levels}")
+    if levels < MIN_PLATEAU_LEVELS:  # before training: a shorter grid cannot show a plateau
+        raise InputError(f"--levels must be at least {MIN_PLATEAU_LEVELS} to show a plateau, got {levels}")
     spec = uniform_spec(n, m, levels, steps, seeds, seed, max_group_points=max(1, -(-levels // 2)))
     res = _phase_run("uniform", spec, out, backend, workers, ray_address, progress)
-    _say(f"D* within 0.03 of 1/2 at 1/(1-S) = {[round(x, 2) for x in res['half_levels']]}; "
+    _say(f"D* within 0.03 of 1/2 at 1/(1-S) = {[round(x, 2) for x in res['half_levels']]}; 1/2 "
          f"plateau {res['half_plateau']}")
     typer.echo(str(out / "diagram"))
 

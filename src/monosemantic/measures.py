@@ -35,9 +35,16 @@ def _overlaps(W: torch.Tensor) -> torch.Tensor:
 
 
 def superposition(W: torch.Tensor) -> torch.Tensor:
-    """sum_{j != i} (W_hat_i . W_j)^2: [instances, n]."""
+    """sum_{j != i} (W_hat_i . W_j)^2: [instances, n]. Meaningful for represented features only: the direction
+    of a near-zero column is noise (`mean_superposition` and `summarize` drop the others)."""
     ov = _overlaps(W)
     return ov.sum(dim=2) - ov.diagonal(dim1=1, dim2=2)
+
+
+def mean_superposition(W: torch.Tensor) -> torch.Tensor:
+    """Superposition averaged over the represented features: [instances]; NaN where none is represented."""
+    rep = represented(W)
+    return torch.where(rep, superposition(W), torch.zeros(())).sum(1) / rep.sum(1)
 
 
 def feature_dimensionality(W: torch.Tensor) -> torch.Tensor:
@@ -47,9 +54,15 @@ def feature_dimensionality(W: torch.Tensor) -> torch.Tensor:
     return torch.where(norms2 > _EPS, D, torch.zeros_like(D))
 
 
+def live_neurons(W: torch.Tensor) -> torch.Tensor:
+    """Bool [instances, m]: the neurons whose row of W is not all zero (`used_weights` zeroes the dead ones)."""
+    return (W != 0).any(dim=2)
+
+
 def dims_per_feature(W: torch.Tensor) -> torch.Tensor:
-    """D* = m / ||W||_F^2: [instances]."""
-    return W.shape[1] / (W**2).sum(dim=(1, 2)).clamp_min(_EPS)
+    """D* = m_live / ||W||_F^2: [instances], m_live counting the live neurons only (a dead neuron stores nothing;
+    zero its row with `used_weights` first). Without dead neurons this is the paper's m / ||W||_F^2."""
+    return live_neurons(W).sum(1) / (W**2).sum(dim=(1, 2)).clamp_min(_EPS)
 
 
 def neuron_top_share(W: torch.Tensor) -> torch.Tensor:
@@ -105,14 +118,17 @@ def geometry(W_k: torch.Tensor) -> dict:
 def summarize(W: torch.Tensor, privileged: bool) -> list[dict]:
     """Every measure, per instance, as JSON-ready dicts (the content of `measures.json`)."""
     norms, sup, D = feature_norms(W), superposition(W), feature_dimensionality(W)
-    dstar = dims_per_feature(W)
+    rep, mean_sup = represented(W), mean_superposition(W)
+    dstar, live = dims_per_feature(W), live_neurons(W).sum(1)
     out = []
     for k in range(W.shape[0]):
         rec = {
-            "represented_features": int(represented(W[k : k + 1]).sum()),
-            "dims_per_feature": float(dstar[k]),
+            "represented_features": int(rep[k].sum()),
+            "dims_per_feature": float(dstar[k]),  # over live neurons
+            "live_neurons": int(live[k]),
             "feature_norm": norms[k].tolist(),
-            "superposition": sup[k].tolist(),
+            "superposition": [float(v) if r else None for v, r in zip(sup[k].tolist(), rep[k].tolist())],
+            "mean_superposition": None if rep[k].sum() == 0 else float(mean_sup[k]),
             "feature_dimensionality": D[k].tolist(),
             "geometry": geometry(W[k]),
         }

@@ -16,15 +16,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from monosemantic.errors import InputError
 import monosemantic.measures as measures
 from monosemantic.runs import figure_file, read_run, write_run
 from monosemantic.measures import FRACTIONS
-from monosemantic.toy.theory import (BOTH, LABELS, NEITHER, ONLY_1, ONLY_2, analytic_labels, boundary_curves,
+from monosemantic.toy.theory import (BOTH, LABELS, NEITHER, ONLY_1, ONLY_2, SHARED, analytic_labels, boundary_curves,
                                      ideal_losses, n2m1_labels)
 from monosemantic.experiments.sweeps import (SweepSpec, axes, parse_spec, point_dir, record, records_of, run_sweep,
                                             train_spec, transitions)
 
-HALF_TOL = 0.03  # "D* within 0.03 of 1/2" on consecutive levels
+HALF_TOL = 0.03  # the 1/2 plateau's mean D* lies within 0.03 of 1/2
+PLATEAU_FLATNESS = 0.25  # a plateau's slope is under a quarter of the slope on either side
+MIN_PLATEAU_LEVELS = 5
 
 
 # ---- n = 2, m = 1 ----
@@ -118,15 +121,35 @@ def uniform_spec(n: int = 200, m: int = 20, levels: int = 20, steps: int = 10_00
     })
 
 
-def half_plateau(inv_density: list[float], dstar: list[float], tol: float = HALF_TOL, min_levels: int = 2):
-    """[first, last] 1/(1-S) of the longest run of consecutive levels with |D* - 1/2| < tol, if it has at
-    least `min_levels` levels; else None."""
-    best, run = None, []
-    for x, d in zip(inv_density, dstar):
-        run = run + [x] if abs(d - 0.5) < tol else []
-        if len(run) >= min_levels and (best is None or len(run) > len(best)):
-            best = list(run)
-    return [best[0], best[-1]] if best else None
+def plateaus(inv_density: list[float], dstar: list[float], flatness: float = PLATEAU_FLATNESS) -> list[list[int]]:
+    """Every plateau of D* against log 1/(1-S), as [first, last] level indices.
+
+    A plateau is a run of at least three levels with levels outside it on both sides, whose slope (end to end,
+    against log 1/(1-S)) is under `flatness` times the mean slope on either side of it (from the grid's first
+    level to the run's first, and from the run's last to the grid's last). A smooth fall has no such run: its
+    slope would have to dip below both flanks. Raises InputError on fewer than MIN_PLATEAU_LEVELS levels.
+    """
+    if len(inv_density) < MIN_PLATEAU_LEVELS or len(dstar) != len(inv_density):
+        raise InputError(f"a plateau needs a grid of at least {MIN_PLATEAU_LEVELS} sparsity levels "
+                         f"(a flank, three plateau levels, a flank), got {len(inv_density)}")
+    x, d = np.log(np.asarray(inv_density, float)), np.asarray(dstar, float)
+
+    def slope(a, b):
+        return abs(d[b] - d[a]) / max(abs(x[b] - x[a]), 1e-12)
+
+    last = len(x) - 1
+    return [[a, b] for a in range(1, last) for b in range(a + 2, last)
+            if slope(a, b) < flatness * min(slope(0, a), slope(b, last))]
+
+
+def half_plateau(inv_density: list[float], dstar: list[float], tol: float = HALF_TOL):
+    """[first, last] 1/(1-S) of the longest plateau (`plateaus`) whose mean D* lies within tol of 1/2;
+    None when there is none."""
+    runs = [(a, b) for a, b in plateaus(inv_density, dstar) if abs(np.mean(dstar[a:b + 1]) - 0.5) < tol]
+    if not runs:
+        return None
+    a, b = max(runs, key=lambda r: (r[1] - r[0], -abs(dstar[r[1]] - dstar[r[0]])))
+    return [inv_density[a], inv_density[b]]
 
 
 def uniform_analyse(density: list[float], W: torch.Tensor) -> dict:
@@ -137,6 +160,7 @@ def uniform_analyse(density: list[float], W: torch.Tensor) -> dict:
     return {"density": list(density), "inv_density": inv, "dstar": dstar,
             "sum_D": D.sum(1).tolist(),  # = m when every hidden dimension is used
             "D": D.tolist(), "half_plateau": half_plateau(inv, dstar),
+            "plateaus": [[inv[a], inv[b]] for a, b in plateaus(inv, dstar)],
             "half_levels": [x for x, d in zip(inv, dstar) if abs(d - 0.5) < HALF_TOL], "half_tol": HALF_TOL}
 
 

@@ -85,8 +85,9 @@ def _both_models(n, m, sparsity, decay, steps, seeds, seed, progress, batch=1024
     for kind, k in (("relu-output", seeds), ("linear", 1)):
         run = train_toy(kind, n, m, probabilities(sparsity, n), importance(n, decay), steps, batch, k, seed,
                         progress=progress)
-        W = kept_tensors(run)["W"]
-        out[kind] = {"W": W, "loss": run.loss, "wall_s": run.log.wall_s,
+        kept = kept_tensors(run)
+        W = kept["W"]
+        out[kind] = {"W": W, "b": kept["b"], "loss": run.loss, "wall_s": run.log.wall_s,
                      "represented": measures.represented(W).sum(1).tolist(),
                      "geometry": [measures.geometry(w)["label"] for w in W]}
     return out

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 
 from monosemantic.measures import FRACTIONS
-from monosemantic.toy.theory import BOTH, LABELS, NEITHER, ONLY_1, ONLY_2, boundary_curves
+from monosemantic.toy.theory import BOTH, LABELS, NEITHER, ONLY_1, ONLY_2, SHARED, boundary_curves
 from monosemantic.report.html import plt  # pyplot on the Agg backend
 
 
@@ -17,14 +17,14 @@ def n2m1(res: dict):
     r, s = np.asarray(res["r"]), np.asarray(res["density"])
     labels = np.asarray(res["labels"])
     fig, ax = plt.subplots(figsize=(6.4, 5))
-    cmap = ListedColormap(["#bbbbbb", "#4c72b0", "#dd8452", "#55a868"])  # neither, f1, f2, both
+    cmap = ListedColormap(["#bbbbbb", "#4c72b0", "#dd8452", "#55a868", "#8172b2"])  # neither, f1, f2, both, shared
 
     def edges(v):
         lv = np.log(v)
         mid = (lv[1:] + lv[:-1]) / 2
         return np.exp(np.concatenate([[2 * lv[0] - mid[0]], mid, [2 * lv[-1] - mid[-1]]]))
 
-    ax.pcolormesh(edges(r), edges(s), labels.T, cmap=cmap, vmin=-1.5, vmax=2.5, shading="flat")
+    ax.pcolormesh(edges(r), edges(s), labels.T, cmap=cmap, vmin=-1.5, vmax=3.5, shading="flat")
     for rr, ss in boundary_curves(r.min(), r.max()):
         ax.plot(rr, ss, color="black", lw=2)
     dep = res["departures"]
@@ -38,9 +38,9 @@ def n2m1(res: dict):
                    marker="_", color="white", s=60, zorder=3, label="a feature switches (along density)")
     ax.set_xscale("log"), ax.set_yscale("log")
     ax.set_xlabel("relative importance r of feature 2"), ax.set_ylabel("feature density 1 - S")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(4)]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(5)]
     ax.legend(handles + ax.get_legend_handles_labels()[0],
-              [LABELS[k] for k in (NEITHER, ONLY_1, ONLY_2, BOTH)] + ax.get_legend_handles_labels()[1],
+              [LABELS[k] for k in (NEITHER, ONLY_1, ONLY_2, BOTH, SHARED)] + ax.get_legend_handles_labels()[1],
               fontsize=7, loc="lower left", framealpha=0.8)
     agree = res["agreement_far"]
     ax.set_title(f"n=2, m=1: trained (colours) vs analytic boundary (black); agreement away from it "
@@ -58,7 +58,7 @@ def uniform(res: dict):
         a.axhline(y, color="#999", ls="--", lw=0.8)
     if res["half_plateau"]:
         a.axvspan(res["half_plateau"][0], res["half_plateau"][1], color="#55a868", alpha=0.2,
-                  label=f"|D* - 1/2| < {res['half_tol']}")
+                  label=f"1/2 plateau (flatter than 1/4 of both flanks, mean within {res['half_tol']} of 1/2)")
         a.legend(fontsize=8)
     a.set_xscale("log"), a.set_xlabel("1/(1-S)"), a.set_ylabel("dimensions per feature D*")
     D = np.asarray(res["D"])  # [levels, n]

@@ -37,7 +37,8 @@ def section(result: dict):
     plateau = u["half_plateau"]
     sec.add(table([{"1/(1-S)": x, "D*": d, "sum of D_i": s} for x, d, s in zip(u["inv_density"], u["dstar"],
                                                                                  u["sum_D"])]))
-    sec.text(f"The 1/2 plateau (D* within 0.03 of 1/2 on at least two consecutive levels): "
+    sec.text(f"The 1/2 plateau (a run of at least three levels whose D* slope against log 1/(1-S) is under a "
+             f"quarter of the mean slope on either side, with mean D* within 0.03 of 1/2): "
              f"{'1/(1-S) from %.2f to %.2f' % tuple(plateau) if plateau else 'not found at these settings'}. "
              f"The notebook's saved run (10k steps) has it from 2.2 to 3.5.", note=True)
     summary = {

@@ -17,7 +17,7 @@ from monosemantic.config import (EffectiveSizeConfig, FeaturesConfig, L1SweepCon
                                  ToyTrainConfig, UnfoldConfig, default, validate)
 from monosemantic.data import synth
 from monosemantic.errors import InputError
-from monosemantic.experiments.phase import MIN_PLATEAU_LEVELS, n2m1_spec, uniform_spec
+from monosemantic.experiments.phase import MIN_PLATEAU_LEVELS, n2m1_spec, phase_run, uniform_spec
 from monosemantic.experiments.transition import transition_run
 
 
@@ -237,13 +237,13 @@ def sweep_run(
     typer.echo(str(out / "results.csv"))
 
 
-def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, progress: bool) -> dict:
+def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, progress: bool, **kw) -> dict:
     from monosemantic.experiments.phase import phase_run
     from monosemantic.report.figures import phase
 
     _sweep_warnings()
     return phase_run(kind, spec, out, backend, workers, ray_address, progress and sys.stderr.isatty(),
-                     draw=getattr(phase, kind))
+                     draw=getattr(phase, kind), **kw)
 
 
 @phase_app.command("n2m1")
@@ -282,14 +282,19 @@ def phase_uniform(
     ray_address: Optional[str] = RAY_ADDRESS,
     workers: Optional[int] = WORKERS,
     progress: bool = PROGRESS,
+    epsilon: float = opt(phase_run, "eps", help="Features i, j share a tegum factor when |W_hat_i . W_j| > this."),
 ) -> None:
-    """Uniform importance: D* against 1/(1-S) with its 1/2 plateau, and D_i; writes OUT/diagram/uniform.png."""
+    """Uniform importance: D* against 1/(1-S) with its 1/2 plateau, D_i, and the polytopes (tegum factors) at each
+    level; writes OUT/diagram/uniform.png."""
     if levels < MIN_PLATEAU_LEVELS:  # before training: a shorter grid cannot show a plateau
         raise InputError(f"--levels must be at least {MIN_PLATEAU_LEVELS} to show a plateau, got {levels}")
     spec = uniform_spec(n, m, levels, steps, seeds, seed, max_group_points=max(1, -(-levels // 2)))
-    res = _phase_run("uniform", spec, out, backend, workers, ray_address, progress)
+    res = _phase_run("uniform", spec, out, backend, workers, ray_address, progress, eps=epsilon)
     _say(f"D* within 0.03 of 1/2 at 1/(1-S) = {[round(x, 2) for x in res['half_levels']]}; 1/2 "
          f"plateau {res['half_plateau']}")
+    for x, g in zip(res["inv_density"], res["geometry"]):
+        named = "-" if g["on_named_level"] is None else f"{g['on_named_level']:.0%}"
+        _say(f"1/(1-S) = {x:6.2f}: {named} of represented features on a named level; polytopes {g['polytopes']}")
     typer.echo(str(out / "diagram"))
 
 # --- road 1: models without superposition (L1 penalty, Mixture-of-Experts, effective size) ---

@@ -152,8 +152,22 @@ def half_plateau(inv_density: list[float], dstar: list[float], tol: float = HALF
     return [inv_density[a], inv_density[b]]
 
 
-def uniform_analyse(density: list[float], W: torch.Tensor) -> dict:
-    """D* and D_i per level. W: [levels, m, n]."""
+def geometry_by_level(W: torch.Tensor, eps: float = measures.FACTOR_EPS) -> list[dict]:
+    """Per level (W: [levels, m, n]): the fraction of represented features on a named energy level, the
+    polytopes of the tegum factors (counts), and each feature's polytope (None when not represented)."""
+    out = []
+    for w in W:
+        g = measures.geometry_levels(w, eps)
+        poly: list[str | None] = [None] * w.shape[1]
+        for f in g["factors"]:
+            for i in f["features"]:
+                poly[i] = f["polytope"]
+        out.append({"on_named_level": g["on_named_level"], "polytopes": g["polytopes"], "feature_polytope": poly})
+    return out
+
+
+def uniform_analyse(density: list[float], W: torch.Tensor, eps: float = measures.FACTOR_EPS) -> dict:
+    """D* and D_i per level, the plateaus of D*, and the geometry (tegum factors, energy levels). W: [levels, m, n]."""
     dstar = measures.dims_per_feature(W).tolist()
     inv = [1 / d for d in density]
     D = measures.feature_dimensionality(W)
@@ -161,7 +175,8 @@ def uniform_analyse(density: list[float], W: torch.Tensor) -> dict:
             "sum_D": D.sum(1).tolist(),  # = m when every hidden dimension is used
             "D": D.tolist(), "half_plateau": half_plateau(inv, dstar),
             "plateaus": [[inv[a], inv[b]] for a, b in plateaus(inv, dstar)],
-            "half_levels": [x for x, d in zip(inv, dstar) if abs(d - 0.5) < HALF_TOL], "half_tol": HALF_TOL}
+            "half_levels": [x for x, d in zip(inv, dstar) if abs(d - 0.5) < HALF_TOL], "half_tol": HALF_TOL,
+            "geometry": geometry_by_level(W, eps), "epsilon": eps}
 
 
 def uniform(n: int = 200, m: int = 20, levels: int = 20, steps: int = 10_000, seeds: int = 1, seed: int = 0,
@@ -180,10 +195,12 @@ def uniform(n: int = 200, m: int = 20, levels: int = 20, steps: int = 10_000, se
 # ---- as run directories (the CLI): a resumable sweep in OUT/sweep, the analysis in OUT/diagram ----
 
 def phase_run(kind: str, spec: SweepSpec, out: str | Path, backend: str = "local", workers: int | None = None,
-              ray_address: str | None = None, progress: bool = False, draw=None) -> dict:
+              ray_address: str | None = None, progress: bool = False, draw=None,
+              eps: float = measures.FACTOR_EPS) -> dict:
     """kind "n2m1" or "uniform": run (or finish) the sweep, then write OUT/diagram (config.json, result.json,
     diagram.safetensors and, with `draw` (result -> matplotlib figure), KIND.png). Returns the result."""
     out = Path(out)
+    measures.check_epsilon(eps)  # before training
     meta = run_sweep(spec, out / "sweep", backend, workers, ray_address, progress)
     W = torch.cat([read_run(point_dir(out / "sweep", i))[2]["W"] for i in range(meta["points"])])
     if kind == "n2m1":
@@ -191,7 +208,7 @@ def phase_run(kind: str, spec: SweepSpec, out: str | Path, backend: str = "local
         tensors = {"labels": torch.tensor(res["labels"]), "analytic": torch.tensor(res["analytic"]),
                    "norms": torch.tensor(res["norms"])}
     else:
-        res = uniform_analyse(list(spec.grid["density"]), W)
+        res = uniform_analyse(list(spec.grid["density"]), W, eps)
         tensors = {"dstar": torch.tensor(res["dstar"]), "D": torch.tensor(res["D"])}
     res["transitions"] = meta["transitions"]
     res["wall_s"] = meta["wall_s"]

@@ -6,7 +6,10 @@ import math
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-from monosemantic.measures import FRACTIONS
+from monosemantic.measures import FRACTIONS, LEVEL_NAMES, POLYTOPES
+
+POLYTOPE_COLORS = dict(zip(list(POLYTOPES.values()) + ["other"],
+                           ["#4c72b0", "#55a868", "#dd8452", "#8172b2", "#c44e52", "#937860", "#222222"]))
 from monosemantic.toy.theory import BOTH, LABELS, NEITHER, ONLY_1, ONLY_2, SHARED, boundary_curves
 from monosemantic.report.html import plt  # pyplot on the Agg backend
 
@@ -63,12 +66,17 @@ def uniform(res: dict):
     a.set_xscale("log"), a.set_xlabel("1/(1-S)"), a.set_ylabel("dimensions per feature D*")
     D = np.asarray(res["D"])  # [levels, n]
     for i, xi in enumerate(x):
+        poly = res["geometry"][i]["feature_polytope"] if "geometry" in res else [None] * D.shape[1]
+        colors = [POLYTOPE_COLORS.get(p, "#bbbbbb") for p in poly]
         b.scatter(np.full(D.shape[1], xi) * np.exp(np.random.default_rng(i).normal(0, 0.02, D.shape[1])), D[i],
-                  s=4, alpha=0.4, color="#4c72b0")
+                  s=4, alpha=0.5, c=colors)
     for f in FRACTIONS:
         b.axhline(f, color="#999", ls="--", lw=0.7)
-        b.text(x.max() * 1.05, f, {1: "1", 0.75: "3/4", 2 / 3: "2/3", 0.5: "1/2", 0.4: "2/5", 0.375: "3/8",
-                                    0: "0"}[f], fontsize=7, va="center")
+        b.text(x.max() * 1.05, f, LEVEL_NAMES[f], fontsize=7, va="center")
+    b.legend(handles=[plt.Line2D([], [], ls="", marker="o", ms=4, color=c, label=p)
+                      for p, c in POLYTOPE_COLORS.items()] + [plt.Line2D([], [], ls="", marker="o", ms=4,
+                                                                        color="#bbbbbb", label="not represented")],
+             fontsize=6, loc="lower left", title="feature's tegum factor", title_fontsize=6)
     counts: dict[float, int] = {}  # transitions per neighbouring pair of levels, at their geometric midpoint
     for t in res.get("transitions", []):
         if t["feature"] is not None:
@@ -81,4 +89,24 @@ def uniform(res: dict):
     b.set_xscale("log"), b.set_xlabel("1/(1-S)"), b.set_ylabel("feature dimensionality D_i"), b.set_ylim(-0.05, 1.15)
     b.set_title("top: features that switch or jump in D_i between neighbouring levels (dotted: a quarter or more)",
                 fontsize=8)
+    return fig
+
+
+def geometry_levels(res: dict):
+    """Per level of a uniform-importance run: the fraction of represented features on a named energy level
+    (left) and how many features sit in each kind of tegum factor (right)."""
+    x = np.asarray(res["inv_density"])
+    geo = res["geometry"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.4))
+    a.plot(x, [np.nan if g["on_named_level"] is None else g["on_named_level"] for g in geo], "o-", color="#4c72b0")
+    a.set_xscale("log"), a.set_ylim(-0.05, 1.05), a.set_xlabel("1/(1-S)")
+    a.set_ylabel("represented features on a named level")
+    a.set_title("D_i within 0.01 of 1, 3/4, 2/3, 1/2, 2/5, 3/8", fontsize=9)
+    for name, color in POLYTOPE_COLORS.items():
+        counts = [sum(p == name for p in g["feature_polytope"]) for g in geo]
+        if any(counts):
+            b.plot(x, counts, "o-", ms=3, color=color, label=name)
+    b.set_xscale("log"), b.set_xlabel("1/(1-S)"), b.set_ylabel("features in such a factor")
+    b.legend(fontsize=7), b.set_title(f"tegum factors (|W_hat_i . W_j| > {res['epsilon']}) by polytope", fontsize=9)
+    fig.tight_layout()
     return fig

@@ -17,6 +17,8 @@ from monosemantic.config import (EffectiveSizeConfig, FeaturesConfig, L1SweepCon
                                  ToyTrainConfig, UnfoldConfig, default, validate)
 from monosemantic.data import synth
 from monosemantic.errors import InputError
+from monosemantic.experiments.dynamics import dynamics as dynamics_run
+from monosemantic.runs import check_new_dir
 from monosemantic.experiments.phase import MIN_PLATEAU_LEVELS, n2m1_spec, phase_run, uniform_spec
 from monosemantic.experiments.transition import transition_run
 
@@ -76,6 +78,8 @@ def toy_train(
     anticorrelated_sets: int = opt(ToyTrainConfig, "anticorrelated_sets", help="Sets of features never on together (after correlated)."),
     set_size: int = opt(ToyTrainConfig, "set_size", help="Features per (anti-)correlated set."),
     l1: float = opt(ToyTrainConfig, "l1", help="L1 penalty on hidden activations (relu-output, relu-hidden)."),
+    snapshot_every: Optional[int] = opt(ToyTrainConfig, "snapshot_every",
+                                        help="Copy the weights every N steps (and at step 0) into snapshots.safetensors."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
@@ -83,7 +87,9 @@ def toy_train(
 
     Writes OUT/model.safetensors (W: [instances, m, n], b: [instances, n], float32, instance order =
     --sparsity order; the abs model adds W2: [instances, n, m]), OUT/result.json (loss per instance on
-    the fixed eval batch, wall_s, model_steps_per_s) and OUT/config.json.
+    the fixed eval batch, wall_s, model_steps_per_s) and OUT/config.json. With --snapshot-every N,
+    OUT/snapshots.safetensors holds the same tensors with a step axis first (W: [snapshots, instances, m, n])
+    and step: [snapshots].
     """
     from monosemantic.experiments.toy import train_toy_run
 
@@ -91,7 +97,7 @@ def toy_train(
         model=model, n=n, m=m, sparsity=sparsity, importance_decay=importance_decay, importance=importance,
         steps=steps, batch=batch, seeds=seeds, seed=seed, lr=lr, weight_decay=weight_decay, schedule=schedule,
         warmup=warmup, eval_batch=eval_batch, correlated_sets=correlated_sets,
-        anticorrelated_sets=anticorrelated_sets, set_size=set_size, l1=l1))
+        anticorrelated_sets=anticorrelated_sets, set_size=set_size, l1=l1, snapshot_every=snapshot_every))
     res = train_toy_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     _say(f"trained {len(res['loss'])} x {cfg.model} (n={cfg.n}, m={cfg.m}) in {res['wall_s']:.2f}s "
          f"({res['model_steps_per_s']:.0f} model-steps/s); loss {[round(v, 5) for v in res['loss']]}")
@@ -117,6 +123,30 @@ def toy_measure(run_dir: Path = typer.Argument(..., help="A toy run directory.")
                   "-" if sup is None else f"{sup:.3f}", r["geometry"]["label"], mono)
     Console().print(t)
     typer.echo(str(Path(run_dir) / "measures.json"))
+
+
+@toy_app.command("dynamics")
+def toy_dynamics(
+    out: Path = typer.Option(..., help="Run directory to write (must not exist)."),
+    n: int = opt(dynamics_run, "n", help="Features (uniform importance)."),
+    m: int = opt(dynamics_run, "m", help="Hidden dimensions."),
+    density: float = opt(dynamics_run, "density", help="Feature probability 1-S."),
+    steps: int = opt(dynamics_run, "steps", help="Training steps."),
+    snapshot_every: int = opt(dynamics_run, "snapshot_every", help="Copy the weights every N steps."),
+    seeds: int = opt(dynamics_run, "seeds", help="Random starts (lowest eval loss kept)."),
+    seed: int = opt(dynamics_run, "seed", help="Base seed."),
+    progress: bool = PROGRESS,
+) -> None:
+    """Learning dynamics: D_i at every snapshot, jumps between energy levels, and whether the loss drops suddenly
+    when a feature jumps. Writes OUT (snapshots.safetensors: W: [snapshots, 1, m, n], step: [snapshots])."""
+    if not 0 < density <= 1:
+        raise InputError(f"--density must lie in (0, 1], got {density}")
+    check_new_dir(out, False)
+    res = dynamics_run(n, m, density, steps, snapshot_every, seeds, seed, out=out,
+                       progress=progress and sys.stderr.isatty())
+    _say(f"{res['jumps_detected']} jumps detected, {res['jumps_with_sudden_drop']} with a sudden loss drop "
+         f"({len(res['sudden_drops'])} sudden drops; chance of a coincidence {res['chance_of_coincidence']:.0%})")
+    typer.echo(str(out))
 
 
 # ---------------------------------------------------------------- data

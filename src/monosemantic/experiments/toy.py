@@ -15,7 +15,7 @@ import monosemantic.measures as measures
 from monosemantic.config import ToyTrainConfig
 from monosemantic.toy.sampler import importance, probabilities
 from monosemantic.runs import check_new_dir, read_run, write_json, write_run
-from monosemantic.toy.train import ToyRun, kept_tensors, train_toy
+from monosemantic.toy.train import ToyRun, kept_snapshots, kept_tensors, train_toy
 
 
 def run_config(cfg: ToyTrainConfig, progress: bool = False) -> ToyRun:
@@ -23,7 +23,7 @@ def run_config(cfg: ToyTrainConfig, progress: bool = False) -> ToyRun:
     return train_toy(
         cfg.model, cfg.n, cfg.m, probabilities(cfg.sparsity, cfg.n), weight, cfg.steps, cfg.batch, cfg.seeds,
         cfg.seed, cfg.lr, cfg.weight_decay, cfg.schedule, cfg.warmup, cfg.eval_batch, cfg.correlated_sets,
-        cfg.anticorrelated_sets, cfg.set_size, progress=progress, l1=cfg.l1,
+        cfg.anticorrelated_sets, cfg.set_size, progress=progress, l1=cfg.l1, snapshot_every=cfg.snapshot_every or 0,
     )
 
 
@@ -52,7 +52,10 @@ def train_toy_run(cfg: ToyTrainConfig, out: str | Path, overwrite: bool = False,
     check_new_dir(out, overwrite)  # fail before training, not after
     run = run_config(cfg, progress)
     result = result_of(run, cfg)
-    path = write_run(out, {"kind": "toy", **cfg.model_dump()}, result, {"model": kept_tensors(run)}, overwrite)
+    tensors = {"model": kept_tensors(run)}
+    if cfg.snapshot_every:  # W: [snapshots, instances, m, n], b: [snapshots, instances, n], step: [snapshots]
+        tensors["snapshots"] = kept_snapshots(run)
+    path = write_run(out, {"kind": "toy", **cfg.model_dump()}, result, tensors, overwrite)
     if run.log.diverged_at is not None:
         raise InputError(f"training stopped: non-finite loss or gradient at step {run.log.diverged_at}; "
                          f"the last good weights are in {path}")

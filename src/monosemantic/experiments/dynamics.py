@@ -25,7 +25,8 @@ JUMP = 0.1  # a D_i change larger than this within JUMP_STEPS training steps is 
 JUMP_STEPS = 100  # short against a run of thousands of steps, long against a snapshot period
 SUDDEN = 3.0  # a loss drop larger than this times the median drop around it is sudden
 WINDOW = 5  # snapshot intervals on each side that give that median
-EVAL_BATCH = 16384
+EVAL_BATCH = 8192
+SNAPSHOT_CHUNK = 16
 
 
 def find_jumps(D: np.ndarray, steps: list[int], jump: float = JUMP, within: int = JUMP_STEPS) -> list[dict]:
@@ -77,10 +78,13 @@ def analyse(steps: list[int], W: torch.Tensor, b: torch.Tensor, p: torch.Tensor,
     """D_i and the evaluation loss at each snapshot (W: [snapshots, m, n], b: [snapshots, n]), the jumps, the
     sudden drops and how many jumps coincide with one."""
     T, m, n = W.shape
-    model = make_model("relu-output", T, n, m, [0] * T)
-    model.load({"W": W, "b": b})
     x = FeatureSampler(p.expand(1, n), seed=seed + 10_000_019).sample_into(torch.empty(1, EVAL_BATCH, n))
-    loss = loss_per_instance(model, x.expand(T, -1, -1), weight.reshape(1, 1, n).expand(T, 1, n)).numpy()
+    loss = np.empty(T)
+    for s in range(0, T, SNAPSHOT_CHUNK):  # a few snapshots at a time: [chunk, batch, n] stays small
+        e = min(T, s + SNAPSHOT_CHUNK)
+        model = make_model("relu-output", e - s, n, m, [0] * (e - s))
+        model.load({"W": W[s:e], "b": b[s:e]})
+        loss[s:e] = loss_per_instance(model, x.expand(e - s, -1, -1), weight.reshape(1, 1, n).expand(e - s, 1, n))
     D = measures.feature_dimensionality(W).numpy()
     jumps = find_jumps(D, steps)
     drops = sudden_drops(loss)

@@ -17,6 +17,7 @@ from monosemantic.config import (EffectiveSizeConfig, FeaturesConfig, L1SweepCon
                                  ToyTrainConfig, UnfoldConfig, default, validate)
 from monosemantic.data import synth
 from monosemantic.errors import InputError
+from monosemantic.experiments.diagrams import protocols_run
 from monosemantic.experiments.dynamics import dynamics as dynamics_run
 from monosemantic.runs import check_new_dir
 from monosemantic.experiments.phase import MIN_PLATEAU_LEVELS, n2m1_spec, phase_run, uniform_spec
@@ -326,6 +327,27 @@ def phase_uniform(
         named = "-" if g["on_named_level"] is None else f"{g['on_named_level']:.0%}"
         _say(f"1/(1-S) = {x:6.2f}: {named} of represented features on a named level; polytopes {g['polytopes']}")
     typer.echo(str(out / "diagram"))
+
+@phase_app.command("protocols")
+def phase_protocols(
+    out: Path = typer.Option(..., help="Run directory to write (must not exist)."),
+    grid2: int = opt(protocols_run, "grid2", help="Points per axis of the n=2, m=1 diagram."),
+    grid3: int = opt(protocols_run, "grid3", help="Points per axis of the n=3, m=2 diagram."),
+    steps: int = opt(protocols_run, "steps", help="Training steps."),
+    starts: int = opt(protocols_run, "starts", help="Random starts per point (the paper: 10, the worst dropped)."),
+    seed: int = opt(protocols_run, "seed", help="Seed."),
+    progress: bool = PROGRESS,
+) -> None:
+    """Both phase diagrams (n=2, m=1 and n=3, m=2) under the paper's protocol, best of N and candidate starts,
+    with their agreement; writes OUT/result.json, n2m1.png and n3m2.png."""
+    from monosemantic.report.figures.diagrams import label_maps
+
+    res = protocols_run(out, grid2, grid3, steps, starts, seed, progress and sys.stderr.isatty(), draw=label_maps)
+    _say(f"n=2, m=1 agreement with the analytic diagram away from the boundary: "
+         f"{res['n2m1']['agreement_with_analytic_far']}; n=3, m=2 paper protocol = candidate starts at "
+         f"{res['n3m2']['protocol_agreement_far']} of {res['n3m2']['far_points']} points away from a boundary")
+    typer.echo(str(out))
+
 
 # --- road 1: models without superposition (L1 penalty, Mixture-of-Experts, effective size) ---
 road1_app = _app("Road 1: models without superposition, and their cost.")

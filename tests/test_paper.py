@@ -77,3 +77,13 @@ def test_correlated_pairs_are_orthogonal_and_anticorrelated_pairs_antipodal():
     assert abs(cos[0, 1]) < 0.1 and abs(cos[2, 3]) < 0.1  # side by side within a correlated pair
     cos = _pair_cosines(correlated=0, anticorrelated=2)
     assert cos[0, 1] < -0.95 and cos[2, 3] < -0.95  # antipodal within an anti-correlated pair
+
+
+def test_n5m2_at_s08_is_two_digons(n5m2):
+    # the paper's S = 0.8 layout: two antipodal pairs, i.e. two tegum factors of 2 features in 1 dimension,
+    # every represented feature on the 1/2 energy level (D_i within 0.01)
+    g = measures.geometry_levels(n5m2["relu-output"]["W"][1])
+    assert g["polytopes"] == {"digon": 2}
+    assert set(g["levels"].values()) == {"1/2"} and g["on_named_level"] == 1.0
+    # S = 0: two features with a dimension each
+    assert measures.geometry_levels(n5m2["relu-output"]["W"][0])["polytopes"] == {"dedicated (1)": 2}

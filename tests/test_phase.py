@@ -32,13 +32,6 @@ def test_labels_and_distance_from_the_boundary():
     assert far[:, :2].all() and not far[:, 2:].any()
 
 
-def test_half_plateau():
-    x = [1, 2, 3, 4, 5, 6]
-    assert phase.half_plateau(x, [1, 0.7, 0.52, 0.49, 0.45, 0.51]) == [3, 4]
-    assert phase.half_plateau(x, [1, 0.7, 0.52, 0.4, 0.45, 0.51]) is None  # single levels are no plateau
-    assert phase.half_plateau(x, [0.5, 0.5, 0.6, 0.5, 0.5, 0.5]) == [4, 6]  # the longest run
-
-
 def test_transitions_along_an_axis():
     def rec(s, r, norms, D, geometry):
         return {"params": {"density": s, "importance_ratio": r}, "norms": norms, "D": D, "geometry": geometry}
@@ -70,12 +63,13 @@ def test_n2m1_phase_diagram_matches_the_analytic_boundary_away_from_it():
 
 @pytest.mark.slow
 def test_uniform_importance_has_the_half_plateau():
-    # The notebook's grid 20^(-k/19); a level's numbers do not depend on the other levels trained, so
-    # the test trains the slice k = 5..9 (1/(1-S) = 2.2 to 4.1) where the notebook's run has its plateau,
-    # at 2,000 steps instead of 10,000 to keep it to ~15 s (measured at 1,500 steps: 0.501, 0.493 at
-    # 1/(1-S) = 3.0, 3.5; at 3,000 steps on all 20 levels: 0.511, 0.505, 0.495 at 2.6, 3.0, 3.5).
-    res = phase.uniform(n=200, m=20, steps=2000, seeds=1, workers=2, ks=[5, 6, 7, 8, 9])
-    assert res["half_plateau"] is not None  # >= 2 consecutive levels with |D* - 1/2| < 0.03
+    # The notebook's grid 20^(-k/19); a level's numbers do not depend on the other levels trained, so the test
+    # trains five levels: a flank on each side (k = 3, 12: 1/(1-S) = 1.6, 6.6) and k = 6..8 (2.6 to 3.5) where
+    # the notebook's run has its plateau, at 2,000 steps instead of 10,000 (measured on these levels: D* 0.973,
+    # 0.511, 0.505, 0.500, 0.298). The detector needs the plateau's slope under a quarter of both flanks'.
+    res = phase.uniform(n=200, m=20, steps=2000, seeds=1, workers=2, ks=[3, 6, 7, 8, 12])
+    lo, hi = res["half_plateau"]
+    assert lo == pytest.approx(res["inv_density"][1]) and hi == pytest.approx(res["inv_density"][3])
     assert all(abs(s - 20) < 0.5 for s in res["sum_D"])  # the D_i sum to m (within 2.5%)
     assert res["dstar"][0] > res["dstar"][-1]  # D* falls with sparsity
 
@@ -99,5 +93,34 @@ def test_phase_cli_writes_a_diagram_and_resumes(tmp_path, capsys):
     assert e.value.code == 0
     assert read_json(out / "sweep" / "sweep.json")["trained_points"] == 0
     with pytest.raises(SystemExit) as e:
-        main(["phase", "uniform", "--out", str(tmp_path / "u"), "--levels", "1"])
-    assert e.value.code == 2 and "levels" in capsys.readouterr().err
+        main(["phase", "uniform", "--out", str(tmp_path / "u"), "--levels", "4"])
+    assert e.value.code == 2 and "at least 5" in capsys.readouterr().err
+
+
+def test_n2m1_both_label_needs_an_antipodal_pair():
+    # r = 1.39, density 1: both features represented on one shared direction (cos = +1) is no superposition
+    W = torch.tensor([[[0.9, 0.9]], [[0.9, -0.9]], [[0.9, -0.6]]])
+    assert phase.n2m1_labels(W).tolist() == [phase.SHARED, phase.BOTH, phase.BOTH]
+    assert phase.LABELS[phase.SHARED] != phase.LABELS[phase.BOTH]
+
+
+def test_plateau_detector_rejects_a_smooth_fall():
+    x = phase.notebook_densities(20)
+    inv = [1 / d for d in x]
+    # a slow fall linear in log 1/(1-S) through 1/2: consecutive levels within 0.03 of 1/2 (the old test passed it)
+    smooth = [0.7 - 0.2 * np.log(v) / np.log(20) * 2 for v in inv]
+    assert sum(abs(d - 0.5) < 0.03 for d in smooth) >= 2
+    assert phase.half_plateau(inv, smooth) is None and phase.plateaus(inv, smooth) == []
+    # convex and concave falls have no run flatter than both flanks either
+    for f in (lambda v: v ** -0.5, lambda v: 1 - 0.5 * (np.log(v) / np.log(20)) ** 2):
+        assert phase.plateaus(inv, [float(f(v)) for v in inv]) == []
+    # a fall that stops at 1/2 for a while, then falls again, is one
+    step = [1.0, 0.9, 0.8, 0.7, 0.6, 0.52, 0.51, 0.505, 0.5, 0.49, 0.45, 0.4, 0.35, 0.3, 0.27, 0.24, 0.2, 0.18,
+            0.15, 0.13]
+    lo, hi = phase.half_plateau(inv, step)
+    assert inv.index(lo) <= 6 and inv.index(hi) >= 8
+
+
+def test_plateau_needs_five_levels():
+    with pytest.raises(phase.InputError, match="at least 5"):
+        phase.plateaus([1, 2, 3, 4], [1, 0.5, 0.5, 0.3])

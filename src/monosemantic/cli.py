@@ -18,7 +18,10 @@ from monosemantic.config import (EffectiveSizeConfig, FeaturesConfig, L1SweepCon
 from monosemantic.data import synth
 from monosemantic.devices import DEFAULT as DEFAULT_DEVICE
 from monosemantic.errors import InputError
-from monosemantic.experiments.phase import n2m1_spec, uniform_spec
+from monosemantic.experiments.diagrams import protocols_run
+from monosemantic.experiments.dynamics import dynamics as dynamics_run
+from monosemantic.runs import check_new_dir
+from monosemantic.experiments.phase import MIN_PLATEAU_LEVELS, n2m1_spec, phase_run, uniform_spec
 from monosemantic.experiments.transition import transition_run
 
 
@@ -80,6 +83,8 @@ def toy_train(
     set_size: int = opt(ToyTrainConfig, "set_size", help="Features per (anti-)correlated set."),
     l1: float = opt(ToyTrainConfig, "l1", help="L1 penalty on hidden activations (relu-output, relu-hidden)."),
     device: str = opt(ToyTrainConfig, "device", help=DEVICE_HELP),
+    snapshot_every: Optional[int] = opt(ToyTrainConfig, "snapshot_every",
+                                        help="Copy the weights every N steps (and at step 0) into snapshots.safetensors."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
@@ -87,7 +92,9 @@ def toy_train(
 
     Writes OUT/model.safetensors (W: [instances, m, n], b: [instances, n], float32, instance order =
     --sparsity order; the abs model adds W2: [instances, n, m]), OUT/result.json (loss per instance on
-    the fixed eval batch, wall_s, model_steps_per_s) and OUT/config.json.
+    the fixed eval batch, wall_s, model_steps_per_s) and OUT/config.json. With --snapshot-every N,
+    OUT/snapshots.safetensors holds the same tensors with a step axis first (W: [snapshots, instances, m, n])
+    and step: [snapshots].
     """
     from monosemantic.experiments.toy import train_toy_run
 
@@ -95,7 +102,8 @@ def toy_train(
         model=model, n=n, m=m, sparsity=sparsity, importance_decay=importance_decay, importance=importance,
         steps=steps, batch=batch, seeds=seeds, seed=seed, lr=lr, weight_decay=weight_decay, schedule=schedule,
         warmup=warmup, eval_batch=eval_batch, correlated_sets=correlated_sets,
-        anticorrelated_sets=anticorrelated_sets, set_size=set_size, l1=l1, device=device))
+        anticorrelated_sets=anticorrelated_sets, set_size=set_size, l1=l1, device=device,
+        snapshot_every=snapshot_every))
     res = train_toy_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     _say(f"trained {len(res['loss'])} x {cfg.model} (n={cfg.n}, m={cfg.m}) in {res['wall_s']:.2f}s "
          f"({res['model_steps_per_s']:.0f} model-steps/s); loss {[round(v, 5) for v in res['loss']]}")
@@ -115,12 +123,36 @@ def toy_measure(run_dir: Path = typer.Argument(..., help="A toy run directory.")
     for col in ("instance", "sparsity", "represented", "D*", "mean superposition", "geometry", "mono neurons"):
         t.add_column(col)
     for i, r in enumerate(rows):
-        sup = sum(r["superposition"]) / len(r["superposition"])
+        sup = r["mean_superposition"]
         mono = f"{r['monosemantic_neurons']}/{len(r['neuron_top_share'])}" if "neuron_top_share" in r else "-"
         t.add_row(str(i), str(r["sparsity"]), str(r["represented_features"]), f"{r['dims_per_feature']:.3f}",
-                  f"{sup:.3f}", r["geometry"]["label"], mono)
+                  "-" if sup is None else f"{sup:.3f}", r["geometry"]["label"], mono)
     Console().print(t)
     typer.echo(str(Path(run_dir) / "measures.json"))
+
+
+@toy_app.command("dynamics")
+def toy_dynamics(
+    out: Path = typer.Option(..., help="Run directory to write (must not exist)."),
+    n: int = opt(dynamics_run, "n", help="Features (uniform importance)."),
+    m: int = opt(dynamics_run, "m", help="Hidden dimensions."),
+    density: float = opt(dynamics_run, "density", help="Feature probability 1-S."),
+    steps: int = opt(dynamics_run, "steps", help="Training steps."),
+    snapshot_every: int = opt(dynamics_run, "snapshot_every", help="Copy the weights every N steps."),
+    seeds: int = opt(dynamics_run, "seeds", help="Random starts (lowest eval loss kept)."),
+    seed: int = opt(dynamics_run, "seed", help="Base seed."),
+    progress: bool = PROGRESS,
+) -> None:
+    """Learning dynamics: D_i at every snapshot, jumps between energy levels, and whether the loss drops suddenly
+    when a feature jumps. Writes OUT (snapshots.safetensors: W: [snapshots, 1, m, n], step: [snapshots])."""
+    if not 0 < density <= 1:
+        raise InputError(f"--density must lie in (0, 1], got {density}")
+    check_new_dir(out, False)
+    res = dynamics_run(n, m, density, steps, snapshot_every, seeds, seed, out=out,
+                       progress=progress and sys.stderr.isatty())
+    _say(f"{res['jumps_detected']} jumps detected, {res['jumps_with_sudden_drop']} with a sudden loss drop "
+         f"({len(res['sudden_drops'])} sudden drops; chance of a coincidence {res['chance_of_coincidence']:.0%})")
+    typer.echo(str(out))
 
 
 # ---------------------------------------------------------------- data
@@ -242,13 +274,14 @@ def sweep_run(
     typer.echo(str(out / "results.csv"))
 
 
-def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, progress: bool, device: str) -> dict:
+def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, progress: bool, device: str,
+               **kw) -> dict:
     from monosemantic.experiments.phase import phase_run
     from monosemantic.report.figures import phase
 
     _sweep_warnings()
     return phase_run(kind, spec, out, backend, workers, ray_address, progress and sys.stderr.isatty(),
-                     draw=getattr(phase, kind), device=device)
+                     draw=getattr(phase, kind), device=device, **kw)
 
 
 @phase_app.command("n2m1")
@@ -289,15 +322,41 @@ def phase_uniform(
     workers: Optional[int] = WORKERS,
     progress: bool = PROGRESS,
     device: str = DEVICE,
+    epsilon: float = opt(phase_run, "eps", help="Features i, j share a tegum factor when |W_hat_i . W_j| > this."),
 ) -> None:
-    """Uniform importance: D* against 1/(1-S) with its 1/2 plateau, and D_i; writes OUT/diagram/uniform.png."""
-    if levels < 2:
-        raise InputError(f"--levels must be at least 2, got {levels}")
+    """Uniform importance: D* against 1/(1-S) with its 1/2 plateau, D_i, and the polytopes (tegum factors) at each
+    level; writes OUT/diagram/uniform.png."""
+    if levels < MIN_PLATEAU_LEVELS:  # before training: a shorter grid cannot show a plateau
+        raise InputError(f"--levels must be at least {MIN_PLATEAU_LEVELS} to show a plateau, got {levels}")
     spec = uniform_spec(n, m, levels, steps, seeds, seed, max_group_points=max(1, -(-levels // 2)))
-    res = _phase_run("uniform", spec, out, backend, workers, ray_address, progress, device)
-    _say(f"D* within 0.03 of 1/2 at 1/(1-S) = {[round(x, 2) for x in res['half_levels']]}; "
+    res = _phase_run("uniform", spec, out, backend, workers, ray_address, progress, device, eps=epsilon)
+    _say(f"D* within 0.03 of 1/2 at 1/(1-S) = {[round(x, 2) for x in res['half_levels']]}; 1/2 "
          f"plateau {res['half_plateau']}")
+    for x, g in zip(res["inv_density"], res["geometry"]):
+        named = "-" if g["on_named_level"] is None else f"{g['on_named_level']:.0%}"
+        _say(f"1/(1-S) = {x:6.2f}: {named} of represented features on a named level; polytopes {g['polytopes']}")
     typer.echo(str(out / "diagram"))
+
+@phase_app.command("protocols")
+def phase_protocols(
+    out: Path = typer.Option(..., help="Run directory to write (must not exist)."),
+    grid2: int = opt(protocols_run, "grid2", help="Points per axis of the n=2, m=1 diagram."),
+    grid3: int = opt(protocols_run, "grid3", help="Points per axis of the n=3, m=2 diagram."),
+    steps: int = opt(protocols_run, "steps", help="Training steps."),
+    starts: int = opt(protocols_run, "starts", help="Random starts per point (the paper: 10, the worst dropped)."),
+    seed: int = opt(protocols_run, "seed", help="Seed."),
+    progress: bool = PROGRESS,
+) -> None:
+    """Both phase diagrams (n=2, m=1 and n=3, m=2) under the paper's protocol, best of N and candidate starts,
+    with their agreement; writes OUT/result.json, n2m1.png and n3m2.png."""
+    from monosemantic.report.figures.diagrams import label_maps
+
+    res = protocols_run(out, grid2, grid3, steps, starts, seed, progress and sys.stderr.isatty(), draw=label_maps)
+    _say(f"n=2, m=1 agreement with the analytic diagram away from the boundary: "
+         f"{res['n2m1']['agreement_with_analytic_far']}; n=3, m=2 paper protocol = candidate starts at "
+         f"{res['n3m2']['protocol_agreement_far']} of {res['n3m2']['far_points']} points away from a boundary")
+    typer.echo(str(out))
+
 
 # --- road 1: models without superposition (L1 penalty, Mixture-of-Experts, effective size) ---
 road1_app = _app("Road 1: models without superposition, and their cost.")

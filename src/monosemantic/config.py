@@ -83,6 +83,7 @@ class ToyTrainConfig(AdamWConfig):
     set_size: int = Field(default=2, ge=2)
     l1: NonNegativeFloat = 0.0  # penalty l1 * mean_b ||h||_1 on hidden activations (relu-output, relu-hidden)
     device: str = DEFAULT_DEVICE  # cpu | cuda | cuda:N | auto (CUDA when available); checked by devices.resolve
+    snapshot_every: int | None = None  # copy the weights every N steps into snapshots.safetensors (None: never)
 
     _sparsity = field_validator("sparsity")(check_sparsities)
 
@@ -94,6 +95,8 @@ class ToyTrainConfig(AdamWConfig):
             raise ValueError(f"feature sets need {self.set_size} features each; n={self.n} is too small")
         if self.l1 > 0 and self.model not in L1_MODELS:
             raise ValueError(f"l1: the {self.model} model takes no L1 penalty on hidden activations")
+        if self.snapshot_every is not None and not 1 <= self.snapshot_every <= self.steps:
+            raise ValueError(f"the snapshot period must lie in [1, steps={self.steps}], got {self.snapshot_every}")
         return self
 
 

@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from monosemantic.errors import InputError
+
 REPRESENTED = 0.5  # a feature is represented when its norm exceeds this
 MONOSEMANTIC = 0.999  # a neuron is monosemantic when its top feature carries this share of its weight
 ANTIPODAL_COS = -0.95
@@ -16,6 +18,13 @@ ORTHOGONAL_COS = 0.1
 POLYGON_TOL_DEG = 10.0
 FRACTIONS = (1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8, 0)  # the paper's energy levels of D_i (tegum products of simplices and polygons)
 _EPS = 1e-12
+LEVEL_TOL = 0.01  # D_i within this of a level sits on it (2/5 and 3/8 are only 0.025 apart)
+FACTOR_EPS = 0.1  # features i, j interfere (one tegum factor) when |W_hat_i . W_j| exceeds this
+RANK_TOL = 0.1  # a factor's rank counts singular values above this fraction of its largest
+# (features, rank) of a tegum factor -> its polytope; D_i = rank / features for each of its features
+POLYTOPES = {(1, 1): "dedicated (1)", (2, 1): "digon", (3, 2): "triangle", (4, 3): "tetrahedron",
+             (5, 2): "pentagon", (8, 3): "square antiprism"}
+LEVEL_NAMES = {1: "1", 3 / 4: "3/4", 2 / 3: "2/3", 1 / 2: "1/2", 2 / 5: "2/5", 3 / 8: "3/8", 0: "0"}
 
 
 def feature_norms(W: torch.Tensor) -> torch.Tensor:
@@ -35,9 +44,16 @@ def _overlaps(W: torch.Tensor) -> torch.Tensor:
 
 
 def superposition(W: torch.Tensor) -> torch.Tensor:
-    """sum_{j != i} (W_hat_i . W_j)^2: [instances, n]."""
+    """sum_{j != i} (W_hat_i . W_j)^2: [instances, n]. Meaningful for represented features only: the direction
+    of a near-zero column is noise (`mean_superposition` and `summarize` drop the others)."""
     ov = _overlaps(W)
     return ov.sum(dim=2) - ov.diagonal(dim1=1, dim2=2)
+
+
+def mean_superposition(W: torch.Tensor) -> torch.Tensor:
+    """Superposition averaged over the represented features: [instances]; NaN where none is represented."""
+    rep = represented(W)
+    return torch.where(rep, superposition(W), torch.zeros(())).sum(1) / rep.sum(1)
 
 
 def feature_dimensionality(W: torch.Tensor) -> torch.Tensor:
@@ -47,9 +63,15 @@ def feature_dimensionality(W: torch.Tensor) -> torch.Tensor:
     return torch.where(norms2 > _EPS, D, torch.zeros_like(D))
 
 
+def live_neurons(W: torch.Tensor) -> torch.Tensor:
+    """Bool [instances, m]: the neurons whose row of W is not all zero (`used_weights` zeroes the dead ones)."""
+    return (W != 0).any(dim=2)
+
+
 def dims_per_feature(W: torch.Tensor) -> torch.Tensor:
-    """D* = m / ||W||_F^2: [instances]."""
-    return W.shape[1] / (W**2).sum(dim=(1, 2)).clamp_min(_EPS)
+    """D* = m_live / ||W||_F^2: [instances], m_live counting the live neurons only (a dead neuron stores nothing;
+    zero its row with `used_weights` first). Without dead neurons this is the paper's m / ||W||_F^2."""
+    return live_neurons(W).sum(1) / (W**2).sum(dim=(1, 2)).clamp_min(_EPS)
 
 
 def neuron_top_share(W: torch.Tensor) -> torch.Tensor:
@@ -102,17 +124,81 @@ def geometry(W_k: torch.Tensor) -> dict:
     return {"represented": rep, "antipodal_pairs": pairs, "orthogonal": orthogonal, "polygon": polygon, "label": label}
 
 
+def check_epsilon(eps: float) -> None:
+    if not 0 < eps < 1:
+        raise InputError(f"epsilon must lie in (0, 1), got {eps}")
+
+
+def tegum_factors(W_k: torch.Tensor, eps: float = FACTOR_EPS) -> list[list[int]]:
+    """Groups of represented features of one instance W_k: [m, n], each orthogonal to every other group: the
+    connected components of the graph joining i and j when |W_hat_i . W_j| or |W_hat_j . W_i| exceeds eps."""
+    check_epsilon(eps)
+    rep = represented(W_k[None])[0].nonzero().flatten().tolist()
+    proj = (W_k / feature_norms(W_k[None])[0].clamp_min(_EPS)).T @ W_k  # [n, n]: W_hat_i . W_j
+    linked = (proj.abs() > eps) | (proj.abs().T > eps)
+    factors, seen = [], set()
+    for start in rep:
+        if start in seen:
+            continue
+        comp, stack = [], [start]
+        seen.add(start)
+        while stack:
+            i = stack.pop()
+            comp.append(i)
+            for j in rep:
+                if j not in seen and linked[i, j]:
+                    seen.add(j)
+                    stack.append(j)
+        factors.append(sorted(comp))
+    return sorted(factors)
+
+
+def polytope(W_k: torch.Tensor, factor: list[int]) -> tuple[int, str]:
+    """(rank, name) of one tegum factor: the rank of its columns of W_k: [m, n] and the polytope its size and
+    rank name (POLYTOPES), or "other"."""
+    sv = torch.linalg.svdvals(W_k[:, factor].double())
+    rank = int((sv > RANK_TOL * sv.max()).sum())
+    return rank, POLYTOPES.get((len(factor), rank), "other")
+
+
+def energy_level(d: float, tol: float = LEVEL_TOL) -> float | None:
+    """The paper's level (FRACTIONS) nearest to D_i = d if it lies within tol, else None."""
+    level = min(FRACTIONS, key=lambda f: abs(f - d))
+    return level if abs(level - d) <= tol else None
+
+
+def geometry_levels(W_k: torch.Tensor, eps: float = FACTOR_EPS) -> dict:
+    """Geometry of one instance W_k: [m, n] in any dimension: its tegum factors with their polytopes, each
+    represented feature's energy level (None off every level) and the fraction on a named level."""
+    D = feature_dimensionality(W_k[None])[0].tolist()
+    factors = []
+    for f in tegum_factors(W_k, eps):
+        rank, name = polytope(W_k, f)
+        factors.append({"features": f, "rank": rank, "polytope": name})
+    rep = [i for f in factors for i in f["features"]]
+    levels = {i: energy_level(D[i]) for i in rep}
+    counts: dict[str, int] = {}
+    for f in factors:
+        counts[f["polytope"]] = counts.get(f["polytope"], 0) + 1
+    return {"factors": factors, "polytopes": counts,
+            "levels": {str(i): (None if v is None else LEVEL_NAMES[v]) for i, v in sorted(levels.items())},
+            "on_named_level": sum(v is not None for v in levels.values()) / len(rep) if rep else None}
+
+
 def summarize(W: torch.Tensor, privileged: bool) -> list[dict]:
     """Every measure, per instance, as JSON-ready dicts (the content of `measures.json`)."""
     norms, sup, D = feature_norms(W), superposition(W), feature_dimensionality(W)
-    dstar = dims_per_feature(W)
+    rep, mean_sup = represented(W), mean_superposition(W)
+    dstar, live = dims_per_feature(W), live_neurons(W).sum(1)
     out = []
     for k in range(W.shape[0]):
         rec = {
-            "represented_features": int(represented(W[k : k + 1]).sum()),
-            "dims_per_feature": float(dstar[k]),
+            "represented_features": int(rep[k].sum()),
+            "dims_per_feature": float(dstar[k]),  # over live neurons
+            "live_neurons": int(live[k]),
             "feature_norm": norms[k].tolist(),
-            "superposition": sup[k].tolist(),
+            "superposition": [float(v) if r else None for v, r in zip(sup[k].tolist(), rep[k].tolist())],
+            "mean_superposition": None if rep[k].sum() == 0 else float(mean_sup[k]),
             "feature_dimensionality": D[k].tolist(),
             "geometry": geometry(W[k]),
         }

@@ -16,15 +16,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from monosemantic.errors import InputError
 import monosemantic.measures as measures
 from monosemantic.runs import figure_file, read_run, write_run
 from monosemantic.measures import FRACTIONS
-from monosemantic.toy.theory import (BOTH, LABELS, NEITHER, ONLY_1, ONLY_2, analytic_labels, boundary_curves,
+from monosemantic.toy.theory import (BOTH, LABELS, NEITHER, ONLY_1, ONLY_2, SHARED, analytic_labels, boundary_curves,
                                      ideal_losses, n2m1_labels)
 from monosemantic.experiments.sweeps import (SweepSpec, axes, parse_spec, point_dir, record, records_of, run_sweep,
                                             train_spec, transitions)
 
-HALF_TOL = 0.03  # "D* within 0.03 of 1/2" on consecutive levels
+HALF_TOL = 0.03  # the 1/2 plateau's mean D* lies within 0.03 of 1/2
+PLATEAU_FLATNESS = 0.25  # a plateau's slope is under a quarter of the slope on either side
+MIN_PLATEAU_LEVELS = 5
 
 
 # ---- n = 2, m = 1 ----
@@ -118,26 +121,62 @@ def uniform_spec(n: int = 200, m: int = 20, levels: int = 20, steps: int = 10_00
     })
 
 
-def half_plateau(inv_density: list[float], dstar: list[float], tol: float = HALF_TOL, min_levels: int = 2):
-    """[first, last] 1/(1-S) of the longest run of consecutive levels with |D* - 1/2| < tol, if it has at
-    least `min_levels` levels; else None."""
-    best, run = None, []
-    for x, d in zip(inv_density, dstar):
-        run = run + [x] if abs(d - 0.5) < tol else []
-        if len(run) >= min_levels and (best is None or len(run) > len(best)):
-            best = list(run)
-    return [best[0], best[-1]] if best else None
+def plateaus(inv_density: list[float], dstar: list[float], flatness: float = PLATEAU_FLATNESS) -> list[list[int]]:
+    """Every plateau of D* against log 1/(1-S), as [first, last] level indices.
+
+    A plateau is a run of at least three levels with levels outside it on both sides, whose slope (end to end,
+    against log 1/(1-S)) is under `flatness` times the mean slope on either side of it (from the grid's first
+    level to the run's first, and from the run's last to the grid's last). A smooth fall has no such run: its
+    slope would have to dip below both flanks. Raises InputError on fewer than MIN_PLATEAU_LEVELS levels.
+    """
+    if len(inv_density) < MIN_PLATEAU_LEVELS or len(dstar) != len(inv_density):
+        raise InputError(f"a plateau needs a grid of at least {MIN_PLATEAU_LEVELS} sparsity levels "
+                         f"(a flank, three plateau levels, a flank), got {len(inv_density)}")
+    x, d = np.log(np.asarray(inv_density, float)), np.asarray(dstar, float)
+
+    def slope(a, b):
+        return abs(d[b] - d[a]) / max(abs(x[b] - x[a]), 1e-12)
+
+    last = len(x) - 1
+    return [[a, b] for a in range(1, last) for b in range(a + 2, last)
+            if slope(a, b) < flatness * min(slope(0, a), slope(b, last))]
 
 
-def uniform_analyse(density: list[float], W: torch.Tensor) -> dict:
-    """D* and D_i per level. W: [levels, m, n]."""
+def half_plateau(inv_density: list[float], dstar: list[float], tol: float = HALF_TOL):
+    """[first, last] 1/(1-S) of the longest plateau (`plateaus`) whose mean D* lies within tol of 1/2;
+    None when there is none."""
+    runs = [(a, b) for a, b in plateaus(inv_density, dstar) if abs(np.mean(dstar[a:b + 1]) - 0.5) < tol]
+    if not runs:
+        return None
+    a, b = max(runs, key=lambda r: (r[1] - r[0], -abs(dstar[r[1]] - dstar[r[0]])))
+    return [inv_density[a], inv_density[b]]
+
+
+def geometry_by_level(W: torch.Tensor, eps: float = measures.FACTOR_EPS) -> list[dict]:
+    """Per level (W: [levels, m, n]): the fraction of represented features on a named energy level, the
+    polytopes of the tegum factors (counts), and each feature's polytope (None when not represented)."""
+    out = []
+    for w in W:
+        g = measures.geometry_levels(w, eps)
+        poly: list[str | None] = [None] * w.shape[1]
+        for f in g["factors"]:
+            for i in f["features"]:
+                poly[i] = f["polytope"]
+        out.append({"on_named_level": g["on_named_level"], "polytopes": g["polytopes"], "feature_polytope": poly})
+    return out
+
+
+def uniform_analyse(density: list[float], W: torch.Tensor, eps: float = measures.FACTOR_EPS) -> dict:
+    """D* and D_i per level, the plateaus of D*, and the geometry (tegum factors, energy levels). W: [levels, m, n]."""
     dstar = measures.dims_per_feature(W).tolist()
     inv = [1 / d for d in density]
     D = measures.feature_dimensionality(W)
     return {"density": list(density), "inv_density": inv, "dstar": dstar,
             "sum_D": D.sum(1).tolist(),  # = m when every hidden dimension is used
             "D": D.tolist(), "half_plateau": half_plateau(inv, dstar),
-            "half_levels": [x for x, d in zip(inv, dstar) if abs(d - 0.5) < HALF_TOL], "half_tol": HALF_TOL}
+            "plateaus": [[inv[a], inv[b]] for a, b in plateaus(inv, dstar)],
+            "half_levels": [x for x, d in zip(inv, dstar) if abs(d - 0.5) < HALF_TOL], "half_tol": HALF_TOL,
+            "geometry": geometry_by_level(W, eps), "epsilon": eps}
 
 
 def uniform(n: int = 200, m: int = 20, levels: int = 20, steps: int = 10_000, seeds: int = 1, seed: int = 0,
@@ -156,10 +195,12 @@ def uniform(n: int = 200, m: int = 20, levels: int = 20, steps: int = 10_000, se
 # ---- as run directories (the CLI): a resumable sweep in OUT/sweep, the analysis in OUT/diagram ----
 
 def phase_run(kind: str, spec: SweepSpec, out: str | Path, backend: str = "local", workers: int | None = None,
-              ray_address: str | None = None, progress: bool = False, draw=None, device: str = "cpu") -> dict:
+              ray_address: str | None = None, progress: bool = False, draw=None, device: str = "cpu",
+              eps: float = measures.FACTOR_EPS) -> dict:
     """kind "n2m1" or "uniform": run (or finish) the sweep, then write OUT/diagram (config.json, result.json,
     diagram.safetensors and, with `draw` (result -> matplotlib figure), KIND.png). Returns the result."""
     out = Path(out)
+    measures.check_epsilon(eps)  # before training
     meta = run_sweep(spec, out / "sweep", backend, workers, ray_address, progress, device=device)
     W = torch.cat([read_run(point_dir(out / "sweep", i))[2]["W"] for i in range(meta["points"])])
     if kind == "n2m1":
@@ -167,7 +208,7 @@ def phase_run(kind: str, spec: SweepSpec, out: str | Path, backend: str = "local
         tensors = {"labels": torch.tensor(res["labels"]), "analytic": torch.tensor(res["analytic"]),
                    "norms": torch.tensor(res["norms"])}
     else:
-        res = uniform_analyse(list(spec.grid["density"]), W)
+        res = uniform_analyse(list(spec.grid["density"]), W, eps)
         tensors = {"dstar": torch.tensor(res["dstar"]), "D": torch.tensor(res["D"])}
     res["transitions"] = meta["transitions"]
     res["wall_s"] = meta["wall_s"]

@@ -16,7 +16,7 @@ from monosemantic.config import ToyTrainConfig
 from monosemantic.devices import resolve
 from monosemantic.toy.sampler import importance, probabilities
 from monosemantic.runs import check_new_dir, read_run, write_json, write_run
-from monosemantic.toy.train import ToyRun, kept_tensors, train_toy
+from monosemantic.toy.train import ToyRun, kept_snapshots, kept_tensors, train_toy
 
 
 def run_config(cfg: ToyTrainConfig, progress: bool = False) -> ToyRun:
@@ -25,6 +25,7 @@ def run_config(cfg: ToyTrainConfig, progress: bool = False) -> ToyRun:
         cfg.model, cfg.n, cfg.m, probabilities(cfg.sparsity, cfg.n), weight, cfg.steps, cfg.batch, cfg.seeds,
         cfg.seed, cfg.lr, cfg.weight_decay, cfg.schedule, cfg.warmup, cfg.eval_batch, cfg.correlated_sets,
         cfg.anticorrelated_sets, cfg.set_size, progress=progress, l1=cfg.l1, device=cfg.device,
+        snapshot_every=cfg.snapshot_every or 0,
     )
 
 
@@ -54,7 +55,10 @@ def train_toy_run(cfg: ToyTrainConfig, out: str | Path, overwrite: bool = False,
     cfg = cfg.model_copy(update={"device": str(resolve(cfg.device))})  # config.json names the device used
     run = run_config(cfg, progress)
     result = result_of(run, cfg)
-    path = write_run(out, {"kind": "toy", **cfg.model_dump()}, result, {"model": kept_tensors(run)}, overwrite)
+    tensors = {"model": kept_tensors(run)}
+    if cfg.snapshot_every:  # W: [snapshots, instances, m, n], b: [snapshots, instances, n], step: [snapshots]
+        tensors["snapshots"] = kept_snapshots(run)
+    path = write_run(out, {"kind": "toy", **cfg.model_dump()}, result, tensors, overwrite)
     if run.log.diverged_at is not None:
         raise InputError(f"training stopped: non-finite loss or gradient at step {run.log.diverged_at}; "
                          f"the last good weights are in {path}")
@@ -87,8 +91,9 @@ def _both_models(n, m, sparsity, decay, steps, seeds, seed, progress, batch=1024
     for kind, k in (("relu-output", seeds), ("linear", 1)):
         run = train_toy(kind, n, m, probabilities(sparsity, n), importance(n, decay), steps, batch, k, seed,
                         progress=progress)
-        W = kept_tensors(run)["W"]
-        out[kind] = {"W": W, "loss": run.loss, "wall_s": run.log.wall_s,
+        kept = kept_tensors(run)
+        W = kept["W"]
+        out[kind] = {"W": W, "b": kept["b"], "loss": run.loss, "wall_s": run.log.wall_s,
                      "represented": measures.represented(W).sum(1).tolist(),
                      "geometry": [measures.geometry(w)["label"] for w in W]}
     return out

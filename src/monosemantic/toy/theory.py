@@ -10,8 +10,9 @@ import torch
 
 import monosemantic.measures as measures
 
-NEITHER, ONLY_1, ONLY_2, BOTH = -1, 0, 1, 2
-LABELS = {NEITHER: "neither", ONLY_1: "feature 1 only", ONLY_2: "feature 2 only", BOTH: "both (superposition)"}
+NEITHER, ONLY_1, ONLY_2, BOTH, SHARED = -1, 0, 1, 2, 3
+LABELS = {NEITHER: "neither", ONLY_1: "feature 1 only", ONLY_2: "feature 2 only", BOTH: "both (superposition)",
+          SHARED: "both, not antipodal"}
 
 
 def ideal_losses(r, s) -> np.ndarray:
@@ -40,6 +41,9 @@ def boundary_curves(r_lo: float, r_hi: float, num: int = 200) -> list[tuple[np.n
 
 
 def n2m1_labels(W: torch.Tensor) -> np.ndarray:
-    """Label each trained W: [points, 1, 2] by its represented features (norm > 0.5)."""
+    """Label each trained W: [points, 1, 2] by its represented features (norm > 0.5). Two represented features
+    are superposition only as an antipodal pair (cos < -0.95); two on one shared direction are SHARED."""
     rep = measures.represented(W).numpy()
-    return np.where(rep[:, 0] & rep[:, 1], BOTH, np.where(rep[:, 0], ONLY_1, np.where(rep[:, 1], ONLY_2, NEITHER)))
+    antipodal = measures.cosines(W)[:, 0, 1].numpy() < measures.ANTIPODAL_COS
+    both = np.where(antipodal, BOTH, SHARED)
+    return np.where(rep[:, 0] & rep[:, 1], both, np.where(rep[:, 0], ONLY_1, np.where(rep[:, 1], ONLY_2, NEITHER)))

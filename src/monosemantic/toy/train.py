@@ -28,6 +28,8 @@ class TrainLog:
     wall_s: float = 0.0  # compute only: sampling, gradients and updates
     steps_done: int = 0
     diverged_at: int | None = None  # step whose loss or gradient was not finite (weights kept from before it)
+    snapshot_steps: list[int] = field(default_factory=list)  # step 0 (the start), then every snapshot_every steps
+    snapshots: list[dict[str, torch.Tensor]] = field(default_factory=list)  # model.tensors() at those steps
 
 
 def train(
@@ -43,8 +45,11 @@ def train(
     log_every: int = 100,
     progress: bool = False,
     l1: float | torch.Tensor = 0.0,
+    snapshot_every: int = 0,
 ) -> TrainLog:
     """Train `model` in place, on its device. weight: [instances, n] importances. Returns the loss log.
+
+    snapshot_every: with N > 0, copy the weights (`model.tensors()`) at the start and every N steps into the log.
 
     l1: a penalty l1 * mean_b ||h||_1 on the hidden activations, one number or [instances]. The
     logged loss is the reconstruction loss alone.
@@ -58,6 +63,8 @@ def train(
         raise InputError(f"need lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
     if schedule not in SCHEDULES:
         raise InputError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if not 0 <= snapshot_every <= steps:
+        raise InputError(f"the snapshot period must lie in [1, steps={steps}] (0: none), got {snapshot_every}")
     x = batch_buffer(model, batch)
     weight = weight.reshape(model.instances, 1, model.n).to(x)
     l1 = check_l1(model.kind, l1, model.instances)
@@ -65,6 +72,9 @@ def train(
     opt = AdamW(model.params(), lr=lr, weight_decay=weight_decay)
     log = TrainLog()
     bar = Bar(steps, f"training {model.instances} {model.kind} models") if progress else None
+    if snapshot_every:
+        log.snapshot_steps.append(0)
+        log.snapshots.append({k: v.clone() for k, v in model.tensors().items()})
     start = time.perf_counter()
     for step in range(steps):
         sampler.sample_into(x)
@@ -75,6 +85,9 @@ def train(
             break
         opt.step(grads, lr_at(step, steps, lr, schedule, warmup))
         log.steps_done = step + 1
+        if snapshot_every and (step + 1) % snapshot_every == 0:
+            log.snapshot_steps.append(step + 1)
+            log.snapshots.append({k: v.clone() for k, v in model.tensors().items()})
         if (step + 1) % log_every == 0 or step + 1 == steps:
             log.steps.append(step + 1)
             log.loss.append(loss_per_instance(model, x, weight).tolist())
@@ -128,6 +141,7 @@ def train_toy(
     l1: float | torch.Tensor = 0.0,
     model=None,
     device: str | torch.device = "cpu",
+    snapshot_every: int = 0,
 ) -> ToyRun:
     """Train `seeds` instances per configuration and keep, per configuration, the lowest eval loss.
 
@@ -163,7 +177,8 @@ def train_toy(
     sampler_args = dict(signed=kind == "abs", correlated_sets=correlated_sets,
                         anticorrelated_sets=anticorrelated_sets, set_size=set_size)
     sampler = FeatureSampler(p_all, seed=seed, **sampler_args)
-    log = train(model, sampler, w_all, steps, batch, lr, weight_decay, schedule, warmup, progress=progress, l1=l1_all)
+    log = train(model, sampler, w_all, steps, batch, lr, weight_decay, schedule, warmup, progress=progress, l1=l1_all,
+                snapshot_every=snapshot_every)
     t = time.perf_counter()
     x_eval = FeatureSampler(p_all, seed=seed + 10_000_019, **sampler_args).sample_into(
         next(model.parameters()).new_empty(configs * seeds, eval_batch, n))
@@ -183,3 +198,13 @@ def kept_tensors(run: ToyRun) -> dict[str, torch.Tensor]:
     """The kept instances' weights on the CPU, instance order = configuration order."""
     idx = torch.tensor(run.kept)
     return {k: v.cpu()[idx].contiguous() for k, v in run.model.tensors().items()}
+
+
+def kept_snapshots(run: ToyRun) -> dict[str, torch.Tensor]:
+    """The kept instances' weight snapshots with a step axis first (W: [snapshots, configurations, m, n]) and
+    `step: [snapshots]`; empty without snapshots."""
+    if not run.log.snapshots:
+        return {}
+    idx = torch.tensor(run.kept)
+    out = {k: torch.stack([snap[k][idx] for snap in run.log.snapshots]).contiguous() for k in run.log.snapshots[0]}
+    return {**out, "step": torch.tensor(run.log.snapshot_steps)}

@@ -7,6 +7,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
+def _threshold_trend(lam: np.ndarray, thr: np.ndarray) -> str:
+    """The title says what the plotted thresholds do, dips included (NaN: every feature dropped)."""
+    ok = ~np.isnan(thr)
+    dips = [float(l) for l, a, b in zip(lam[ok][1:], thr[ok][:-1], thr[ok][1:]) if b < a]
+    if not dips:
+        return "the threshold rises with lambda"
+    return ("importance threshold against lambda: it dips at lambda = " + ", ".join(f"{v:.3g}" for v in dips))
+
+
 def _num(v) -> float:
     return math.nan if v is None else float(v)
 
@@ -38,7 +47,7 @@ def l1_front(sweep: dict):
     c = b.twinx()
     c.step(lam[pos], np.array(sweep["represented_features"])[pos], where="mid", color="#d62728", alpha=0.6)
     c.set_ylabel("represented features", color="#d62728")
-    b.legend(fontsize=8, loc="upper left"), b.set_title("the threshold rises with lambda", fontsize=10)
+    b.legend(fontsize=8, loc="upper left"), b.set_title(_threshold_trend(lam[pos], thr[pos]), fontsize=10)
     fig.tight_layout()
     return fig
 

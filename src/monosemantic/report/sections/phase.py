@@ -1,7 +1,7 @@
 """The report's phase-change section."""
 from __future__ import annotations
 
-from monosemantic.report.figures.phase import n2m1, uniform
+from monosemantic.report.figures.phase import geometry_levels, n2m1, uniform
 from monosemantic.report.html import Section, figure, table
 
 
@@ -37,10 +37,25 @@ def section(result: dict):
     plateau = u["half_plateau"]
     sec.add(table([{"1/(1-S)": x, "D*": d, "sum of D_i": s} for x, d, s in zip(u["inv_density"], u["dstar"],
                                                                                  u["sum_D"])]))
-    sec.text(f"The 1/2 plateau (D* within 0.03 of 1/2 on at least two consecutive levels): "
+    sec.text(f"The 1/2 plateau (a run of at least three levels whose D* slope against log 1/(1-S) is under a "
+             f"quarter of the mean slope on either side, with mean D* within 0.03 of 1/2): "
              f"{'1/(1-S) from %.2f to %.2f' % tuple(plateau) if plateau else 'not found at these settings'}. "
              f"The notebook's saved run (10k steps) has it from 2.2 to 3.5.", note=True)
+    sec.add("<h3>Geometry in any dimension: tegum factors and energy levels</h3>")
+    sec.text(f"Represented features are grouped into tegum factors, the connected components of the graph joining "
+             f"features with |W_hat_i . W_j| > {u['epsilon']}; each factor's polytope is named from its size and "
+             f"rank (digon 2 in 1, triangle 3 in 2, tetrahedron 4 in 3, pentagon 5 in 2, square antiprism 8 in 3, "
+             f"single features dedicated, anything else 'other'), and each feature sits on an energy level when "
+             f"its D_i is within 0.01 of one. The D_i scatter above is coloured by the feature's factor.")
+    sec.add(figure(geometry_levels(u)))
+    geo_rows = [{"1/(1-S)": round(x, 2), "on a named level": g["on_named_level"],
+                 "polytopes (factors)": ", ".join(f"{k} {v}" for k, v in sorted(g["polytopes"].items()))}
+                for x, g in zip(u["inv_density"], u["geometry"])]
+    sec.add(table(geo_rows))
     summary = {
+        "geometry_levels": {"n": un, "m": um, "steps": usteps, "epsilon": u["epsilon"],
+                            "levels": [{"inv_density": x, "sparsity": 1 - 1 / x, "on_named_level": g["on_named_level"],
+                                        "polytopes": g["polytopes"]} for x, g in zip(u["inv_density"], u["geometry"])]},
         "phase_n2m1_agreement": far,
         "phase_n2m1_grid": grid, "phase_n2m1_steps": steps,
         "uniform_half_plateau": ({"inv_density": plateau, "sparsity": [1 - 1 / plateau[0], 1 - 1 / plateau[1]]}

@@ -22,11 +22,13 @@ def section(result: dict) -> tuple[Section, dict]:
     sec.add("<h3>n=20, m=5, I<sub>i</sub> = 0.7<sup>i</sup>: W<sup>T</sup>W and feature norms</h3>")
     d = b["density"]
     sec.add(figure(wtw_heatmaps([b["linear"]["W"][0]] + list(b["relu-output"]["W"]),
-                                          ["linear, 1-S=1"] + [f"ReLU, 1-S={x}" for x in d])))
+                                ["linear, 1-S=1"] + [f"ReLU, 1-S={x}" for x in d],
+                                [b["linear"]["b"][0]] + list(b["relu-output"]["b"]))))
     sec.add(figure(norm_bars([b["linear"]["W"][0]] + list(b["relu-output"]["W"]),
                                        ["linear, 1-S=1"] + [f"ReLU, 1-S={x}" for x in d])))
-    sec.text("Bars are coloured by superposition, sum over j != i of (W_i_hat . W_j)^2: dark when the feature "
-             "has a dimension of its own, yellow when it shares.", note=True)
+    sec.text("W^T W with the bias b as the column on the right (blue negative, red positive). Bars are "
+             "coloured by superposition, sum over j != i of (W_i_hat . W_j)^2: dark when the feature has a dimension "
+             "of its own, yellow when it shares, grey when it is not represented (norm <= 0.5).", note=True)
     sec.add(table([{"1-S": x, "ReLU represented": r, "linear represented": q, "ReLU loss": lr, "linear loss": ll}
                    for x, r, q, lr, ll in zip(d, b["relu-output"]["represented"], b["linear"]["represented"],
                                               b["relu-output"]["loss"], b["linear"]["loss"])]))

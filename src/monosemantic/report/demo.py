@@ -11,7 +11,7 @@ from pathlib import Path
 from monosemantic.experiments import dictionaries, phase, road1, toy, transition, unfolding
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
-from monosemantic.runs import write_json
+from monosemantic.runs import check_writable_dir, write_json
 
 # (experiment, section) per topic, in report order. Keep each under a minute.
 TOPICS = [(toy.demo, sections.toy.section), (phase.demo, sections.phase.section),
@@ -20,8 +20,7 @@ TOPICS = [(toy.demo, sections.toy.section), (phase.demo, sections.phase.section)
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_dir(out)  # before minutes of training, not after
     start = time.perf_counter()
     results = [run(quick, progress) for run, _ in TOPICS]
     built, summary = [], {}

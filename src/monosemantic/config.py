@@ -70,11 +70,12 @@ class TrainConfig(Strict):
 
 
 def toy_bytes(n: int, m: int, instances: int, batch: int, eval_batch: int, abs_model: bool = False) -> int:
-    """Peak memory of training toy models side by side, estimated: the batch and its 4 intermediates, the eval
-    batch and the forward pass's 2 intermediates (float32), the weights with gradient and AdamW moments."""
+    """Peak memory of training toy models side by side, estimated (float32): a step's batch with its 4
+    intermediates, the eval batch (drawn and run at once) with its 3, their shared uniforms, and the weights
+    with gradient and AdamW moments."""
     width = max(n, m)
-    return 4 * instances * (5 * batch * width + 3 * min(eval_batch, 8192) * width + eval_batch * n
-                            + 8 * (m + 1) * n * (2 if abs_model else 1))
+    return 4 * (instances * (5 * batch * width + 4 * eval_batch * width + 8 * (m + 1) * n * (2 if abs_model else 1))
+                + 2 * (batch + eval_batch) * n)
 
 
 class AdamWConfig(TrainConfig):

@@ -183,12 +183,8 @@ def toy_activations(run_dir: str | Path, instance: int = 0, samples: int = 100_0
 
     from monosemantic.toy.sampler import FeatureSampler, probabilities
     from monosemantic.measures import REPRESENTED
-    from monosemantic.runs import read_run
 
-    config, _, tensors = read_run(run_dir)
-    W = tensors.get("W")
-    if W is None or W.ndim != 3:
-        raise InputError(f"{run_dir}/model.safetensors has no W: [instances, m, n]")
+    config, W = read_toy_run(run_dir)
     if not 0 <= instance < W.shape[0]:
         raise InputError(f"instance must lie in [0, {W.shape[0]}), got {instance}")
     if samples < 1:
@@ -197,10 +193,15 @@ def toy_activations(run_dir: str | Path, instance: int = 0, samples: int = 100_0
     check_memory(4 * samples * W.shape[1] + 2 * 12 * samples * W.shape[2], f"{samples} samples of the toy model",
                  "lower --samples")
     W = W[instance].double()  # [m, n]
-    if not torch.isfinite(W).all():
-        raise InputError(f"{run_dir}/model.safetensors: W has NaN or Inf")
     m, n = W.shape
-    sparsity = config.get("sparsity", [0.0])[instance]
+    sparsity = config.get("sparsity")
+    if not isinstance(sparsity, list):
+        raise InputError(f"{run_dir}/config.json has no sparsity list: give a `toy train` run directory")
+    sparsity = sparsity[instance]
+    for key, low in (("correlated_sets", 0), ("anticorrelated_sets", 0), ("set_size", 2)):
+        v = config.get(key, low)
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise InputError(f"{run_dir}/config.json: {key} must be an integer >= {low}, got {v!r}")
     sampler = FeatureSampler(probabilities(sparsity, n), seed=seed, signed=config.get("model") == "abs",
                              correlated_sets=config.get("correlated_sets", 0),
                              anticorrelated_sets=config.get("anticorrelated_sets", 0),
@@ -220,6 +221,44 @@ def toy_activations(run_dir: str | Path, instance: int = 0, samples: int = 100_0
     codes = sp.vstack(parts, format="csr")
     return Data(X, F, codes, _meta_of(X, codes, kind="toy", run_dir=str(run_dir), instance=instance,
                                       sparsity=sparsity, represented=keep.tolist(), n=n, m=m, seed=seed))
+
+
+def read_toy_run(run_dir: str | Path) -> tuple[dict, torch.Tensor]:
+    """(config, W: [instances, m, n] float32) of a toy run directory, its weights checked against its config.json:
+    the model kind, W's and b's shapes (and the abs model's W2), float32, finite."""
+    from monosemantic.runs import read_run
+
+    config, _, tensors = read_run(run_dir)
+    where = f"{run_dir}/model.safetensors"
+    if not isinstance(config, dict):
+        raise InputError(f"{run_dir}/config.json must be a JSON object")
+    model, n, m = config.get("model"), config.get("n"), config.get("m")
+    if model not in ("linear", "relu-output", "relu-hidden", "abs"):
+        raise InputError(f"{run_dir}/config.json: unknown toy model {model!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (n, m)):
+        raise InputError(f"{run_dir}/config.json: n and m must be positive integers, got n={n!r}, m={m!r}")
+    W = tensors.get("W")
+    if W is None or W.ndim != 3:
+        raise InputError(f"{where} has no W: [instances, m, n]")
+    sparsity = config.get("sparsity")
+    instances = len(sparsity) if isinstance(sparsity, list) else W.shape[0]
+    want = {"W": (instances, m, n), "b": (instances, n)}
+    if model == "abs":
+        want["W2"] = (instances, n, m)
+    for name, shape in want.items():
+        t = tensors.get(name)
+        if t is None:
+            raise InputError(f"{where} has no {name}: {list(shape)} (config.json says a {model} model)")
+        if tuple(t.shape) != shape:
+            raise InputError(f"{where}: {name} has shape {list(t.shape)} but config.json (n={n}, m={m}, "
+                             f"{instances} instances) wants {list(shape)}")
+        if t.dtype != torch.float32:
+            raise InputError(f"{where}: {name} is {t.dtype}, want float32")
+        if not torch.isfinite(t).all():
+            raise InputError(f"{where}: {name} has NaN or Inf")
+    if isinstance(sparsity, list) and not all(isinstance(s, (int, float)) and 0 <= s < 1 for s in sparsity):
+        raise InputError(f"{run_dir}/config.json: sparsity must be a list of numbers in [0, 1)")
+    return config, W
 
 
 # ---------------------------------------------------------------- files

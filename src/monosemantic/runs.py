@@ -192,11 +192,18 @@ def check_replaceable(out: Path) -> None:
 
 
 def memory_limit() -> int:
-    """The memory one command may plan to use: the machine's physical memory, or its container's limit."""
+    """The memory one command may plan to use: what the kernel reports available now (MemAvailable), else the
+    machine's physical memory; never more than its container's limit."""
     try:
         limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         limit = 16 << 30
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limit = min(limit, int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
     for cgroup in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
             text = Path(cgroup).read_text().strip()

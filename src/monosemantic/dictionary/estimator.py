@@ -399,8 +399,9 @@ class SparseAutoencoder(DictionaryEstimator):
             if key in cfg and cfg[key] != have:
                 raise InputError(f"{path}/cfg.json says {key}={cfg[key]} but {WEIGHTS} has {have}")
         dtype = str(cfg.get("dtype", "float32")).removeprefix("torch.")
-        if dtype != str(w["W_enc"].dtype).removeprefix("torch."):
-            raise InputError(f"{path}/cfg.json says dtype {dtype} but {WEIGHTS} holds {w['W_enc'].dtype}")
+        for name, t in w.items():
+            if dtype != str(t.dtype).removeprefix("torch."):
+                raise InputError(f"{path}/cfg.json says dtype {dtype} but {WEIGHTS} holds {name} as {t.dtype}")
         meta = cfg.get("monosemantic", {})
         params = dict(meta.get("params", {}))
         params.update(arch=arch, n_latents=int(d_sae), k=int(cfg.get("k", params.get("k", 5))))

@@ -304,8 +304,9 @@ _ALIASES = {"D": "F", "codes_indptr": "indptr", "codes_indices": "indices", "cod
 def read_arrays(path: Path, mmap: bool) -> tuple[dict[str, np.ndarray], dict]:
     suffix = path.suffix.lower()
     try:
-        if suffix == ".npy":
-            return {"X": np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)}, {}
+        if suffix == ".npy":  # mapped first: a header claiming more data than the file holds is refused unread
+            X = np.load(path, mmap_mode="r", allow_pickle=False)
+            return {"X": X if mmap else np.array(X)}, {}
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 arrays = {_ALIASES.get(k, k): z[k] for k in z.files}
@@ -318,6 +319,8 @@ def read_arrays(path: Path, mmap: bool) -> tuple[dict[str, np.ndarray], dict]:
                 arrays = {_ALIASES.get(k, k): f.get_tensor(k) for k in f.keys()}
                 meta = (f.metadata() or {}).get("meta")
             return arrays, json.loads(meta) if meta else {}
+    except MemoryError:
+        raise InputError(f"data file {path} claims an array larger than memory") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, KeyError) as e:
         raise InputError(f"corrupt or unreadable data file {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     except Exception as e:  # safetensors raises its own error type for a damaged header

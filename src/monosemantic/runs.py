@@ -8,10 +8,12 @@ user hands us is ever unpickled.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import math
 import os
 import platform
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -81,7 +83,8 @@ def atomic_file(path: str | Path, write: Callable[[Path], None]) -> Path:
     if path.is_dir():
         raise InputError(f"output path is a directory: {path}")
     with disk_errors(path):
-        fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+        tidy_leftovers(path)
+        fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=_tmp_prefix(path), suffix=f".tmp{path.suffix}")
         os.close(fd)
         tmp = Path(tmp)
         try:
@@ -115,6 +118,8 @@ class disk_errors:
 def check_output_path(path: str | Path) -> Path:
     """An output path that can be created: a name, not a link, inside an existing directory."""
     path = Path(path)
+    if "\x00" in str(path):
+        raise InputError(f"output path holds a NUL character: {str(path)!r}")
     if str(path) == "" or path.name in ("", ".", ".."):
         raise InputError(f"output path must name a file or directory, got {str(path)!r}")
     if path.is_symlink():
@@ -229,7 +234,7 @@ def check_new_dir(out: str | Path, overwrite: bool) -> Path:
     """Refuse an existing output directory (unless overwrite, and then only one this tool wrote) or an
     unwritable parent, before any work."""
     out = check_output_path(out)
-    restore_swapped(out)
+    tidy_leftovers(out)
     if out.exists() and not overwrite:
         raise InputError(f"output directory exists: {out} (pass --overwrite to replace it)")
     check_replaceable(out)
@@ -260,6 +265,8 @@ def _old_name(out: Path, pid: int) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not writing OUT now: whatever it left is done with
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -269,18 +276,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def restore_swapped(out: Path) -> None:
-    """Finish a directory swap that a kill interrupted: `.NAME.old-PID` is the previous whole directory. With
-    OUT missing it is moved back; with OUT whole again it is removed (it is ours: only write_dir makes it)."""
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}.pid{os.getpid()}."
+
+
+def tidy_leftovers(out: Path) -> None:
+    """What a killed writer of OUT left beside it (ours by name, its process gone): a temporary file or directory
+    `.NAME.pidPID.*tmp*` is removed; a directory swap cut between its two renames is finished: `.NAME.old-PID`, the
+    previous whole directory, is moved back when OUT is missing and removed when OUT is whole again."""
     out = Path(out)
-    for old in out.absolute().parent.glob(f".{out.name}.old-*"):
-        pid = old.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
+    parent = out.absolute().parent
+    for old in [*parent.glob(f".{glob.escape(out.name)}.old-*"), *parent.glob(f".{glob.escape(out.name)}.pid*.*tmp*")]:
+        pid = re.search(r"\.(?:old-|pid)(\d+)", old.name[len(out.name) + 1:])
+        if pid is None or _alive(int(pid.group(1))):
             continue
         try:
-            if old.is_symlink():
+            if old.is_symlink() or old.is_file():
                 old.unlink()
-            elif not out.exists() and not out.is_symlink():
+            elif ".old-" in old.name and not out.exists() and not out.is_symlink():
                 os.replace(old, out)
             else:
                 shutil.rmtree(old)
@@ -335,10 +348,10 @@ def write_dir(out: Path, files: dict[str, Callable[[Path], None]]) -> Path:
     is moved aside first and removed after the swap, so a crash never leaves neither).
     """
     out = check_output_path(out)
-    restore_swapped(out)
+    tidy_leftovers(out)
     check_replaceable(out)
     with disk_errors(out):
-        tmp = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".tmp"))
+        tmp = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=_tmp_prefix(out), suffix=".tmp"))
         try:
             os.chmod(tmp, 0o777 & ~_umask())
             for name, write in files.items():
@@ -359,7 +372,7 @@ def write_dir(out: Path, files: dict[str, Callable[[Path], None]]) -> Path:
 def read_run(run_dir: str | Path, stem: str = "model") -> tuple[dict, dict, dict[str, torch.Tensor]]:
     """(config, result, tensors of `stem`.safetensors) of a run directory, with clear errors."""
     run_dir = Path(run_dir)
-    restore_swapped(run_dir)
+    tidy_leftovers(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"not a run directory: {run_dir}")
     return read_json(run_dir / "config.json"), read_json(run_dir / "result.json"), load_tensors(

@@ -28,7 +28,7 @@ from monosemantic.dictionary import sae as S
 from monosemantic.data import to_output
 from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.dictionary.batches import Batches
-from monosemantic.runs import (check_output_path, json_files, load_tensors, read_json, restore_swapped, save_tensors,
+from monosemantic.runs import (check_output_path, json_files, load_tensors, read_json, save_tensors, tidy_leftovers,
                               write_dir, write_json)
 from monosemantic.progress import Bar
 from monosemantic.optim import AdamW, lr_at
@@ -429,7 +429,7 @@ class SparseAutoencoder(DictionaryEstimator):
     def _try_resume(self, path: Path) -> bool:
         """Load a checkpoint written by a fit with the same parameters on the same data; False when there is none.
         A directory holding anything else is refused: a checkpoint replaces what its directory held."""
-        restore_swapped(path)
+        tidy_leftovers(path)
         if path.exists() and not path.is_dir():
             raise InputError(f"checkpoint path {path} is a file, not a directory")
         if not (path / TRAINER).is_file():

@@ -23,8 +23,14 @@ def load(path: str | Path) -> DictionaryEstimator:
     if not path.is_dir():
         raise InputError(f"not a saved dictionary directory: {path}")
     cfg = read_json(path / "cfg.json")
+    if not isinstance(cfg, dict):
+        raise InputError(f"{path}/cfg.json must be a JSON object")
     if cfg.get("architecture") in CLASSICAL:
-        return load_classical(path, cfg)
+        if not isinstance(cfg.get("params", {}), dict):
+            raise InputError(f"{path}/cfg.json: params must be a JSON object")
+        est = load_classical(path, cfg)
+        est.check_loaded(path, cfg)
+        return est
     return SparseAutoencoder.load(path)
 
 

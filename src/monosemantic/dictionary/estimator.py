@@ -20,6 +20,7 @@ auxiliary loss (OpenAI's AuxK) also trains dead latents on the residual.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -34,7 +35,8 @@ from monosemantic.dictionary.archs.base import EPS, encode_pre, geometric_median
 from monosemantic.data import to_output
 from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.dictionary.batches import Batches
-from monosemantic.runs import json_files, load_tensors, read_json, save_tensors, write_dir, write_json
+from monosemantic.runs import (check_output_path, json_files, load_tensors, read_json, save_tensors, tidy_leftovers,
+                              write_dir, write_json)
 from monosemantic.progress import Bar
 from monosemantic.optim import AdamW, lr_at
 
@@ -179,6 +181,7 @@ class SparseAutoencoder(DictionaryEstimator):
         self._check()
         steps = max(1, self.samples // self.batch)
         batches = Batches(X, self.batch, self.seed)
+        self._data_fp = data_fingerprint(batches.X) if batches.it is None else None
         resumed = self.checkpoint is not None and self._try_resume(Path(self.checkpoint))
         if not resumed:
             self._init(batches)
@@ -352,7 +355,8 @@ class SparseAutoencoder(DictionaryEstimator):
             t["rng"] = self._gen.get_state()
             files[TRAINER] = lambda f: save_tensors(f, t)
             files["trainer.json"] = lambda f: write_json(f, {"step": self.step_, "adam_t": self.opt_.t,
-                                                              "n_resampled": getattr(self, "n_resampled_", 0)})
+                                                              "n_resampled": getattr(self, "n_resampled_", 0),
+                                                              "data": getattr(self, "_data_fp", None)})
         write_dir(path, files)
 
     @classmethod
@@ -363,6 +367,17 @@ class SparseAutoencoder(DictionaryEstimator):
             raise InputError(f"not a saved SAE directory: {path}")
         cfg = read_json(path / "cfg.json")
         w = load_tensors(path / WEIGHTS)
+        try:
+            return cls._from_saved(path, cfg, w)
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+            raise InputError(f"{path}/cfg.json does not describe its weights: {type(e).__name__}: {e}") from None
+
+    @classmethod
+    def _from_saved(cls, path: Path, cfg: dict, w: dict[str, torch.Tensor]) -> SparseAutoencoder:
+        if not isinstance(cfg, dict):
+            raise InputError(f"{path}/cfg.json must be a JSON object")
         arch = archs.from_saelens(cfg.get("architecture", "standard"))
         if arch is None:
             raise InputError(f"{path}/cfg.json: unsupported architecture {cfg.get('architecture')!r}")
@@ -377,19 +392,32 @@ class SparseAutoencoder(DictionaryEstimator):
             if tuple(w[name].shape) != shape:
                 raise InputError(f"{path}/{WEIGHTS}: {name} has shape {list(w[name].shape)}, want {list(shape)}")
         for name, t in w.items():
+            if not t.is_floating_point():
+                raise InputError(f"{path}/{WEIGHTS}: {name} is {t.dtype}, not a float tensor")
             if not torch.isfinite(t.float()).all():
                 raise InputError(f"{path}/{WEIGHTS}: {name} has NaN or Inf")
-        params = dict(cfg.get("monosemantic", {}).get("params", {}))
+        for key, have in (("d_in", d_in), ("d_sae", d_sae)):
+            if key in cfg and cfg[key] != have:
+                raise InputError(f"{path}/cfg.json says {key}={cfg[key]} but {WEIGHTS} has {have}")
+        dtype = str(cfg.get("dtype", "float32")).removeprefix("torch.")
+        for name, t in w.items():
+            if dtype != str(t.dtype).removeprefix("torch."):
+                raise InputError(f"{path}/cfg.json says dtype {dtype} but {WEIGHTS} holds {name} as {t.dtype}")
+        meta = cfg.get("monosemantic", {})
+        params = dict(meta.get("params", {}))
         params.update(arch=arch.name, n_latents=int(d_sae), k=int(cfg.get("k", params.get("k", 5))))
         valid = cls().get_params()
         est = cls(**{k: v for k, v in params.items() if k in valid})
+        try:
+            est._check()
+        except InputError as e:
+            raise InputError(f"{path}/cfg.json: {e}") from None
         est.d_in_ = int(d_in)
         est.params_ = {"W_enc_T": w["W_enc"].float().T.contiguous(), "b_enc": w["b_enc"].float(),
                        "W_dec": w["W_dec"].float().contiguous(), "b_dec": w["b_dec"].float()}
         est.state_ = _fresh_state(d_sae)
         if arch.threshold_weight:
             est._arch().load_threshold(w["threshold"], est.params_, est.state_)
-        meta = cfg.get("monosemantic", {})
         est.step_ = int(meta.get("step", 0))
         est.train_seconds_ = float(meta.get("train_seconds", 0.0))
         est.n_resampled_ = int(meta.get("n_resampled", 0))
@@ -398,9 +426,26 @@ class SparseAutoencoder(DictionaryEstimator):
         return est
 
     def _try_resume(self, path: Path) -> bool:
-        """Load a checkpoint written by a fit with the same parameters; False when there is none."""
+        """Load a checkpoint written by a fit with the same parameters on the same data; False when there is none.
+        A directory holding anything else is refused: a checkpoint replaces what its directory held."""
+        tidy_leftovers(path)
+        if path.exists() and not path.is_dir():
+            raise InputError(f"checkpoint path {path} is a file, not a directory")
         if not (path / TRAINER).is_file():
+            if path.is_dir() and any(path.iterdir()):
+                raise InputError(f"checkpoint directory {path} is not empty and holds no checkpoint; "
+                                 f"give a new or empty directory (its files would be replaced)")
+            check_output_path(path)
             return False
+        try:
+            return self._resume(path)
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+            raise InputError(f"checkpoint {path} is corrupt ({type(e).__name__}: {e}); "
+                             f"use another checkpoint directory") from None
+
+    def _resume(self, path: Path) -> bool:
         old = SparseAutoencoder.load(path)
         mine = {k: v for k, v in self.get_params().items() if k not in ("progress", "checkpoint", "checkpoint_every")}
         theirs = {k: v for k, v in old.get_params().items() if k in mine}
@@ -410,6 +455,14 @@ class SparseAutoencoder(DictionaryEstimator):
                              f"use another checkpoint directory")
         t = load_tensors(path / TRAINER)
         info = read_json(path / "trainer.json")
+        if not isinstance(info, dict):
+            raise TypeError("trainer.json must be a JSON object")
+        if info.get("data") != self._data_fp:
+            raise InputError(f"checkpoint {path} was written for other data (fingerprint {info.get('data')}, "
+                             f"these data {self._data_fp}); use another checkpoint directory")
+        for key in ("step", "adam_t", "n_resampled"):
+            if not isinstance(info.get(key, 0), int) or isinstance(info.get(key), bool) or info.get(key, 0) < 0:
+                raise ValueError(f"trainer.json: {key} must be a non-negative integer, got {info.get(key)!r}")
         self.d_in_, self.params_, self.step_ = old.d_in_, old.params_, int(info["step"])
         self.train_seconds_ = old.train_seconds_
         if "log_theta" in self.params_:
@@ -417,10 +470,29 @@ class SparseAutoencoder(DictionaryEstimator):
         self._new_optimizer()
         self.opt_.m = [t[f"m.{n}"] for n in self.params_]
         self.opt_.v = [t[f"v.{n}"] for n in self.params_]
+        for n, p, m, v in zip(self.params_, self.params_.values(), self.opt_.m, self.opt_.v):
+            if m.shape != p.shape or v.shape != p.shape or m.dtype != p.dtype or v.dtype != p.dtype:
+                raise ValueError(f"{TRAINER}: Adam moments of {n} do not match its weights {list(p.shape)}")
         self.opt_.t = int(info["adam_t"])
         self.state_ = {n[6:]: v if n[6:] != "threshold" else v.reshape(()) for n, v in t.items()
                        if n.startswith("state.")}
         self.n_resampled_ = int(info.get("n_resampled", 0))
+        fresh = _fresh_state(self.n_latents)
+        for n, v in fresh.items():
+            if n not in self.state_ or self.state_[n].shape != v.shape or self.state_[n].dtype != v.dtype:
+                raise ValueError(f"{TRAINER}: state.{n} does not match {self.n_latents} latents")
         self._gen = torch.Generator()
         self._gen.set_state(t["rng"])
         return True
+
+
+def data_fingerprint(X) -> str:
+    """Binds a checkpoint to its training data: shape, dtype and the bytes of up to 256 evenly spaced rows
+    (a memory-mapped file is not read whole)."""
+    n = len(X)
+    rows = np.unique(np.linspace(0, n - 1, min(n, 256)).astype(np.int64))
+    sample = np.ascontiguousarray(np.asarray(X[rows] if isinstance(X, np.ndarray) else X[torch.from_numpy(rows)],
+                                             dtype=np.float32))
+    h = hashlib.sha256(f"{list(X.shape)}".encode())
+    h.update(sample.tobytes())
+    return f"{n}x{X.shape[1]}:{h.hexdigest()[:16]}"

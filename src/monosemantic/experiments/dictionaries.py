@@ -13,6 +13,7 @@ import numpy as np
 
 import monosemantic.recovery as R
 from monosemantic.config import SaeTrainConfig
+from monosemantic.errors import InputError
 from monosemantic.data import random_dictionary, split, synth_uniform
 from monosemantic.dictionary import ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder
 from monosemantic.experiments.unfolding import amortization_gap
@@ -40,7 +41,10 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
     from monosemantic.runs import check_new_dir, environment
 
     out = check_new_dir(out, overwrite)
+    if cfg.checkpoint and Path(cfg.checkpoint).absolute() == out.absolute():
+        raise InputError("--checkpoint and --out must be different directories")
     data = load_data(cfg.data, mmap=str(cfg.data).endswith(".npy"))
+    cfg.check_memory(data.X.shape[1])
     est = make_estimator(cfg, progress)
     batch = getattr(est, "batch", 1)
     t = time.perf_counter()
@@ -64,7 +68,7 @@ def score_dictionary_run(run_dir: str | Path, truth: str | Path, n_eval: int | N
 
     est = load(run_dir)
     data = load_data(truth)
-    if n_eval:
+    if n_eval is not None:
         _, data = split(data, n_eval)
     C = est.transform(data.X)  # refuses X (and so F: load_data matches their d) of another d than the dictionary
     out = {"truth": str(truth), "samples": len(data.X), "sign_free": est.sign_free}

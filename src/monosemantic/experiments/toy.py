@@ -15,7 +15,8 @@ import monosemantic.measures as measures
 from monosemantic.config import ToyTrainConfig
 from monosemantic.devices import resolve
 from monosemantic.toy.sampler import importance, probabilities
-from monosemantic.runs import check_new_dir, read_run, write_json, write_run
+from monosemantic.data import read_toy_run
+from monosemantic.runs import check_new_dir, write_json, write_run
 from monosemantic.toy.train import ToyRun, kept_snapshots, kept_tensors, train_toy
 
 
@@ -67,12 +68,7 @@ def train_toy_run(cfg: ToyTrainConfig, out: str | Path, overwrite: bool = False,
 
 def measure_toy_run(run_dir: str | Path) -> list[dict]:
     """Measures of every kept instance of a toy run directory; writes `measures.json` beside it."""
-    config, _, tensors = read_run(run_dir)
-    if "W" not in tensors or tensors["W"].ndim != 3:
-        raise InputError(f"{run_dir}/model.safetensors has no W: [instances, m, n]")
-    W = tensors["W"].float()
-    if not torch.isfinite(W).all():
-        raise InputError(f"{run_dir}/model.safetensors: W has NaN or Inf")
+    config, W = read_toy_run(run_dir)
     # an L1 penalty on h privileges the hidden basis of relu-output too
     privileged = config.get("model") in ("relu-hidden", "abs") or config.get("l1", 0) > 0
     rows = measures.summarize(W, privileged)

@@ -15,11 +15,11 @@ import torch
 
 from monosemantic.bounds import (coherence, coherence_guarantee, dt_rho, psi, random_coherence, tail_moment, toy_coherence,
                                  welch_bound)
-from monosemantic.data import random_dictionary
+from monosemantic.data import check_seed, random_dictionary
 from monosemantic.devices import resolve
 from monosemantic.errors import InputError
 from monosemantic.progress import track
-from monosemantic.runs import check_new_dir, figure_file, write_run
+from monosemantic.runs import check_memory, check_new_dir, figure_file, write_run
 from monosemantic.sensing import omp
 from monosemantic.toy.sampler import probabilities
 from monosemantic.toy.train import train_toy
@@ -169,6 +169,10 @@ def transition_run(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, me
         raise InputError(f"methods must be among {', '.join(METHODS)}, got {list(methods)}")
     if trials <= 0:
         raise InputError(f"trials must be positive, got {trials}")
+    check_seed(seed)
+    n = int(max(ratios)) * m
+    check_memory(8 * (3 * n * m + 4 * trials * n), f"the transition at m={m} (n up to {n}, {trials} trials)",
+                 "lower --m, --ratios or --trials")
     t = time.perf_counter()
     res = curves(m if "omp" in methods else None, m if "l1" in methods else None, ratios, trials, trials, seed,
                  progress, device)

@@ -12,7 +12,7 @@ from monosemantic.experiments import dictionaries, phase, road1, toy, transition
 from monosemantic.experiments import correlated, diagrams, dynamics, nonuniform
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
-from monosemantic.runs import write_json
+from monosemantic.runs import check_writable_dir, write_json
 
 # (experiment, section) per topic, in report order. Keep each under a minute.
 TOPICS = [(toy.demo, sections.toy.section), (phase.demo, sections.phase.section),
@@ -23,8 +23,7 @@ TOPICS += [(diagrams.demo, sections.diagrams.section), (dynamics.demo, sections.
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_dir(out)  # before minutes of training, not after
     start = time.perf_counter()
     results = [run(quick, progress) for run, _ in TOPICS]
     built, summary = [], {}

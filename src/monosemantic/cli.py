@@ -637,6 +637,12 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as e:
         _say(f"error: {e}")
         sys.exit(2)
+    except MemoryError:  # an estimate that fell short: still one line, and every earlier file is whole
+        _say("error: out of memory; lower the sizes (samples, batch, latents, n)")
+        sys.exit(2)
+    except OSError as e:  # a file that cannot be read or written, outside the paths checked up front
+        _say(f"error: {e.strerror or e}: {e.filename}" if e.filename else f"error: {e.strerror or e}")
+        sys.exit(2)
     except typer.Abort:
         _say("aborted")
         sys.exit(130)

@@ -243,7 +243,8 @@ def check_new_dir(out: str | Path, overwrite: bool) -> Path:
         with disk_errors(parent):
             parent.mkdir(parents=True)
     if not os.access(parent, os.W_OK):
-        raise InputError(f"cannot write to {parent}")
+        read_only = os.statvfs(parent).f_flag & os.ST_RDONLY
+        raise InputError(f"cannot write to {parent}: {'read-only file system' if read_only else 'permission denied'}")
     return out
 
 

@@ -167,8 +167,8 @@ class SparseAutoencoder(DictionaryEstimator):
 
     def module(self):
         """This SAE as a torch.nn.Module (`SAEModule`): encode, decode, forward = the reconstruction. Its W_enc,
-        b_enc, W_dec, b_dec are the estimator's tensors (fitting moves the module, autograd on the module moves
-        the estimator) until `.to()` gives it copies; the threshold of JumpReLU and BatchTopK is a copy."""
+        b_enc, W_dec, b_dec (and JumpReLU's log_theta) are the estimator's tensors (fitting moves the module,
+        autograd on the module moves the estimator) until `.to()` gives it copies; BatchTopK's threshold is a copy."""
         from monosemantic.dictionary.module import SAEModule
 
         self._fitted()
@@ -354,7 +354,8 @@ class SparseAutoencoder(DictionaryEstimator):
     def _cfg(self) -> dict:
         arch = self._arch()
         return {"architecture": arch.saelens, "d_in": self.d_in_, "d_sae": self.n_latents, "dtype": "float32",
-                "device": str(self.device_), "apply_b_dec_to_input": True, "normalize_activations": "none", **arch.cfg(),
+                "device": str(self.device_), "apply_b_dec_to_input": True, "normalize_activations": "none",
+                **arch.cfg(),
                 "monosemantic": {"version": __version__, "params": self.get_params(), "step": self.step_,
                                  "train_seconds": getattr(self, "train_seconds_", 0.0),
                                  "n_resampled": getattr(self, "n_resampled_", 0)}}

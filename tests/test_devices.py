@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 import monosemantic.measures as measures
 from monosemantic.devices import available, check_dtype, resolve
+from monosemantic.dictionary import SparseAutoencoder
 from monosemantic.errors import InputError
 from monosemantic.experiments.sweeps import parse_spec, run_sweep
 from monosemantic.sensing import unfold_info
@@ -198,3 +199,105 @@ def test_cuda_toy_train_command(tmp_path, capsys):
     assert run(SMALL + ["--sparsity", 0.5, "--device", "cuda", "--out", tmp_path / "run"], capsys)[0] == 0
     assert json.loads((tmp_path / "run/config.json").read_text())["device"] == "cuda:0"
     assert load_file(tmp_path / "run/model.safetensors")["W"].device.type == "cpu"
+
+
+# ---- SAEs: device, precision, modules
+
+
+def _sae_data(samples=3000, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    F = rng.normal(size=(32, d))
+    F /= np.linalg.norm(F, axis=1, keepdims=True)
+    C = (rng.random((samples, 32)) < 3 / 32) * rng.random((samples, 32))
+    return (C @ F).astype(np.float32)
+
+
+@pytest.mark.parametrize("arch", ["topk", "relu", "batchtopk", "jumprelu"])
+def test_sae_module_is_the_estimator(arch):
+    X = _sae_data()
+    sae = SparseAutoencoder(arch=arch, n_latents=32, k=3, samples=6000, batch=128).fit(X)
+    module = sae.module()
+    names = ["W_enc", "b_enc", "W_dec", "b_dec"] + (["log_theta"] if arch == "jumprelu" else [])
+    assert [n for n, _ in module.named_parameters()] == names
+    assert ("threshold" in module.state_dict()) == (arch == "batchtopk")
+    x = torch.from_numpy(X[:64])
+    expect = sae.inverse_transform(sae.transform(X[:64]))
+    np.testing.assert_allclose(module(x).detach().numpy(), expect, atol=1e-5)
+    # leading dims pass through (activations [batch, seq, d]); codes are the estimator's
+    assert module.encode(x.reshape(8, 8, 16)).shape == (8, 8, 32)
+    np.testing.assert_allclose(module.encode(x).detach().numpy(), sae.transform(X[:64]).toarray(), atol=1e-5)
+    # the hand-written trainer moves the module: it holds the estimator's tensors (BatchTopK's threshold is a copy)
+    sae.partial_fit(_sae_data(seed=1)[:512])
+    np.testing.assert_array_equal(module.W_dec.detach().numpy(), sae.components_)
+    if arch != "batchtopk":
+        np.testing.assert_allclose(module(x).detach().numpy(), sae.inverse_transform(sae.transform(X[:64])), atol=1e-5)
+
+
+def test_sae_module_spliced_and_trained_by_autograd():
+    X = _sae_data()
+    sae = SparseAutoencoder(arch="topk", n_latents=32, k=3, samples=3000, batch=128).fit(X)
+    module = sae.module()
+    net = torch.nn.Sequential(torch.nn.Identity(), module)  # the SAE spliced into a network
+    x = torch.from_numpy(X[:1024])
+    with torch.no_grad():
+        before = float(((net(x) - x) ** 2).sum(1).mean())
+    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+    for _ in range(50):
+        loss = ((net(x) - x) ** 2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.9 * before
+    np.testing.assert_array_equal(sae.components_, module.W_dec.detach().numpy())  # the estimator moved too
+
+
+def test_sae_records_its_device_and_bfloat16_is_refused_on_cpu(tmp_path):
+    X = _sae_data()
+    sae = SparseAutoencoder(n_latents=32, k=3, samples=1000, batch=128, device="auto").fit(X)
+    assert sae.device_ == resolve("auto")
+    sae.save(tmp_path / "sae")
+    assert json.loads((tmp_path / "sae/cfg.json").read_text())["device"] == str(resolve("auto"))
+    assert SparseAutoencoder.load(tmp_path / "sae").device_ == torch.device("cpu")
+    with pytest.raises(InputError, match="bfloat16 needs a GPU"):
+        SparseAutoencoder(n_latents=32, k=3, samples=1000, dtype="bfloat16", device="cpu").fit(X)
+
+
+@pytest.mark.parametrize("arch", ["topk", "jumprelu"])
+def test_sae_bfloat16_step_tracks_float32(arch, monkeypatch):
+    """The bfloat16 step runs on the CPU too (only the check refuses it there): with the check lifted, its fit
+    lands within 0.05 of float32's score (bfloat16 keeps 8 bits of mantissa; the parameters stay float32)."""
+    import monosemantic.dictionary.estimator as E
+
+    X = _sae_data()
+    kw = dict(arch=arch, n_latents=32, k=3, samples=30_000, batch=128, seed=0)
+    f32 = SparseAutoencoder(**kw).fit(X)
+    monkeypatch.setattr(E, "check_dtype", lambda dtype, device: torch.bfloat16)
+    bf16 = SparseAutoencoder(**kw, dtype="bfloat16").fit(X)
+    assert bf16.params_["W_dec"].dtype == torch.float32
+    assert f32.score(X) > 0.5 and abs(bf16.score(X) - f32.score(X)) < 0.05
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--device", "gpu"], "unknown device 'gpu'"),
+    (["--dtype", "bfloat16", "--device", "cpu"], "bfloat16 needs a GPU; device cpu runs float32 only (available: cpu"),
+    (["--arch", "mbdl", "--device", "gpu"], "unknown device 'gpu'"),
+    pytest.param(["--device", "cuda"], "CUDA is not available", marks=no_cuda),
+])
+def test_sae_train_bad_device_or_dtype(tmp_path, capsys, args, words):
+    np.save(tmp_path / "X.npy", _sae_data())
+    code, _, err = run(["sae", "train", "--data", tmp_path / "X.npy", "--latents", 32, "--k", 3, "--samples", 1000,
+                        "--out", tmp_path / "sae", "--no-progress"] + args, capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and words in err
+    assert not (tmp_path / "sae").exists()
+
+
+@needs_cuda
+def test_cuda_sae_matches_cpu():
+    X = _sae_data(samples=20_000)
+    kw = dict(arch="topk", n_latents=32, k=3, samples=100_000, batch=256, seed=0)
+    cpu = SparseAutoencoder(**kw, device="cpu").fit(X)
+    gpu = SparseAutoencoder(**kw, device="cuda").fit(X)
+    assert gpu.params_["W_dec"].is_cuda and gpu.module().W_dec.is_cuda
+    assert abs(gpu.score(X) - cpu.score(X)) < 0.02
+    bf16 = SparseAutoencoder(**kw, device="cuda", dtype="bfloat16").fit(X) if torch.cuda.is_bf16_supported() else gpu
+    assert abs(bf16.score(X) - cpu.score(X)) < 0.05

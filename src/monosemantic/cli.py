@@ -203,6 +203,8 @@ def sae_train(
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint directory: saved every --checkpoint-every steps; "
                                                          "a rerun with the same flags resumes from it."),
     checkpoint_every: int = opt(SaeTrainConfig, "checkpoint_every", help="Steps between checkpoints."),
+    device: str = opt(SaeTrainConfig, "device", help="SAEs: " + DEVICE_HELP + " mbdl, pca, ica: the CPU."),
+    dtype: str = opt(SaeTrainConfig, "dtype", help="SAEs: float32 | bfloat16 (the training step's matmuls; a GPU)."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
@@ -211,7 +213,8 @@ def sae_train(
 
     cfg = validate(SaeTrainConfig, dict(data=str(data), arch=arch, latents=latents, k=k, l1=l1, l0=l0, alpha=alpha,
                                         samples=samples, batch=batch, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
-                                        checkpoint=str(checkpoint) if checkpoint else None))
+                                        checkpoint=str(checkpoint) if checkpoint else None, device=device,
+                                        dtype=dtype))
     res = train_dictionary_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     _say(f"trained {arch} with {latents} latents on {res['samples']} samples in {res['wall_s']:.1f}s "
          f"({res['samples_per_s']:.0f} samples/s); FVU on the first 10k training samples {res['fvu_train_sample']:.4f}")

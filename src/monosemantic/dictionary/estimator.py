@@ -6,6 +6,11 @@
     sae.score(X)                      # 1 - FVU, higher is better (scikit-learn's convention)
     sae.components_                   # the atoms, W_dec: [n_latents, d]
     sae.save("dir"); SparseAutoencoder.load("dir")
+    sae.module()                      # a torch.nn.Module (encode, decode, forward) on the same tensors
+
+`device` (cpu, cuda, cuda:N, auto) is where the parameters, optimiser state and counters live; batches are drawn
+on the CPU and uploaded, and the initialisation is drawn on the CPU, so a seed starts the same on every device.
+`dtype="bfloat16"` (a GPU only) runs the training step's matmuls in bfloat16 on float32 parameters.
 
 The saved directory is SAELens's layout: `cfg.json` and `sae_weights.safetensors` with
 W_enc: [d_in, d_sae], b_enc: [d_sae], W_dec: [d_sae, d_in], b_dec: [d_in], and `threshold: [d_sae]` for
@@ -28,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
+from monosemantic.devices import check_dtype, resolve, synchronize
 from monosemantic.errors import InputError
 from monosemantic._version import __version__
 from monosemantic.dictionary import archs
@@ -70,7 +76,8 @@ class SparseAutoencoder(DictionaryEstimator):
                  lr: float | None = None, warmup: float = 0.02, resample_every: int = 50,
                  resample_until: float = 0.8, init_rate: float = 0.02, dead_frac: float = 0.1,
                  dead_after: int = 100_000, aux_coef: float = 1 / 32, aux_k: int | None = None, seed: int = 0,
-                 progress: bool = False, checkpoint: str | None = None, checkpoint_every: int = 1000):
+                 progress: bool = False, checkpoint: str | None = None, checkpoint_every: int = 1000,
+                 device: str = "cpu", dtype: str = "float32"):
         self.arch = arch
         self.n_latents = n_latents
         self.k = k
@@ -92,6 +99,8 @@ class SparseAutoencoder(DictionaryEstimator):
         self.progress = progress
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.device = device
+        self.dtype = dtype
 
     # ------------------------------------------------------------ checks and helpers
 
@@ -115,6 +124,7 @@ class SparseAutoencoder(DictionaryEstimator):
             raise InputError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.warmup < 1 or not 0 <= self.resample_until <= 1:
             raise InputError("warmup must lie in [0, 1) and resample_until in [0, 1]")
+        check_dtype(self.dtype, resolve(self.device))
 
     def _lr(self) -> float:
         if self.lr is not None:
@@ -136,12 +146,12 @@ class SparseAutoencoder(DictionaryEstimator):
     def components_(self) -> np.ndarray:
         """The atoms (decoder rows): [n_latents, d_in]."""
         self._fitted()
-        return self.params_["W_dec"].numpy().copy()
+        return self.params_["W_dec"].cpu().numpy().copy()
 
     @property
     def mean_(self) -> np.ndarray:
         """The decoder bias b_dec: [d_in] (what the reconstruction adds to codes @ components_)."""
-        return self.params_["b_dec"].numpy()
+        return self.params_["b_dec"].cpu().numpy()
 
     @property
     def kind(self) -> str:
@@ -150,6 +160,21 @@ class SparseAutoencoder(DictionaryEstimator):
     def _fitted(self) -> None:
         if not hasattr(self, "params_"):
             raise InputError("this SparseAutoencoder is not fitted yet (call fit, partial_fit or load)")
+
+    def _to_device(self) -> None:
+        """Parameters and counters onto `device` (resolved once: device_ names where they are)."""
+        self.device_ = resolve(self.device)
+        self.params_ = {k: v.to(self.device_) for k, v in self.params_.items()}
+        self.state_ = {k: v.to(self.device_) for k, v in self.state_.items()}
+
+    def module(self):
+        """This SAE as a torch.nn.Module (`SAEModule`): encode, decode, forward = the reconstruction. Its W_enc,
+        b_enc, W_dec, b_dec (and JumpReLU's log_theta) are the estimator's tensors (fitting moves the module,
+        autograd on the module moves the estimator) until `.to()` gives it copies; BatchTopK's threshold is a copy."""
+        from monosemantic.dictionary.module import SAEModule
+
+        self._fitted()
+        return SAEModule(self._arch(), self.params_, self._arch().threshold(self.params_, self.state_))
 
     def _new_optimizer(self) -> None:
         """A fresh Adam (zero moments) over params_ at the peak learning rate."""
@@ -165,10 +190,11 @@ class SparseAutoencoder(DictionaryEstimator):
         arch = self._arch()
         self.params_ = arch.init_params(self.d_in_, self.n_latents, geometric_median(sample), gen)
         arch.init_from_data(self.params_, encode_pre(sample[:2048], self.params_), self.init_rate)
-        self._new_optimizer()
         self.step_ = 0
         self.state_ = _fresh_state(self.n_latents)
         arch.init_state(self.state_)
+        self._to_device()
+        self._new_optimizer()
         self._gen = gen
         self.train_seconds_, self.n_resampled_ = 0.0, 0
 
@@ -207,6 +233,7 @@ class SparseAutoencoder(DictionaryEstimator):
         aux_k = self.aux_k or 2 * self.k
         arch = self._arch()
         unit = arch.unit_decoder
+        compute = check_dtype(self.dtype, self.device_)  # bfloat16: the step on bfloat16 copies of the weights
         bar = Bar(steps, f"sae {self.arch}") if self.progress and steps else None
         stop = steps if steps is not None else self.step_ + (n_steps or 10 ** 12)
         t_train = 0.0
@@ -217,8 +244,12 @@ class SparseAutoencoder(DictionaryEstimator):
                 except StopIteration:
                     break
                 t0 = time.perf_counter()
+                x = x.to(self.device_)
                 lr = lr_at(self.step_, steps, lr_peak, "cosine", warm) if steps else lr_peak
-                g, info = arch.step(x, self.params_, self.state_, aux_k, self.aux_coef)
+                if compute == torch.float32:
+                    g, info = arch.step(x, self.params_, self.state_, aux_k, self.aux_coef)
+                else:
+                    g, info = _step_in(compute, arch, x, self.params_, self.state_, aux_k, self.aux_coef)
                 if not math.isfinite(info["mse"]):
                     raise InputError(f"training diverged (non-finite loss) at step {self.step_}; lower lr")
                 if unit:  # keep decoder rows on the unit sphere: drop the radial part of the step
@@ -245,6 +276,7 @@ class SparseAutoencoder(DictionaryEstimator):
         finally:
             if bar:
                 bar.close()
+        synchronize(self.device_)
         self.train_seconds_ += t_train
         if self.checkpoint and steps:
             self._save_dir(Path(self.checkpoint), trainer=True)
@@ -275,13 +307,14 @@ class SparseAutoencoder(DictionaryEstimator):
         if n == 0:
             return
         dead = dead[:n]
-        pick = torch.multinomial(se ** 2 / (se ** 2).sum(), n, replacement=False, generator=self._gen)
+        w = (se ** 2).cpu()  # drawn by the CPU generator: the same picks on every device
+        pick = torch.multinomial(w / w.sum(), n, replacement=False, generator=self._gen).to(se.device)
         resid = -info["err"][pick]  # x - x^ of the worst samples: [n, d]
         u = resid / resid.norm(dim=1, keepdim=True).clamp_min(EPS)
         p = self.params_
-        alive = torch.ones(self.n_latents, dtype=torch.bool)
+        alive = torch.ones(self.n_latents, dtype=torch.bool, device=se.device)
         alive[dead] = False
-        enc_norm = p["W_enc_T"][alive].norm(dim=1).mean() if alive.any() else torch.tensor(1.0)
+        enc_norm = p["W_enc_T"][alive].norm(dim=1).mean() if alive.any() else 1.0
         p["W_dec"][dead] = u * (1.0 if arch.unit_decoder else p["W_dec"][alive].norm(dim=1).mean())
         p["W_enc_T"][dead] = u * enc_norm
         # where a bias decides firing: fire about as often as the average latent on this batch
@@ -310,7 +343,8 @@ class SparseAutoencoder(DictionaryEstimator):
         arch = self._arch()
         rows, cols, vals = [], [], []
         for s in range(0, len(X), chunk):
-            r, c, v = self._codes(torch.as_tensor(np.asarray(X[s:s + chunk], dtype=np.float32)), arch)
+            x = torch.as_tensor(np.asarray(X[s:s + chunk], dtype=np.float32)).to(self.device_)
+            r, c, v = (t.cpu() for t in self._codes(x, arch))
             rows.append(r + s)
             cols.append(c)
             vals.append(v)
@@ -323,7 +357,8 @@ class SparseAutoencoder(DictionaryEstimator):
     def _cfg(self) -> dict:
         arch = self._arch()
         return {"architecture": arch.saelens, "d_in": self.d_in_, "d_sae": self.n_latents, "dtype": "float32",
-                "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none", **arch.cfg(),
+                "device": str(self.device_), "apply_b_dec_to_input": True, "normalize_activations": "none",
+                **arch.cfg(),
                 "monosemantic": {"version": __version__, "params": self.get_params(), "step": self.step_,
                                  "train_seconds": getattr(self, "train_seconds_", 0.0),
                                  "n_resampled": getattr(self, "n_resampled_", 0)}}
@@ -334,7 +369,7 @@ class SparseAutoencoder(DictionaryEstimator):
         t = self._arch().threshold(p, self.state_)
         if t is not None:
             w["threshold"] = t.expand(self.n_latents).contiguous() if t.ndim == 0 else t
-        return w
+        return {k: v.cpu() for k, v in w.items()}
 
     def save(self, path: str | Path, overwrite: bool = False, extra_json: dict | None = None) -> Path:
         """Write cfg.json + sae_weights.safetensors (+ extra_json files) into a new directory, atomically."""
@@ -353,29 +388,29 @@ class SparseAutoencoder(DictionaryEstimator):
             t.update({f"state.{n}": v.reshape(-1) for n, v in self.state_.items()})
             t["log_theta"] = self.params_.get("log_theta", torch.zeros(0))
             t["rng"] = self._gen.get_state()
-            files[TRAINER] = lambda f: save_tensors(f, t)
+            files[TRAINER] = lambda f: save_tensors(f, {k: v.cpu() for k, v in t.items()})
             files["trainer.json"] = lambda f: write_json(f, {"step": self.step_, "adam_t": self.opt_.t,
                                                               "n_resampled": getattr(self, "n_resampled_", 0),
                                                               "data": getattr(self, "_data_fp", None)})
         write_dir(path, files)
 
     @classmethod
-    def load(cls, path: str | Path) -> SparseAutoencoder:
-        """Open a saved directory (ours, or an SAELens standard/topk/jumprelu one); never unpickles."""
+    def load(cls, path: str | Path, device: str = "cpu") -> SparseAutoencoder:
+        """Open a saved directory (ours, or an SAELens standard/topk/jumprelu one) onto `device`; never unpickles."""
         path = Path(path)
         if not path.is_dir():
             raise InputError(f"not a saved SAE directory: {path}")
         cfg = read_json(path / "cfg.json")
         w = load_tensors(path / WEIGHTS)
         try:
-            return cls._from_saved(path, cfg, w)
+            return cls._from_saved(path, cfg, w, device)
         except InputError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise InputError(f"{path}/cfg.json does not describe its weights: {type(e).__name__}: {e}") from None
 
     @classmethod
-    def _from_saved(cls, path: Path, cfg: dict, w: dict[str, torch.Tensor]) -> SparseAutoencoder:
+    def _from_saved(cls, path: Path, cfg: dict, w: dict[str, torch.Tensor], device: str) -> SparseAutoencoder:
         if not isinstance(cfg, dict):
             raise InputError(f"{path}/cfg.json must be a JSON object")
         arch = archs.from_saelens(cfg.get("architecture", "standard"))
@@ -407,7 +442,7 @@ class SparseAutoencoder(DictionaryEstimator):
         params = dict(meta.get("params", {}))
         params.update(arch=arch.name, n_latents=int(d_sae), k=int(cfg.get("k", params.get("k", 5))))
         valid = cls().get_params()
-        est = cls(**{k: v for k, v in params.items() if k in valid})
+        est = cls(**{k: v for k, v in params.items() if k in valid and k != "device"}, device=device)
         try:
             est._check()
         except InputError as e:
@@ -422,6 +457,7 @@ class SparseAutoencoder(DictionaryEstimator):
         est.train_seconds_ = float(meta.get("train_seconds", 0.0))
         est.n_resampled_ = int(meta.get("n_resampled", 0))
         est._gen = torch.Generator().manual_seed(est.seed)
+        est._to_device()
         est._new_optimizer()
         return est
 
@@ -446,8 +482,9 @@ class SparseAutoencoder(DictionaryEstimator):
                              f"use another checkpoint directory") from None
 
     def _resume(self, path: Path) -> bool:
-        old = SparseAutoencoder.load(path)
-        mine = {k: v for k, v in self.get_params().items() if k not in ("progress", "checkpoint", "checkpoint_every")}
+        old = SparseAutoencoder.load(path, self.device)
+        mine = {k: v for k, v in self.get_params().items()
+                if k not in ("progress", "checkpoint", "checkpoint_every", "device")}
         theirs = {k: v for k, v in old.get_params().items() if k in mine}
         if mine != theirs:
             diff = sorted(k for k in mine if mine[k] != theirs.get(k))
@@ -463,7 +500,8 @@ class SparseAutoencoder(DictionaryEstimator):
         for key in ("step", "adam_t", "n_resampled"):
             if not isinstance(info.get(key, 0), int) or isinstance(info.get(key), bool) or info.get(key, 0) < 0:
                 raise ValueError(f"trainer.json: {key} must be a non-negative integer, got {info.get(key)!r}")
-        self.d_in_, self.params_, self.step_ = old.d_in_, old.params_, int(info["step"])
+        self.d_in_, self.params_, self.step_, self.device_ = old.d_in_, old.params_, int(info["step"]), old.device_
+        t = {k: v.to(self.device_) if k != "rng" else v for k, v in t.items()}
         self.train_seconds_ = old.train_seconds_
         if "log_theta" in self.params_:
             self.params_["log_theta"] = t["log_theta"]
@@ -496,3 +534,11 @@ def data_fingerprint(X) -> str:
     h = hashlib.sha256(f"{list(X.shape)}".encode())
     h.update(sample.tobytes())
     return f"{n}x{X.shape[1]}:{h.hexdigest()[:16]}"
+
+
+def _step_in(dtype: torch.dtype, arch: archs.Arch, x, p, state, aux_k: int, aux_coef: float):
+    """`arch.step` on `dtype` copies of the batch and weights; gradients and the error come back float32, for
+    the optimiser and the resampling that update the float32 parameters."""
+    g, info = arch.step(x.to(dtype), {k: v.to(dtype) for k, v in p.items()}, state, aux_k, aux_coef)
+    info.update(err=info["err"].float(), se=info["se"].float())
+    return {k: v.float() for k, v in g.items()}, info

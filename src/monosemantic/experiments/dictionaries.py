@@ -13,6 +13,7 @@ import numpy as np
 
 import monosemantic.recovery as R
 from monosemantic.config import SaeTrainConfig
+from monosemantic.devices import check_dtype, resolve
 from monosemantic.errors import InputError
 from monosemantic.data import random_dictionary, split, synth_uniform
 from monosemantic.dictionary import ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder
@@ -27,11 +28,15 @@ def make_estimator(cfg: SaeTrainConfig, progress: bool = False):
                  "pca": lambda: PCADictionary(cfg.latents, cfg.seed),
                  "ica": lambda: ICADictionary(cfg.latents, cfg.seed)}
     if cfg.arch in classical:
+        if (cfg.device != "auto" and resolve(cfg.device).type != "cpu") or cfg.dtype != "float32":
+            raise InputError(f"{cfg.arch} is scikit-learn's: it runs on the CPU in float64; use --device cpu or auto")
         return classical[cfg.arch]()
+    check_dtype(cfg.dtype, resolve(cfg.device))  # a bad device or dtype fails before the data are read
     return SparseAutoencoder(arch=cfg.arch, n_latents=cfg.latents, k=cfg.k, l1=cfg.l1, l0=cfg.l0,
                              samples=cfg.samples or DEFAULT_SAMPLES, batch=cfg.batch or 256, lr=cfg.lr,
                              warmup=cfg.warmup, resample_every=cfg.resample_every, seed=cfg.seed, progress=progress,
-                             checkpoint=cfg.checkpoint, checkpoint_every=cfg.checkpoint_every)
+                             checkpoint=cfg.checkpoint, checkpoint_every=cfg.checkpoint_every, device=cfg.device,
+                             dtype=cfg.dtype)
 
 
 def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
@@ -54,7 +59,8 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
     result = {"wall_s": wall, "samples": seen, "samples_per_s": seen / wall if wall > 0 else None,
               "fvu_train_sample": 1 - est.score(data.X[: min(len(data.X), 10_000)]),
               "n_resampled": getattr(est, "n_resampled_", 0)}
-    config = {"kind": "dictionary", **cfg.model_dump(), "environment": environment()}
+    config = {"kind": "dictionary", **cfg.model_dump(), "device": str(getattr(est, "device_", "cpu")),
+              "environment": environment()}
     est.save(out, overwrite, extra_json={"config.json": config, "result.json": result})
     return result
 

@@ -50,7 +50,8 @@ class MoEToyModel(AutogradToyModel):
         # expert e of instance i from seed (seed_i, e): the experts start apart, like E dense models
         W = torch.stack([xavier_normal(instances, m, n, [s * 131 + e for s in seeds]) for e in range(experts)], 1)
         self.W_experts = nn.Parameter(W.to(device))  # [instances, E, m, n]
-        self.router = nn.Parameter((0.1 * xavier_normal(instances, experts, n, [s + 104_729 for s in seeds])).to(device))
+        router = 0.1 * xavier_normal(instances, experts, n, [s + 104_729 for s in seeds])
+        self.router = nn.Parameter(router.to(device))  # [instances, E, n]
         self.b_out = nn.Parameter(torch.zeros(instances, n, device=device))
 
     @property

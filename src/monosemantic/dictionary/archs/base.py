@@ -67,7 +67,7 @@ def aux_grads(pre, xc, err, p, g, dead, aux_k, aux_coef, info) -> None:
     kk = min(aux_k, n_dead)
     pre_dead = pre.masked_fill(~dead, -math.inf)
     vals, lat = pre_dead.topk(kk, dim=1, sorted=False)  # [B, kk]
-    rows = torch.arange(B).repeat_interleave(kk)
+    rows = torch.arange(B, device=pre.device).repeat_interleave(kk)
     vals, lat = vals.reshape(-1), lat.reshape(-1)
     keep = vals > 0
     rows, lat, vals = rows[keep], lat[keep], vals[keep]
@@ -184,7 +184,7 @@ class Arch:
         g["W_dec"] = torch.zeros_like(p["W_dec"]).index_add_(0, lat, ge_r * vals[:, None])
         self.sparse_penalty(p, g, lat, vals, dvals, B, info)
         g["W_enc_T"] = torch.zeros_like(p["W_enc_T"]).index_add_(0, lat, xc.index_select(0, rows) * dvals[:, None])
-        g["b_enc"] = torch.zeros(n).index_add_(0, lat, dvals)
+        g["b_enc"] = p["b_enc"].new_zeros(n).index_add_(0, lat, dvals)
         fired = torch.bincount(lat, weights=active.float(), minlength=n).long()
         info["l0"] = float(active.sum()) / B
         if aux_coef > 0 and "dead" in state and state["dead"].any():

@@ -52,7 +52,7 @@ class ReLU(Arch):
         n = p["W_dec"].shape[0]
         norms = p["W_dec"].norm(dim=1)  # [n]
         dvals += (self.penalty / B) * norms.index_select(0, lat)
-        fsum = torch.zeros(n).index_add_(0, lat, vals)
+        fsum = vals.new_zeros(n).index_add_(0, lat, vals)
         self._row_norm_grad(p, g, fsum, norms, B, info)
 
     def dense_penalty(self, pre, theta, p, f, mask, df, g, B, info):

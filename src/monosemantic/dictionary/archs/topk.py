@@ -22,7 +22,7 @@ class TopK(Arch):
     def select(self, pre, p, state, training):
         B = pre.shape[0]
         vals, lat = pre.topk(self.k, dim=1, sorted=False)  # [B, k]
-        rows = torch.arange(B).repeat_interleave(self.k)
+        rows = torch.arange(B, device=pre.device).repeat_interleave(self.k)
         return relu_kept(rows, lat.reshape(-1), vals.reshape(-1), training)
 
     def solver(self, codes):

@@ -204,7 +204,7 @@ app.add_typer(sweep_app, name="sweep")
 app.add_typer(phase_app, name="phase")
 BACKEND = typer.Option("local", help="local (worker processes, one per core) | ray (--ray-address to join a "
                                       "cluster, else a local Ray).")
-RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or ray://HOST:PORT, auto) of a Ray cluster.")
+RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or auto) of a Ray cluster this machine is a node of.")
 WORKERS = typer.Option(None, help="Worker processes (default: one per core).")
 PHASE_OUT = typer.Option(..., help="Directory: OUT/sweep (resumable points) and OUT/diagram (the analysis).")
 

@@ -1,8 +1,10 @@
 """The Python API (`import monosemantic as ms`), the package's entry points and its optional extras."""
 import json
+import re
 import runpy
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -88,3 +90,16 @@ def test_ray_client_addresses_are_refused_in_one_line():
     from monosemantic.experiments.sweeps import check_ray_address
     with pytest.raises(InputError, match=r"\(ray://\) are not supported"):
         check_ray_address("ray://127.0.0.1:10001")
+
+
+@pytest.mark.slow
+def test_the_readme_python_quick_start_runs(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "README.md has no python block"
+    assert len(blocks[0].strip().splitlines()) <= 12  # a quick start, not a program
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "README.md", "exec"), {"__name__": "__main__"})
+    out = capsys.readouterr().out
+    assert "mmcs" in out and "support_f1" in out
+    assert (tmp_path / "runs" / "quickstart" / "model.safetensors").exists()

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-import typer
+# Before torch loads OpenMP: idle intra-op threads sleep instead of spinning, so on a busy machine they do not
+# burn the CPU time the other processes (and our own next op) need.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import typer  # noqa: E402
 
 from monosemantic.config import (EffectiveSizeConfig, FeaturesConfig, L1SweepConfig, MoEConfig, SaeTrainConfig,
                                  ToyTrainConfig, UnfoldConfig, default, validate)
@@ -125,7 +130,7 @@ def toy_measure(run_dir: Path = typer.Argument(..., help="A toy run directory.")
 @data_app.command("synth")
 def data_synth(
     out: Path = typer.Option(..., help="File to write: .npz, .safetensors (X, F, codes) or .npy (X alone)."),
-    kind: str = opt(synth, "kind", help="uniform (shared README section 5) | sharkey | toy."),
+    kind: str = opt(synth, "kind", help="uniform (random unit features, each on with p = k/n) | sharkey | toy."),
     n_features: Optional[int] = typer.Option(None, help="True features (default 512)."),
     d: Optional[int] = typer.Option(None, help="Dimensions (default 128 uniform, 256 sharkey)."),
     k: float = opt(synth, "k", help="Expected active features per sample."),
@@ -143,6 +148,7 @@ def data_synth(
     if out.exists() and not overwrite:
         raise InputError(f"output file exists: {out} (pass --overwrite to replace it)")
     data = synth(kind, n_features, d, k, samples, seed, decay, correlation, run, instance)
+    out.parent.mkdir(parents=True, exist_ok=True)
     save_data(out, data)
     m = data.meta
     _say(f"{kind}: {m['samples']} samples, d={m['d']}, {m['n_features']} true features, "
@@ -505,12 +511,26 @@ def transition_cmd(
 def demo(
     out: Path = typer.Option(Path("demo"), help="Directory for report.html and summary.json."),
     quick: bool = typer.Option(False, help="Fewer steps and seeds (a smoke test, not the paper's figures)."),
+    progress: bool = PROGRESS,
 ) -> None:
-    """Train the paper's figures, then write OUT/report.html and OUT/summary.json."""
+    """Train the paper's figures, then write OUT/report.html, OUT/figures/*.png and OUT/summary.json.
+    Off a terminal it prints one line per finished section on stderr."""
     from monosemantic.report.demo import run_demo
 
-    report, summary = run_demo(out, quick=quick, progress=sys.stderr.isatty())
+    report, summary = run_demo(out, quick=quick, progress=progress and sys.stderr.isatty(),
+                               say=None if sys.stderr.isatty() else _say)
     typer.echo(f"report:  {report}\nsummary: {summary}")
+
+
+@app.command("report")
+def report(
+    run_dirs: List[Path] = typer.Argument(..., help="Toy runs (toy train --out) and dictionary runs (sae train --out)."),
+    out: Path = typer.Option(Path("report"), help="Directory for report.html and figures/*.png."),
+) -> None:
+    """Build a report page from run directories: one section per run, figures also as PNGs."""
+    from monosemantic.report.pages import build
+
+    typer.echo(f"report: {build(run_dirs, out)}")
 
 
 def _expand_multi(argv: list[str]) -> list[str]:

@@ -28,6 +28,11 @@ def run_config(cfg: ToyTrainConfig, progress: bool = False) -> ToyRun:
     )
 
 
+def loss_log(run: ToyRun) -> dict:
+    """The training loss of the kept instances: steps [points], loss [points][configurations]."""
+    return {"steps": run.log.steps, "loss": [[row[i] for i in run.kept] for row in run.log.loss]}
+
+
 def result_of(run: ToyRun, cfg: ToyTrainConfig) -> dict:
     """result.json: final eval loss per kept instance, timings, the training-loss log."""
     log = run.log
@@ -43,7 +48,7 @@ def result_of(run: ToyRun, cfg: ToyTrainConfig) -> dict:
         "diverged_at_step": log.diverged_at,
         "eval_s": run.eval_s,
         "hidden_l1": run.hidden_l1,  # mean_b ||h||_1 of each kept instance (with an L1 penalty), else null
-        "train_loss_log": {"steps": log.steps, "loss": [[row[i] for i in run.kept] for row in log.loss]},
+        "train_loss_log": loss_log(run),
     }
 
 
@@ -88,6 +93,7 @@ def _both_models(n, m, sparsity, decay, steps, seeds, seed, progress, batch=1024
                         progress=progress)
         W = kept_tensors(run)["W"]
         out[kind] = {"W": W, "loss": run.loss, "wall_s": run.log.wall_s,
+                     "train_loss_log": loss_log(run),
                      "represented": measures.represented(W).sum(1).tolist(),
                      "geometry": [measures.geometry(w)["label"] for w in W]}
     return out

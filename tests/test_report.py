@@ -75,3 +75,22 @@ def test_report_command_refuses_other_directories_in_one_line(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: not a run directory") and "\n" not in err
+
+
+def test_the_strategic_picture_reads_every_road_from_the_summary():
+    from monosemantic.report.sections.overview import picture
+
+    summary = {
+        "l1_sweep": {"lambda": [0.0, 0.1, 1.0], "loss": [0.04, 0.05, 0.1], "represented_features": [10, 8, 5],
+                     "monosemantic_neurons": [0, 3, 3], "used_neurons": [5, 5, 3]},
+        "moe_flop_matched": {"sparsity": [0.9, 0.99], "dense_loss": [0.16, 0.017], "moe_loss": [0.1, 0.008],
+                             "dense_dims_per_feature": [0.39, 0.36], "moe_dims_per_feature": [0.58, 0.46]},
+        "dictionary_recovery": {"ours TopK": {"mmcs": 0.99, "recovered": 0.98, "fvu": 0.09, "l0": 4.8}},
+        "unfolding": {"omp": {"support_f1": 1.0, "samples_per_s": 5000.0}},
+    }
+    html = picture(summary)
+    # L1: lambda 1.0 has every used neuron monosemantic (3 of 3), the best share, so its loss is quoted
+    assert "loss 0.1 at lambda 1 against 0.04 without penalty" in html and "3 of 3 used neurons" in html
+    assert "loss 0.008 against 0.017 dense, at S = 0.99" in html
+    assert "98.0%" in html and "support F1 1.0000" in html
+    assert picture({}) == ""

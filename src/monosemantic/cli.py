@@ -192,7 +192,9 @@ def sae_train(
 def sae_score(
     run_dir: Path = typer.Argument(..., help="A saved dictionary directory (from `sae train`, or SAELens)."),
     truth: Path = typer.Option(..., help="Data file with X (and the true F and codes, for recovery scores)."),
-    n_eval: Optional[int] = typer.Option(None, help="Score only the last N samples (the held-out split)."),
+    n_eval: Optional[int] = typer.Option(None, help="Score only the last N samples of --truth (default: all). `sae train` "
+                                                 "fits on every row of its data, so these rows are held out only if "
+                                                 "the dictionary was trained on another file or on the rows before."),
 ) -> None:
     """Score a dictionary against ground truth (MMCS, recovered@0.9, Hungarian MCC, FVU, L0, dead, codes)."""
     from monosemantic.experiments.dictionaries import score_dictionary_run
@@ -414,6 +416,7 @@ def unfold_cmd(
     alpha: float = opt(UnfoldConfig, "alpha", help="l1, fista: penalty in 0.5 ||x - D c||^2 + alpha ||c||_1 (unit atoms)."),
     positive: bool = opt(UnfoldConfig, "positive", help="l1, fista: non-negative codes."),
     overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
 ) -> None:
     """Sparse-code every sample against a dictionary: OUT/codes.safetensors (CSR indptr, indices, values),
     OUT/result.json (shape, wall_s, samples_per_s, unconverged samples), OUT/config.json."""
@@ -421,7 +424,7 @@ def unfold_cmd(
 
     cfg = validate(UnfoldConfig, dict(data=str(data), dictionary=str(dictionary), method=method, tol=tol, k=k,
                                       alpha=alpha, positive=positive))
-    res = unfold_run(cfg, out, overwrite, sys.stderr.isatty())
+    res = unfold_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     _say(f"unfolded {res['shape'][0]} samples onto {res['shape'][1]} atoms ({method}) in {res['wall_s']:.3f}s "
          f"({res['samples_per_s']:.0f} samples/s); L0 {res['l0']:.2f}; unconverged {res['unconverged']}")
     typer.echo(str(out))
@@ -493,12 +496,13 @@ def transition_cmd(
                                                           "at m = 256)."),
     seed: int = opt(transition_run, "seed", help="Seed of the dictionaries and codes."),
     overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
 ) -> None:
     """The recovery phase transition: P(exact support recovery) against k for random Gaussian dictionaries, beside
     the Donoho-Tanner curve and the coherence guarantees; writes OUT/result.json and OUT/transition.png."""
     from monosemantic.report.figures.transition import plot
 
-    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, sys.stderr.isatty(), draw=plot)
+    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, progress and sys.stderr.isatty(), draw=plot)
     for method in ("omp", "l1"):
         for c in res[method]:
             k50 = "not crossed" if c["k50"] is None else f"{c['k50']:.1f}"

@@ -14,16 +14,13 @@ def _l1_row(s: dict) -> dict | None:
     sw = s.get("l1_sweep")
     if not sw:
         return None
-    mono = [i for i, (u, k) in enumerate(zip(sw["used_neurons"], sw["monosemantic_neurons"])) if u and u == k]
-    if not mono:
-        return {"road": "1. L1 penalty on hidden activations", "cost": "no lambda made every used neuron monosemantic",
-                "true features recovered": "-"}
-    i = mono[0]
+    mono, used, lam = sw["monosemantic_neurons"], sw["used_neurons"], sw["lambda"]
+    i = max(range(len(lam)), key=lambda j: (mono[j] / max(used[j], 1), -j))  # most monosemantic, smallest lambda
     return {"road": "1. L1 penalty on hidden activations",
-            "cost": f"loss {sw['loss'][i]:.3g} at lambda {sw['lambda'][i]:.3g} (the smallest with every used neuron "
-                    f"monosemantic) against {sw['loss'][0]:.3g} without penalty",
-            "true features recovered": f"{sw['represented_features'][i]} features, one neuron each "
-                                        f"(superposition held {sw['represented_features'][0]})"}
+            "cost": f"loss {sw['loss'][i]:.3g} at lambda {lam[i]:.3g} against {sw['loss'][0]:.3g} without penalty",
+            "true features recovered": f"{mono[i]} of {used[i]} used neurons monosemantic (without penalty "
+                                        f"{mono[0]} of {used[0]}); {sw['represented_features'][i]} features "
+                                        f"represented ({sw['represented_features'][0]})"}
 
 
 def _moe_row(s: dict) -> dict | None:
@@ -33,8 +30,8 @@ def _moe_row(s: dict) -> dict | None:
     j = len(m["sparsity"]) - 1  # the sparsest inputs: where experts pay
     return {"road": "1. Mixture of experts (same flops per input)",
             "cost": f"loss {m['moe_loss'][j]:.3g} against {m['dense_loss'][j]:.3g} dense, at S = {m['sparsity'][j]}",
-            "true features recovered": f"{m['moe_monosemantic_neurons'][j]} monosemantic neurons against "
-                                        f"{m['dense_monosemantic_neurons'][j]} dense"}
+            "true features recovered": f"dimensions per feature D* {m['moe_dims_per_feature'][j]:.2f} against "
+                                        f"{m['dense_dims_per_feature'][j]:.2f} dense (1: a dimension each)"}
 
 
 def _dictionary_rows(s: dict) -> list[dict]:

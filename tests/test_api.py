@@ -103,3 +103,10 @@ def test_the_readme_python_quick_start_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "mmcs" in out and "support_f1" in out
     assert (tmp_path / "runs" / "quickstart" / "model.safetensors").exists()
+
+
+def test_data_synth_creates_missing_parent_directories(tmp_path):
+    out = tmp_path / "data" / "deeper" / "x.npz"
+    with pytest.raises(SystemExit) as e:
+        main(["data", "synth", "--n-features", "16", "--d", "4", "--k", "1", "--samples", "100", "--out", str(out)])
+    assert e.value.code == 0 and ms.load_data(out).X.shape == (100, 4)

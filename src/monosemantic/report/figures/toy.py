@@ -55,7 +55,7 @@ def loss_curves(logs: list[dict], titles: list[str], labels: list[str]):
     for ax, log, title in zip(axes[0], logs, titles):
         loss = np.asarray(log["loss"])  # [points, configurations]
         for j in range(loss.shape[1]):
-            ax.plot(log["steps"], loss[:, j], color=colors[j], label=labels[j])
+            ax.plot(log["steps"], loss[:, j], color=colors[j], label=labels[j], marker="o" if len(loss) < 3 else None)
         ax.set(xlabel="step", ylabel="training loss (batch)", yscale="log", title=title)
     axes[0][-1].legend()
     return fig

@@ -30,13 +30,14 @@ browser:
 	  (command -v apt-get >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium) || \
 	  echo "no apt-get here: install Chromium with your system's package manager"
 
-# README pictures, from a full `make demo` (copies its PNGs; rerun after `make demo`)
+# README pictures: copies three PNGs of a demo's figures/ (DEMO=DIR, default demo: run `make demo` first)
+DEMO ?= demo
 docs-img:
-	@test -d demo/figures || { echo "run make demo first"; exit 1; }
+	@test -d $(DEMO)/figures || { echo "no $(DEMO)/figures: run make demo first"; exit 1; }
 	mkdir -p docs/img
-	cp demo/figures/00-toy-models-of-superposition-3.png docs/img/toy-norms.png
-	cp demo/figures/01-superposition-as-a-phase-1.png docs/img/phase-n2m1.png
-	cp demo/figures/03-dictionary-learning-against-known-1.png docs/img/dictionary-recovery.png
+	cp $(DEMO)/figures/00-toy-models-of-superposition-3.png docs/img/toy-norms.png
+	cp $(DEMO)/figures/01-superposition-as-a-phase-1.png docs/img/phase-n2m1.png
+	cp $(DEMO)/figures/03-dictionary-learning-against-known-1.png docs/img/dictionary-recovery.png
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

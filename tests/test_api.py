@@ -1,5 +1,6 @@
 """The Python API (`import monosemantic as ms`), the package's entry points and its optional extras."""
 import json
+import os
 import re
 import runpy
 import subprocess
@@ -110,3 +111,13 @@ def test_data_synth_creates_missing_parent_directories(tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["data", "synth", "--n-features", "16", "--d", "4", "--k", "1", "--samples", "100", "--out", str(out)])
     assert e.value.code == 0 and ms.load_data(out).X.shape == (100, 4)
+
+
+def test_openmp_threads_sleep_when_idle_unless_the_user_says_otherwise():
+    code = "import os, monosemantic.config; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert out.stdout.strip() == "ACTIVE"

@@ -10,7 +10,13 @@
 Names load on first use (module `__getattr__`), so `import monosemantic` stays light. No module of the package
 imports this root, so it can re-export the public API without cycles.
 """
+import os
 from importlib import import_module
+
+# Read by OpenMP when torch loads it, which any submodule's import does after this root: idle intra-op threads
+# sleep instead of spinning, so on a busy machine they do not burn the CPU the other processes need (toy training
+# beside other work: 0.5 s against 69 s, benchmarks/threads_under_load.py). A value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from monosemantic._version import __version__
 from monosemantic.errors import InputError

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-# Before torch loads OpenMP: idle intra-op threads sleep instead of spinning, so on a busy machine they do not
-# burn the CPU time the other processes (and our own next op) need.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import typer  # noqa: E402
+import typer
 
 from monosemantic.config import (EffectiveSizeConfig, FeaturesConfig, L1SweepConfig, MoEConfig, SaeTrainConfig,
                                  ToyTrainConfig, UnfoldConfig, default, validate)

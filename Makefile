@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench browser docs-img clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,21 @@ test: setup
 # Every benchmarks/*.py prints its ratio against a baseline measured in the same run.
 bench: setup
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# Debian's headless Chromium for tests/test_browser.py (which skips, saying why, without it)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-headless-shell >/dev/null 2>&1 || \
+	  (command -v apt-get >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium) || \
+	  echo "no apt-get here: install Chromium with your system's package manager"
+
+# README pictures: copies three PNGs of a demo's figures/ (DEMO=DIR, default demo: run `make demo` first)
+DEMO ?= demo
+docs-img:
+	@test -d $(DEMO)/figures || { echo "no $(DEMO)/figures: run make demo first"; exit 1; }
+	mkdir -p docs/img
+	cp $(DEMO)/figures/00-toy-models-of-superposition-3.png docs/img/toy-norms.png
+	cp $(DEMO)/figures/01-superposition-as-a-phase-1.png docs/img/phase-n2m1.png
+	cp $(DEMO)/figures/03-dictionary-learning-against-known-1.png docs/img/dictionary-recovery.png
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

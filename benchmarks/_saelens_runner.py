@@ -1,12 +1,12 @@
-"""Runs SAELens (a peer, in its own venv) on a data file and scores held-out data every few hundred steps.
+"""Runs SAELens (a peer, installed by the `bench` extra or in its own venv) on a data file and scores held-out data every few hundred steps.
 
-Called by benchmarks/dictionary.py with the Python of a venv that has sae-lens installed:
+Called by benchmarks/dictionary.py with a Python that has sae-lens installed:
     python _saelens_runner.py DATA.npz --arch topk|standard --epochs 20 --batch 1024 --lr 1e-3 --l1 0.1 --k 5
             --eval-every 200 --n-eval 10000 --seed 0
 It prints one JSON line: the trajectory [(step, samples, train seconds, mmcs, recovered, fvu, l0)] and the
-final scores. The metrics are computed the way monosemantic.recovery and ../shared/peers/common.py do.
+final scores. The metrics are computed the way monosemantic.recovery does (tests/reference_peers.py).
 Training time excludes the evaluations: the data iterator evaluates between two steps with the clock paused.
-The SAELens calls are those of ../shared/peers/sae_lens_baseline.py.
+The SAELens calls follow SAELens 6's documented training API (SAETrainer with a TrainingSAE).
 """
 import argparse
 import json

@@ -1,22 +1,22 @@
 """Dictionary learning against ground truth: our SAEs vs SAELens and scikit-learn, in one run.
 
-Data: shared/README.md section 5 (512 random unit features in d = 128, p = 5/512, magnitudes U(0, 1),
-200k samples, seed 0; the last 10k held out). Every method's held-out recovery is scored every few
+Data: 512 random unit features in d = 128, each on with p = 5/512, magnitudes U(0, 1),
+200k samples, seed 0 (`monosemantic data synth`); the last 10k held out. Every method's held-out recovery is scored every few
 hundred steps with the training clock paused. Printed for each: wall time (training compute only) and
 samples to reach recovered@0.9 >= 0.98, and the final FVU, L0, MMCS and recovered@0.9.
 
 * ours TopK (k 5) and ours ReLU + L1 (l1 0.1): our defaults, nothing tuned per run.
 * SAELens 6 TopK (k 5) and standard ReLU + L1 (l1 0.1): the peers' settings (lr 1e-3, batch 1024, 20 epochs),
-  run in the peers' venv by `_saelens_runner.py`. Install (not a runtime dependency, the `bench` extra):
-      python3 -m venv .peers/venv && .peers/venv/bin/pip install torch==2.13.0 sae-lens
-  Without it the SAELens rows are skipped and the peers' published final figures are printed instead.
+  run by `_saelens_runner.py` in a fresh process, with this Python when it has SAELens (the `bench` extra:
+      pip install -c requirements.lock '.[bench]'
+  ) or with the Python of another venv (--peers-venv DIR). Without SAELens its rows are skipped.
 * scikit-learn MiniBatchDictionaryLearning (alpha 0.1, batch 1024, 300 batches, float64): the peers' setting.
 
 Targets: ours reaches recovered@0.9 >= 0.98 >= 3x sooner than SAELens for TopK and >= 2x sooner for
 ReLU + L1, ending at MMCS >= 0.996 with FVU no higher than SAELens's. Then samples/s and peak memory (max RSS
 of a fresh process) of one TopK training step loop at 16,384 latents on d = 768 (k 32, batch 1024), ours and SAELens.
 
-usage: python benchmarks/dictionary.py [--threads N] [--peers-venv .peers/venv] [--eval-every 200] [--skip-sklearn]
+usage: python benchmarks/dictionary.py [--threads N] [--peers-venv DIR] [--eval-every 200] [--skip-sklearn]
                                       [--skip-scale] [--json FILE]
 """
 import argparse
@@ -41,9 +41,6 @@ from monosemantic.dictionary import MiniBatchDictionary, SparseAutoencoder  # no
 
 HERE = Path(__file__).parent
 TARGET_REC = 0.98
-# ../shared/peers/README.md section 5 (SAELens 6.54.12, same data, 2 cores): final figures only
-PUBLISHED = {"TopK": dict(train_s=36.2, fvu=0.0922, l0=4.86, mmcs=0.9955, recovered=0.988),
-             "ReLU+L1": dict(train_s=43.0, fvu=0.0996, l0=8.07, mmcs=0.9966, recovered=0.990)}
 
 
 def evaluator(F, ev, traj, fvu_every=True):
@@ -138,7 +135,8 @@ def fmt(v, spec):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--peers-venv", default=os.environ.get("PEERS_VENV", str(HERE.parent / ".peers/venv")))
+    ap.add_argument("--peers-venv", default=os.environ.get("PEERS_VENV"),
+                    help="a venv with sae-lens installed (default: this Python, when it has sae_lens)")
     ap.add_argument("--eval-every", type=int, default=200, help="our steps (batch 256) between held-out scorings")
     ap.add_argument("--skip-sklearn", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
@@ -159,13 +157,12 @@ def main():
     data = synth_uniform(512, 128, 5, 200_000, seed=0)
     tr, ev = split(data, 10_000)
     F = data.F
-    peers_py = str(Path(a.peers_venv) / "bin/python")
+    peers_py = str(Path(a.peers_venv) / "bin/python") if a.peers_venv else sys.executable
     has_saelens = Path(peers_py).exists() and subprocess.run(
         [peers_py, "-c", "import sae_lens"], capture_output=True, env={**os.environ, "TQDM_DISABLE": "1"}).returncode == 0
     if not has_saelens:
-        print(f"SAELens not found in {a.peers_venv} (install: python3 -m venv .peers/venv && "
-              f".peers/venv/bin/pip install torch==2.13.0 sae-lens); comparing with the peers' PUBLISHED final "
-              f"figures (../shared/peers/README.md), which give no time-to-target.")
+        print(f"SAELens not found in {peers_py}: its rows are skipped (install: pip install -c requirements.lock "
+              f"'.[bench]', or pass --peers-venv DIR).")
         peers_py = None
     rows = []
     for arch, sl_arch in (("topk", "topk"), ("relu", "standard")):
@@ -188,10 +185,6 @@ def main():
         print(f"{r['method']:<40} {fmt(r['time_to_target'], '9.1f')} {fmt(r['samples_to_target'], '9d')} "
               f"{r['train_s']:8.1f} {r['samples_per_s']:9.0f} {r['fvu']:7.4f} {r['l0']:5.2f} {r['dead']:4d} "
               f"{r['mmcs']:7.4f} {r['recovered']:7.3f}")
-    if not peers_py:
-        for name, p in PUBLISHED.items():
-            print(f"{'SAELens 6.54.12 ' + name + ' (published)':<40} {'-':>9} {'-':>9} {p['train_s']:8.1f} {'-':>9} "
-                  f"{p['fvu']:7.4f} {p['l0']:5.2f} {'-':>4} {p['mmcs']:7.4f} {p['recovered']:7.3f}")
     by = {r["method"].split()[0] + " " + r["method"].split()[-1]: r for r in rows}
     for name, want in (("TopK", 3.0), ("ReLU+L1", 2.0)):
         ours, theirs = by.get(f"ours {name}"), by.get(f"SAELens {name}")
@@ -204,9 +197,9 @@ def main():
                   f"{theirs['samples_to_target'] / ours['samples_to_target']:.1f}x fewer samples")
         elif theirs:
             print(f"{name}: time-to-target missing (ours {ours['time_to_target']}, SAELens {theirs['time_to_target']})")
-        fvu_ref = theirs["fvu"] if theirs else PUBLISHED[name]["fvu"]
+        fvu_vs = f" vs SAELens {theirs['fvu']:.4f} ({'met' if ours['fvu'] <= theirs['fvu'] else 'NOT met'})" if theirs else ""
         print(f"{name}: final MMCS {ours['mmcs']:.4f} (target >= 0.996: {'met' if ours['mmcs'] >= 0.996 else 'NOT met'}), "
-              f"FVU {ours['fvu']:.4f} vs SAELens {fvu_ref:.4f} ({'met' if ours['fvu'] <= fvu_ref else 'NOT met'})")
+              f"FVU {ours['fvu']:.4f}{fvu_vs}")
     scale = [] if a.skip_scale else run_scale(peers_py)
     if scale:
         print("\nTopK at 16,384 latents on d = 768 (k 32, batch 1024, random data, 20 timed steps):")

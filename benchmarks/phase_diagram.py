@@ -6,7 +6,7 @@ tensors for both trainers), 2,000 steps, batch 1024, AdamW lr 1e-3, weight decay
 
 - ours: `phase.n2m1`, the sweep machinery (local backend, one worker process per core), from the
   spec to labelled points; timed end to end (process start-up included) and as training compute.
-- reference: the public notebook's way (as ../shared/peers/reference_toy.py): one einsum model over
+- reference: the public notebook's way (benchmarks/common.py `notebook_train`): one einsum model over
   the 1,200 instances, two dense torch.rand draws per step, autograd, torch.optim.AdamW, torch's
   default threads. Its best start per point is picked by loss on a fixed evaluation batch (not timed).
 

@@ -1,10 +1,10 @@
 """Unfolding with the true dictionary: our batched OMP against scikit-learn, in one run.
 
-Data: shared/README.md section 5 (512 random unit features in d = 128, p = 5/512, magnitudes U(0, 1),
-200k samples, seed 0); the last 10,000 are coded with the TRUE dictionary F.
+Data: 512 random unit features in d = 128, each on with p = 5/512, magnitudes U(0, 1),
+200k samples, seed 0 (`monosemantic data synth`); the last 10,000 are coded with the TRUE dictionary F.
 
 * ours OMP, relative tol 1e-6 (stop when ||x - D c|| <= 1e-6 ||x||), float64.
-* sklearn `orthogonal_mp_gram` with tol 1e-8 on the squared residual (as shared/peers/sklearn_baseline.py),
+* sklearn `orthogonal_mp_gram` with tol 1e-8 on the squared residual (the scikit-learn baseline's setting),
   the Gram matrix and D X^T computed inside the timed region, float64.
 * ours L1, alpha 0.01, positive (batched active set, exact), against
 * sklearn `SparseCoder` lasso_lars, alpha 0.01, positive codes, float64 (the same objective).
@@ -109,7 +109,7 @@ def main():
     lars_diff = abs(codes[2] - codes[3]).max()  # the same objective: exact solvers give the same codes
     fista_diff = abs(codes[4] - codes[2]).max()
     print(f"L1: ours / Lasso-LARS = {l1:.1f}x samples/s at F1 {rows[2]['support_f1']:.5f} (Lasso-LARS "
-          f"{rows[3]['support_f1']:.5f}, shared README's figure rounds to {rows[3]['support_f1']:.3f}; target >= 3x: "
+          f"{rows[3]['support_f1']:.5f}; target >= 3x: "
           f"{'met' if l1 >= 3 else 'NOT met'}; F1 >= 0.994: {'met' if rows[2]['support_f1'] >= 0.994 else 'NOT met'})")
     print(f"codes: ours l1 vs Lasso-LARS max |diff| {lars_diff:.1e}; fista vs ours l1 {fista_diff:.1e} "
           f"(fista {rows[2]['samples_per_s'] / rows[4]['samples_per_s']:.0f}x slower)")

@@ -50,6 +50,8 @@ def graph() -> dict[str, set[str]]:
 
 def _layer(module: str) -> str:
     part = module.split(".")[1] if "." in module else ""
+    if part == "__main__":  # `python -m monosemantic` is the command line
+        return "cli"
     return part if part in UPPER else "library"
 
 

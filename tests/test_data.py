@@ -1,8 +1,4 @@
 """Ground-truth data sets and the data-file format."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -10,8 +6,7 @@ import scipy.sparse as sp
 from monosemantic.errors import InputError
 from monosemantic.data import (Data, load_data, save_data, sharkey_probabilities, split, synth_sharkey,
                                synth_uniform, toy_activations)
-
-PEERS = Path("/work/shared/peers")
+from reference_peers import make_uniform
 
 
 def test_uniform_is_exactly_codes_times_dictionary():
@@ -24,12 +19,8 @@ def test_uniform_is_exactly_codes_times_dictionary():
     assert abs(d.meta["l0_mean"] - 3) < 0.15
 
 
-@pytest.mark.skipif(not (PEERS / "make_synthetic.py").exists(), reason="peer scripts not on this machine")
 def test_uniform_draws_the_peers_data():
-    spec = importlib.util.spec_from_file_location("peer_make_synthetic", PEERS / "make_synthetic.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    X, D, cd, ci, cp, _, _ = mod.make(128, 32, 5, 3000, 7)
+    X, D, cd, ci, cp = make_uniform(128, 32, 5, 3000, 7)
     ours = synth_uniform(128, 32, 5, 3000, seed=7)
     np.testing.assert_array_equal(ours.F, D)
     np.testing.assert_array_equal(ours.X, X)

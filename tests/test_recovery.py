@@ -1,26 +1,13 @@
-"""Recovery scores, checked against hand-made cases and the peers' definitions (shared/peers/common.py)."""
-import importlib.util
-import sys
-from pathlib import Path
-
+"""Recovery scores, checked against hand-made cases and the peers' definitions (tests/reference_peers.py)."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
+import reference_peers as common
 from monosemantic.data import synth_uniform
 from monosemantic.recovery import (all_scores, best_cosines, code_scores, dead_latents, dictionary_scores, fvu, l0,
                                    matched_codes, reconstruction_scores, seed_overlap)
-
-PEERS = Path("/work/shared/peers")
-
-
-def _peers_common():
-    sys.path.insert(0, str(PEERS))
-    spec = importlib.util.spec_from_file_location("peer_common", PEERS / "common.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _noisy_atoms(F, rng, noise, n_extra=0, flip=0):
@@ -46,9 +33,7 @@ def test_dictionary_scores_hand_cases():
     assert dictionary_scores(F, -F, absolute=True)["mmcs"] == 1.0
 
 
-@pytest.mark.skipif(not (PEERS / "common.py").exists(), reason="peer scripts not on this machine")
 def test_matches_the_peers_metrics():
-    common = _peers_common()
     rng = np.random.default_rng(0)
     d = synth_uniform(96, 24, 3, 1500, seed=0)
     A = _noisy_atoms(d.F.astype(np.float64), rng, 0.08, n_extra=20, flip=10)

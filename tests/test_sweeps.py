@@ -161,6 +161,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 @pytest.mark.slow
 def test_process_pool_and_ray_give_the_same_results(tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'monosemantic[ray]')")
     spec = parse_spec(SMALL)
     run_sweep(spec, tmp_path / "one", workers=1)
     run_sweep(spec, tmp_path / "pool", workers=2)  # spawned worker processes

@@ -161,7 +161,7 @@ def toy_dynamics(
 @data_app.command("synth")
 def data_synth(
     out: Path = typer.Option(..., help="File to write: .npz, .safetensors (X, F, codes) or .npy (X alone)."),
-    kind: str = opt(synth, "kind", help="uniform (shared README section 5) | sharkey | toy."),
+    kind: str = opt(synth, "kind", help="uniform (random unit features, each on with p = k/n) | sharkey | toy."),
     n_features: Optional[int] = typer.Option(None, help="True features (default 512)."),
     d: Optional[int] = typer.Option(None, help="Dimensions (default 128 uniform, 256 sharkey)."),
     k: float = opt(synth, "k", help="Expected active features per sample."),
@@ -179,6 +179,7 @@ def data_synth(
     if out.exists() and not overwrite:
         raise InputError(f"output file exists: {out} (pass --overwrite to replace it)")
     data = synth(kind, n_features, d, k, samples, seed, decay, correlation, run, instance)
+    out.parent.mkdir(parents=True, exist_ok=True)
     save_data(out, data)
     m = data.meta
     _say(f"{kind}: {m['samples']} samples, d={m['d']}, {m['n_features']} true features, "
@@ -225,7 +226,9 @@ def sae_train(
 def sae_score(
     run_dir: Path = typer.Argument(..., help="A saved dictionary directory (from `sae train`, or SAELens)."),
     truth: Path = typer.Option(..., help="Data file with X (and the true F and codes, for recovery scores)."),
-    n_eval: Optional[int] = typer.Option(None, help="Score only the last N samples (the held-out split)."),
+    n_eval: Optional[int] = typer.Option(None, help="Score only the last N samples of --truth (default: all). `sae train` "
+                                                 "fits on every row of its data, so these rows are held out only if "
+                                                 "the dictionary was trained on another file or on the rows before."),
 ) -> None:
     """Score a dictionary against ground truth (MMCS, recovered@0.9, Hungarian MCC, FVU, L0, dead, codes)."""
     from monosemantic.experiments.dictionaries import score_dictionary_run
@@ -243,7 +246,7 @@ app.add_typer(sweep_app, name="sweep")
 app.add_typer(phase_app, name="phase")
 BACKEND = typer.Option("local", help="local (worker processes, one per core) | ray (--ray-address to join a "
                                       "cluster, else a local Ray).")
-RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or ray://HOST:PORT, auto) of a Ray cluster.")
+RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or auto) of a Ray cluster this machine is a node of.")
 WORKERS = typer.Option(None, help="Worker processes (default: one per core).")
 PHASE_OUT = typer.Option(..., help="Directory: OUT/sweep (resumable points) and OUT/diagram (the analysis).")
 
@@ -481,6 +484,7 @@ def unfold_cmd(
     positive: bool = opt(UnfoldConfig, "positive", help="l1, fista: non-negative codes."),
     device: str = opt(UnfoldConfig, "device", help=DEVICE_HELP),
     overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
 ) -> None:
     """Sparse-code every sample against a dictionary: OUT/codes.safetensors (CSR indptr, indices, values),
     OUT/result.json (shape, wall_s, samples_per_s, unconverged samples), OUT/config.json."""
@@ -488,7 +492,7 @@ def unfold_cmd(
 
     cfg = validate(UnfoldConfig, dict(data=str(data), dictionary=str(dictionary), method=method, tol=tol, k=k,
                                       alpha=alpha, positive=positive, device=device))
-    res = unfold_run(cfg, out, overwrite, sys.stderr.isatty())
+    res = unfold_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     _say(f"unfolded {res['shape'][0]} samples onto {res['shape'][1]} atoms ({method}) in {res['wall_s']:.3f}s "
          f"({res['samples_per_s']:.0f} samples/s); L0 {res['l0']:.2f}; unconverged {res['unconverged']}")
     typer.echo(str(out))
@@ -561,12 +565,13 @@ def transition_cmd(
     seed: int = opt(transition_run, "seed", help="Seed of the dictionaries and codes."),
     device: str = typer.Option(DEFAULT_DEVICE, help="OMP's device: " + DEVICE_HELP + " (L1 runs on the CPU)."),
     overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
 ) -> None:
     """The recovery phase transition: P(exact support recovery) against k for random Gaussian dictionaries, beside
     the Donoho-Tanner curve and the coherence guarantees; writes OUT/result.json and OUT/transition.png."""
     from monosemantic.report.figures.transition import plot
 
-    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, sys.stderr.isatty(), draw=plot,
+    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, progress and sys.stderr.isatty(), draw=plot,
                          device=device)
     for method in ("omp", "l1"):
         for c in res[method]:
@@ -580,12 +585,26 @@ def transition_cmd(
 def demo(
     out: Path = typer.Option(Path("demo"), help="Directory for report.html and summary.json."),
     quick: bool = typer.Option(False, help="Fewer steps and seeds (a smoke test, not the paper's figures)."),
+    progress: bool = PROGRESS,
 ) -> None:
-    """Train the paper's figures, then write OUT/report.html and OUT/summary.json."""
+    """Train the paper's figures, then write OUT/report.html, OUT/figures/*.png and OUT/summary.json.
+    Off a terminal it prints one line per finished section on stderr."""
     from monosemantic.report.demo import run_demo
 
-    report, summary = run_demo(out, quick=quick, progress=sys.stderr.isatty())
+    report, summary = run_demo(out, quick=quick, progress=progress and sys.stderr.isatty(),
+                               say=None if sys.stderr.isatty() else _say)
     typer.echo(f"report:  {report}\nsummary: {summary}")
+
+
+@app.command("report")
+def report(
+    run_dirs: List[Path] = typer.Argument(..., help="Toy runs (toy train --out) and dictionary runs (sae train --out)."),
+    out: Path = typer.Option(Path("report"), help="Directory for report.html and figures/*.png."),
+) -> None:
+    """Build a report page from run directories: one section per run, figures also as PNGs."""
+    from monosemantic.report.pages import build
+
+    typer.echo(f"report: {build(run_dirs, out)}")
 
 
 def _expand_multi(argv: list[str]) -> list[str]:

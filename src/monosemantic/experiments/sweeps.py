@@ -365,21 +365,28 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
     """Fail fast, naming the address, when nothing listens there (ray.init would retry for a minute)."""
     if address in ("auto", "local"):
         return
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
+    if address.startswith("ray://"):  # Ray Client needs grpcio and a matching server: not offered
+        raise InputError(f"Ray Client addresses (ray://) are not supported: run the command on a node of the "
+                         f"cluster with --ray-address HOST:PORT (the head's GCS address) or auto")
+    host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise InputError(f"Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto)")
+        raise InputError(f"Ray address {address!r} is not HOST:PORT (or auto)")
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as e:
         raise InputError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
 
 
-def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None, device: str = "cpu"):
+def _import_ray():
     try:
         import ray
     except ImportError:
-        raise InputError("the ray backend needs the `ray` package (pip install ray)") from None
+        raise InputError("the ray backend needs Ray: pip install 'monosemantic[ray]'") from None
+    return ray
+
+
+def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None, device: str = "cpu"):
+    ray = _import_ray()
     if address:  # train_spec's only check; run_sweep checks earlier, before it writes OUT
         check_ray_address(address)
     started = not ray.is_initialized()
@@ -500,13 +507,10 @@ def run_sweep(
         raise InputError("--ray-address needs --backend ray")
     if workers is not None and workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
-    if backend == "ray":
-        if ray_address:
-            check_ray_address(ray_address)
-        try:
-            import ray  # noqa: F401  (refused here, before OUT is written)
-        except ImportError:
-            raise InputError("the ray backend needs the `ray` package (pip install ray)") from None
+    if backend == "ray":  # before anything is written
+        _import_ray()
+    if backend == "ray" and ray_address:
+        check_ray_address(ray_address)
     out = check_output_path(out)
     points, groups = plan(spec)
     if out.exists() and not (out / "sweep.json").exists() and (

@@ -6,17 +6,18 @@ but not what every start reaches) and the linear model beside it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from monosemantic.errors import InputError
 import monosemantic.measures as measures
-from monosemantic.config import ToyTrainConfig
+from monosemantic.config import ToyTrainConfig, validate
 from monosemantic.devices import resolve
 from monosemantic.toy.sampler import importance, probabilities
 from monosemantic.data import read_toy_run
-from monosemantic.runs import check_new_dir, write_json, write_run
+from monosemantic.runs import check_new_dir, read_run, write_json, write_run
 from monosemantic.toy.train import ToyRun, kept_snapshots, kept_tensors, train_toy
 
 
@@ -28,6 +29,11 @@ def run_config(cfg: ToyTrainConfig, progress: bool = False) -> ToyRun:
         cfg.anticorrelated_sets, cfg.set_size, progress=progress, l1=cfg.l1, device=cfg.device,
         snapshot_every=cfg.snapshot_every or 0,
     )
+
+
+def loss_log(run: ToyRun) -> dict:
+    """The training loss of the kept instances: steps [points], loss [points][configurations]."""
+    return {"steps": run.log.steps, "loss": [[row[i] for i in run.kept] for row in run.log.loss]}
 
 
 def result_of(run: ToyRun, cfg: ToyTrainConfig) -> dict:
@@ -45,7 +51,7 @@ def result_of(run: ToyRun, cfg: ToyTrainConfig) -> dict:
         "diverged_at_step": log.diverged_at,
         "eval_s": run.eval_s,
         "hidden_l1": run.hidden_l1,  # mean_b ||h||_1 of each kept instance (with an L1 penalty), else null
-        "train_loss_log": {"steps": log.steps, "loss": [[row[i] for i in run.kept] for row in log.loss]},
+        "train_loss_log": loss_log(run),
     }
 
 
@@ -90,6 +96,7 @@ def _both_models(n, m, sparsity, decay, steps, seeds, seed, progress, batch=1024
         kept = kept_tensors(run)
         W = kept["W"]
         out[kind] = {"W": W, "b": kept["b"], "loss": run.loss, "wall_s": run.log.wall_s,
+                     "train_loss_log": loss_log(run),
                      "represented": measures.represented(W).sum(1).tolist(),
                      "geometry": [measures.geometry(w)["label"] for w in W]}
     return out
@@ -111,3 +118,65 @@ def demo(quick: bool, progress: bool) -> dict:
     steps, seeds = (2000, 4) if quick else (10_000, 20)
     return {"steps": steps, "seeds": seeds, "n5m2": n5m2(steps, seeds, progress=progress),
             "n20m5": n20m5(steps, 1 if quick else 3, progress=progress)}
+
+
+@dataclass
+class ToyResult:
+    """A trained batch of toy models, one per sparsity of its config (the best seed of each).
+
+    W: [configs, m, n] (column i is feature i's direction in the hidden space), b: [configs, n]; `tensors` holds
+    every weight of the model (hidden-layer models add theirs). `result` is what `toy train` writes as
+    result.json: eval `loss` per configuration, timings and `train_loss_log` (steps, loss [log points][configs]).
+    """
+
+    config: ToyTrainConfig
+    tensors: dict[str, torch.Tensor]
+    result: dict
+
+    @property
+    def W(self) -> torch.Tensor:
+        return self.tensors["W"]
+
+    @property
+    def b(self) -> torch.Tensor:
+        return self.tensors["b"]
+
+    @property
+    def loss(self) -> list[float]:
+        return self.result["loss"]
+
+    def measures(self) -> list[dict]:
+        """One row of measures per configuration (norms, superposition, D*, geometry...), as `toy measure` prints."""
+        privileged = self.config.model in ("relu-hidden", "abs") or self.config.l1 > 0
+        rows = measures.summarize(self.W.float(), privileged)
+        for row, s in zip(rows, self.config.sparsity):
+            row["sparsity"] = s
+        return rows
+
+    def save(self, out: str | Path, overwrite: bool = False) -> Path:
+        """A run directory, as `monosemantic toy train --out` writes it (readable by `load_run` and the CLI)."""
+        return write_run(out, {"kind": "toy", **self.config.model_dump()}, self.result, {"model": self.tensors},
+                         overwrite)
+
+
+def train(config: ToyTrainConfig | None = None, progress: bool = False, **fields) -> ToyResult:
+    """Train the toy models a config describes, in memory: `train(ToyTrainConfig(n=20, m=5, sparsity=[0.9]))`
+    or `train(n=20, m=5, sparsity=[0.9])` (fields override the config's). Sparsity S: feature i is zero with
+    probability S, else U[0, 1]."""
+    data = {**(config.model_dump() if config is not None else {}), **fields}
+    cfg = validate(ToyTrainConfig, data)
+    run = run_config(cfg, progress)
+    if run.log.diverged_at is not None:
+        raise InputError(f"training stopped: non-finite loss or gradient at step {run.log.diverged_at}")
+    return ToyResult(cfg, kept_tensors(run), result_of(run, cfg))
+
+
+def load_run(run_dir: str | Path) -> ToyResult:
+    """A toy run directory (written by `toy train --out` or `ToyResult.save`) back as a ToyResult."""
+    config, result, tensors = read_run(run_dir)
+    if not isinstance(config, dict) or config.get("kind") != "toy" or "W" not in tensors:
+        kind = config.get("kind") if isinstance(config, dict) else None
+        raise InputError(f"{run_dir} is not a toy run directory (config.json kind {kind!r})")
+    read_toy_run(run_dir)  # the weights checked against config.json
+    cfg = validate(ToyTrainConfig, {k: v for k, v in config.items() if k in ToyTrainConfig.model_fields})
+    return ToyResult(cfg, tensors, result)

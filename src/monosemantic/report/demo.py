@@ -12,6 +12,7 @@ from monosemantic.experiments import dictionaries, phase, road1, toy, transition
 from monosemantic.experiments import correlated, diagrams, dynamics, nonuniform
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
+from monosemantic.report.sections.overview import picture
 from monosemantic.runs import check_writable_dir, write_json
 
 # (experiment, section) per topic, in report order. Keep each under a minute.
@@ -22,10 +23,20 @@ TOPICS += [(diagrams.demo, sections.diagrams.section), (dynamics.demo, sections.
            (nonuniform.demo, sections.nonuniform.section), (correlated.demo, sections.correlated.section)]
 
 
-def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:
+def _topic(run) -> str:
+    return run.__module__.rsplit(".", 1)[-1]
+
+
+def run_demo(out: str | Path, quick: bool = False, progress: bool = False, say=None) -> tuple[Path, Path]:
+    """Every topic's experiment, then the page. say: called with one line per finished topic (the CLI: stderr)."""
     out = check_writable_dir(out)  # before minutes of training, not after
     start = time.perf_counter()
-    results = [run(quick, progress) for run, _ in TOPICS]
+    results = []
+    for i, (run, _) in enumerate(TOPICS, 1):
+        t = time.perf_counter()
+        results.append(run(quick, progress))
+        if say:
+            say(f"demo {i}/{len(TOPICS)}: {_topic(run)} in {time.perf_counter() - t:.0f} s")
     built, summary = [], {}
     for (_, build), result in zip(TOPICS, results):
         sec, part = build(result)
@@ -33,7 +44,9 @@ def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tu
         summary.update(part)
     summary["demo_wall_s"] = time.perf_counter() - start
     report = write_report(out / "report.html", "monosemantic: solving superposition, measured", built,
-                          intro="Every figure below was trained and measured by `make demo` on this machine.")
+                          intro="Every figure below was trained and measured by `make demo` on this machine; "
+                                "each is also a PNG in figures/ beside this page.",
+                          lead=picture(summary))
     summary_path = out / "summary.json"
     write_json(summary_path, summary)
     return report, summary_path

@@ -1,10 +1,16 @@
-"""Assemble a self-contained HTML page from sections of text, tables and matplotlib figures."""
+"""Assemble a self-contained HTML page from sections of text, tables and matplotlib figures.
+
+Every figure goes through `style` (fonts of at least 11 pt, legends beside the axes rather than on the data,
+titles wrapped to their axes) and is also written as a PNG next to the page (`figures/*.png`).
+"""
 from __future__ import annotations
 
 import base64
 import html
 import io
 import os
+import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,15 +19,89 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from monosemantic.runs import write_text  # noqa: E402
+from monosemantic.runs import atomic_file, write_text  # noqa: E402
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+body { font-family: system-ui, sans-serif; font-size: 16px; line-height: 1.45; max-width: 1150px; margin: 2em auto;
+       padding: 0 1em; color: #222; }
 h1 { border-bottom: 2px solid #444; } h2 { margin-top: 2em; border-bottom: 1px solid #bbb; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; } th { background: #f3f3f3; }
-img { max-width: 100%; } .note { color: #555; font-size: 0.92em; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
+td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
+th { background: #f3f3f3; white-space: normal; max-width: 9em; overflow-wrap: break-word; }
+td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; height: auto; display: block; margin: 0.8em 0; } .note { color: #555; font-size: 0.95em; }
+.picture { font-size: 1.02em; } .picture td { text-align: left; }
 """
+
+MIN_FONT = 11  # points: the smallest text a figure may carry
+DPI = 100
+
+# column key -> header a reader understands (keys not listed: underscores become spaces)
+HEADERS = {
+    "mmcs": "MMCS (mean best cosine)", "recovered": "recovered@0.9", "mcc_hungarian": "Hungarian MCC",
+    "fvu": "FVU", "l0": "L0", "dead": "dead latents", "support_f1": "support F1", "code_rel_err": "code error (relative)",
+    "train_s": "training s", "wall_s": "compute s", "samples_per_s": "samples/s", "objective": "objective",
+    "unconverged": "unconverged samples", "loss": "loss", "represented_features": "features represented",
+    "dims_per_feature": "dims per feature D*", "monosemantic_neurons": "monosemantic neurons",
+    "used_neurons": "used neurons", "importance_threshold": "importance threshold",
+    "correlation_true_supports": "correlation (true supports)", "high_cos_no_shared": "cos > 0.8, no shared feature",
+    "low_cos_mostly_shared": "cos < 0.3, mostly shared", "unfold_support_f1": "unfolded support F1",
+}
+
+
+def header(key: str) -> str:
+    return HEADERS.get(key, key.replace("_", " "))
+
+
+def _wrap_title(ax) -> None:
+    title = ax.get_title()
+    if not title:
+        return
+    size = ax.title.get_fontsize()
+    width_pt = ax.get_position().width * ax.figure.get_figwidth() * 72
+    chars = max(12, int(width_pt / (0.55 * size)))
+    ax.set_title("\n".join(textwrap.wrap(title.replace("\n", " "), chars)), fontsize=size)
+
+
+def _legend_beside(ax) -> None:
+    leg = ax.get_legend()
+    if leg is None:
+        return
+    handles, labels = leg.legend_handles, [t.get_text() for t in leg.get_texts()]
+    title = leg.get_title().get_text()
+    ax.legend(handles, labels, title=title or None, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0,
+              frameon=False, fontsize=MIN_FONT)
+
+
+def style(fig):
+    """The report's look on any figure, in place: no text under MIN_FONT points, legends moved beside their
+    axes (never over the data), titles wrapped to their axes' width, a layout that keeps it all in the frame."""
+    for text in fig.findobj(matplotlib.text.Text):
+        if text.get_fontsize() < MIN_FONT:
+            text.set_fontsize(MIN_FONT)
+    for ax in fig.axes:
+        _legend_beside(ax)
+        _wrap_title(ax)
+    try:
+        fig.set_layout_engine("constrained")
+    except RuntimeError:  # a figure whose layout engine cannot change keeps its own
+        pass
+    return fig
+
+
+def png_bytes(fig) -> bytes:
+    """The styled figure as PNG bytes; closes the figure."""
+    buf = io.BytesIO()
+    style(fig).savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a figure (styled like the report's) as a PNG file, atomically; closes the figure."""
+    data = png_bytes(fig)
+    return atomic_file(path, lambda p: p.write_bytes(data))
 
 
 @dataclass
@@ -40,11 +120,8 @@ class Section:
 
 
 def figure(fig, alt: str = "") -> str:
-    """An <img> with the figure embedded as a base64 PNG; closes the figure."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode()
+    """An <img> with the styled figure embedded as a base64 PNG; closes the figure."""
+    data = base64.b64encode(png_bytes(fig)).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
@@ -58,17 +135,40 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     if not rows:
         return "<p>(no rows)</p>"
     columns = columns or list(rows[0])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    head = "".join(f"<th>{html.escape(header(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c, ''))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
 
 
-def write_report(path: str | Path, title: str, sections: list[Section], intro: str = "") -> Path:
+_IMG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def _slug(title: str, words: int = 4) -> str:
+    return "-".join(re.findall(r"[a-z0-9]+", title.lower())[:words]) or "section"
+
+
+def write_figures(folder: str | Path, sections: list[Section]) -> list[Path]:
+    """Every figure of the sections as `folder/NN-section-K.png` (NN: section order, K: figure order)."""
+    paths = []
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for i, sec in enumerate(sections):
+        pngs = [base64.b64decode(m) for part in sec.parts for m in _IMG.findall(part)]
+        for k, data in enumerate(pngs, 1):
+            paths.append(atomic_file(Path(folder) / f"{i:02d}-{_slug(sec.title)}-{k}.png",
+                                     lambda p, d=data: p.write_bytes(d)))
+    return paths
+
+
+def write_report(path: str | Path, title: str, sections: list[Section], intro: str = "", lead: str = "") -> Path:
+    """The page (self-contained: figures inline) and every figure as a PNG in `figures/` beside it.
+    `lead`: an HTML fragment shown before the table of contents."""
     path = Path(path)
     toc = "".join(f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>' for i, s in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(s.title)}</h2>' + "".join(s.parts) for i, s in enumerate(sections))
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>"
-            f"<ul>{toc}</ul>{body}</body></html>")
+            f"{lead}<ul>{toc}</ul>{body}</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_figures(path.parent / "figures", sections)
     return write_text(path, page)

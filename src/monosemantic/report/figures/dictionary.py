@@ -24,3 +24,16 @@ def plots(trajs: dict, best: dict):
     ax[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def latent_density(freq: np.ndarray):
+    """Histogram of how often each latent fires (freq: [latents], shares of samples), log-spaced; dead latents
+    are counted in the title, since a log axis has no zero."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    live = freq[freq > 0]
+    if len(live):
+        lo = max(float(live.min()), 1e-6)
+        ax.hist(live, bins=np.logspace(np.log10(lo), np.log10(max(float(live.max()), lo * 10)), 40))
+    ax.set(xscale="log", xlabel="share of samples on which the latent fires", ylabel="latents",
+           title=f"latent density ({int((freq == 0).sum())} dead of {len(freq)})")
+    return fig

@@ -21,12 +21,12 @@ def _num(v) -> float:
 
 
 def l1_front(sweep: dict):
-    """Loss against the mean top-feature share of used neurons, one point per lambda (README definition,
+    """Loss against the mean top-feature share of used neurons, one point per lambda (the monosemanticity definition,
     and over positive weights only), and the importance threshold against lambda."""
     lam = np.array(sweep["lambda"])
     loss = np.array(sweep["loss"])
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key, label, marker in (("mean_top_share", "all weights (README)", "o"),
+    for key, label, marker in (("mean_top_share", "all weights", "o"),
                                ("mean_excitatory_share", "positive weights only", "s")):
         share = np.array([_num(v) for v in sweep[key]])
         sc = a.scatter(share, loss, c=np.log10(np.maximum(lam, lam[lam > 0].min() / 3)), marker=marker,

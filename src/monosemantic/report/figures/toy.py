@@ -73,3 +73,17 @@ def nonuniform_trends(res: dict):
         ax.set_title(f"feature 0's {axis} varied (dashed: 72, the regular pentagon)", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def loss_curves(logs: list[dict], titles: list[str], labels: list[str]):
+    """Training loss against step, one panel per log ({"steps": [points], "loss": [points][configurations]}),
+    one line per configuration (labels)."""
+    fig, axes = plt.subplots(1, len(logs), figsize=(5 * len(logs), 3.4), squeeze=False)
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(labels)))
+    for ax, log, title in zip(axes[0], logs, titles):
+        loss = np.asarray(log["loss"])  # [points, configurations]
+        for j in range(loss.shape[1]):
+            ax.plot(log["steps"], loss[:, j], color=colors[j], label=labels[j], marker="o" if len(loss) < 3 else None)
+        ax.set(xlabel="step", ylabel="training loss (batch)", yscale="log", title=title)
+    axes[0][-1].legend()
+    return fig

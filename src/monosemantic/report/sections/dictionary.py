@@ -9,7 +9,7 @@ def section(result: dict):
     scores, trajs, best, gaps = result["scores"], result["trajectories"], result["best"], result["gaps"]
     n = best["ours TopK"].shape[0]
     sec = Section("Dictionary learning against known features (road 2)")
-    sec.text(f"{n} random unit features in superposition (shared README section 5 style, seed 1), each on with "
+    sec.text(f"{n} random unit features in superposition (seed 1), each on with "
              f"p = k/{n}, magnitudes U(0,1); 10k samples held out. Our TopK and ReLU+L1 SAEs with their defaults "
              f"(shortened runs), scikit-learn's MiniBatchDictionaryLearning (alpha 0.1, float64), and PCA and FastICA "
              f"as floors (at most d atoms, scored up to sign). benchmarks/dictionary.py compares the SAEs with SAELens.")

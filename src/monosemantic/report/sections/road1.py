@@ -27,8 +27,8 @@ def section(result: dict):
                        sw["used_neurons"], sw["monosemantic_neurons"], sw["fires_for_one_feature"],
                        sw["mean_top_share"])]))
     sec.text(f"Threshold non-decreasing over the whole sweep: {sw['threshold_monotone']}; loss non-decreasing: "
-             f"{sw['loss_monotone']}. 'Monosemantic' is the README's definition (top feature > 0.999 of the squared "
-             f"weight); 'fire for one feature' applies it to the positive weights only: with non-negative features "
+             f"{sw['loss_monotone']}. 'Monosemantic': the top feature carries > 0.999 of the squared "
+             f"weights; 'fire for one feature' applies it to the positive weights only: with non-negative features "
              f"only a positive weight makes a ReLU neuron fire, while the penalty also grows small negative "
              f"(inhibitory) weights, which keep neurons below 0.999 by the strict definition.", note=True)
     sec.add("<h3>Which features the penalty gives up</h3>")

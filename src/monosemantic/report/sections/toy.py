@@ -1,7 +1,7 @@
 """The report's toy-model section: the paper's n=5, m=2 layouts and the n=20, m=5 bars."""
 from __future__ import annotations
 
-from monosemantic.report.figures.toy import geometry_plane, norm_bars, wtw_heatmaps
+from monosemantic.report.figures.toy import geometry_plane, loss_curves, norm_bars, wtw_heatmaps
 from monosemantic.report.html import Section, figure, table
 
 
@@ -32,6 +32,10 @@ def section(result: dict) -> tuple[Section, dict]:
     sec.add(table([{"1-S": x, "ReLU represented": r, "linear represented": q, "ReLU loss": lr, "linear loss": ll}
                    for x, r, q, lr, ll in zip(d, b["relu-output"]["represented"], b["linear"]["represented"],
                                               b["relu-output"]["loss"], b["linear"]["loss"])]))
+    if "train_loss_log" in b["relu-output"]:
+        sec.add("<h3>Training loss, n=20, m=5</h3>")
+        sec.add(figure(loss_curves([b["relu-output"]["train_loss_log"], b["linear"]["train_loss_log"]],
+                                   ["ReLU output (best seed)", "linear"], [f"1-S={x}" for x in d])))
     summary = {
         "toy_n5m2": {str(s): {"relu_represented": r, "relu_geometry": g, "relu_loss": lr, "linear_represented": q}
                      for s, r, g, lr, q in zip(a["sparsity"], a["relu-output"]["represented"],

@@ -1,0 +1,87 @@
+"""`monosemantic report RUN_DIR...`: the report's page built from run directories (toy runs, dictionary runs).
+
+Each run directory becomes one section: its figures (the same functions as the demo's), its numbers as a table.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from monosemantic.errors import InputError
+from monosemantic.report.figures.dictionary import latent_density
+from monosemantic.report.figures.toy import geometry_plane, loss_curves, norm_bars, wtw_heatmaps
+from monosemantic.report.html import Section, figure, table, write_report
+from monosemantic.runs import read_json
+
+DENSITY_ROWS = 10_000  # data rows coded for a dictionary's latent densities
+
+
+def toy_section(run_dir: Path) -> Section:
+    from monosemantic.experiments.toy import load_run
+
+    toy = load_run(run_dir)
+    c = toy.config
+    labels = [f"S={s}" for s in c.sparsity]
+    sec = Section(f"Toy run {run_dir.name}: {c.model}, n={c.n}, m={c.m}")
+    sec.text(f"{len(c.sparsity)} sparsities, best of {c.seeds} seeds each, {c.steps} steps, batch {c.batch}.")
+    W = [w.float() for w in toy.W]
+    if c.m == 2:
+        sec.add(figure(geometry_plane(W, labels), "features in the hidden plane"))
+    sec.add(figure(wtw_heatmaps(W, labels), "W^T W"))
+    sec.add(figure(norm_bars(W, labels), "feature norms"))
+    log = toy.result.get("train_loss_log")
+    if log and log.get("steps"):
+        sec.add(figure(loss_curves([log], ["training loss"], labels), "training loss"))
+    rows = toy.measures()
+    sec.add(table([{"sparsity": r["sparsity"], "loss": loss, "represented_features": r["represented_features"],
+                    "dims_per_feature": r["dims_per_feature"], "geometry": r["geometry"]}
+                   for r, loss in zip(rows, toy.loss)]))
+    return sec
+
+
+def dictionary_section(run_dir: Path) -> Section:
+    from monosemantic.data import load_data
+    from monosemantic.dictionary import load
+
+    config, result = read_json(run_dir / "config.json"), read_json(run_dir / "result.json")
+    est = load(run_dir)
+    sec = Section(f"Dictionary run {run_dir.name}: {config.get('arch')}, {est.components_.shape[0]} atoms")
+    sec.add(table([{k: v for k, v in result.items() if not isinstance(v, (list, dict))}]))
+    if (run_dir / "scores.json").exists():
+        scores = read_json(run_dir / "scores.json")
+        sec.text(f"Scores against the truth in {scores.get('truth')} ({scores.get('samples')} samples):")
+        sec.add(table([{k: v for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}]))
+    data_path = config.get("data")
+    if data_path and Path(data_path).exists():
+        data = load_data(data_path)
+        codes = est.transform(data.X[:DENSITY_ROWS])
+        freq = np.asarray((codes != 0).mean(axis=0)).ravel()
+        sec.add(figure(latent_density(freq), "latent densities"))
+        sec.text(f"Latent density: the share of the first {min(len(data.X), DENSITY_ROWS)} samples of {data_path} "
+                 f"on which each latent fires; {int((freq == 0).sum())} latents never fire there.", note=True)
+    else:
+        sec.text(f"The training data ({data_path}) is not here, so no latent densities.", note=True)
+    return sec
+
+
+def section_of(run_dir: str | Path) -> Section:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise InputError(f"not a run directory (no config.json): {run_dir}")
+    kind = read_json(run_dir / "config.json").get("kind")
+    if kind == "toy":
+        return toy_section(run_dir)
+    if kind == "dictionary":
+        return dictionary_section(run_dir)
+    raise InputError(f"{run_dir}: the report reads toy and dictionary runs, not {kind!r} runs")
+
+
+def build(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """OUT/report.html (and OUT/figures/*.png) with one section per run directory."""
+    if not run_dirs:
+        raise InputError("give at least one run directory")
+    sections = [section_of(d) for d in run_dirs]
+    return write_report(Path(out) / "report.html", "monosemantic: runs", sections,
+                        intro=f"Built by `monosemantic report` from {len(sections)} run director"
+                              f"{'y' if len(sections) == 1 else 'ies'}.")

@@ -262,6 +262,7 @@ def test_sae_records_its_device_and_bfloat16_is_refused_on_cpu(tmp_path):
         SparseAutoencoder(n_latents=32, k=3, samples=1000, dtype="bfloat16", device="cpu").fit(X)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["topk", "jumprelu"])
 def test_sae_bfloat16_step_tracks_float32(arch, monkeypatch):
     """The bfloat16 step runs on the CPU too (only the check refuses it there): with the check lifted, its fit

@@ -172,3 +172,27 @@ def circuits_run(run_dir: str | Path, out: str | Path, dictionary: str | Path | 
     write_run(out, {"kind": "circuits", "run_dir": str(run_dir), "dictionary": None if dictionary is None else
                     str(dictionary), "instance": instance}, res, tensors, overwrite)
     return res
+
+
+def demo(quick: bool, progress: bool) -> dict:
+    """The report's privileged-basis, computation, adversarial and circuits results, at sizes that fit the demo:
+    the privileged basis in the paper's setting with fewer starts and steps, the abs model and the attack smaller
+    (the paper-scale runs are documented commands)."""
+    from monosemantic.experiments.adversarial import adversarial
+    from monosemantic.experiments.computation import computation_trained
+    from monosemantic.experiments.privileged import privileged_trained
+
+    steps = 1500 if quick else 6000
+    priv, pt = privileged_trained(sparsity=[0.0, 0.7, 0.9, 0.97, 0.99], steps=steps, seeds=2 if quick else 4,
+                                  progress=progress)
+    comp, ct = computation_trained(n=20, m=8, sparsity=[0.0, 0.9, 0.99], steps=steps // 2, seeds=1,
+                                   progress=progress)
+    adv = adversarial(sparsity=[0.0, 0.5, 0.8, 0.9, 0.95, 0.99], steps=steps // 2, seeds=1, progress=progress)
+    maps = {}
+    for name, t, res in (("relu-hidden", pt, priv), ("abs", ct, comp)):
+        r, tensors = circuits(t["model"], t["x"])
+        r["sparsity"] = res["sparsity"]
+        r["M"] = tensors["maps"]["M"][-1].tolist()
+        r["learned_map_matched"] = tensors["maps"]["learned_map_matched"].tolist()
+        maps[name] = r
+    return {"privileged": priv, "computation": comp, "adversarial": adv, "circuits": maps}

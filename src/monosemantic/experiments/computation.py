@@ -76,6 +76,13 @@ def computation(n: int = 100, m: int = 40, decay: float = 0.8, sparsity: list[fl
                 progress: bool = False) -> dict:
     """The abs model per sparsity: which features' |x| it computes, by how many neurons, and where the asymmetric
     motif appears. With `out`, write a run directory (model.safetensors: W, W2, b)."""
+    return computation_trained(n, m, decay, sparsity, steps, seeds, seed, out, progress)[0]
+
+
+def computation_trained(n: int = 100, m: int = 40, decay: float = 0.8, sparsity: list[float] | None = None,
+                        steps: int = 10_000, seeds: int = 3, seed: int = 0, out: str | Path | None = None,
+                        progress: bool = False) -> tuple[dict, dict]:
+    """`computation` and what `trained` returned (the kept model and its held-out batch, for the circuits)."""
     sparsity = list(ABS_SPARSITY if sparsity is None else sparsity)
     t = trained("abs", n, m, sparsity, decay, steps, seeds, seed, progress)
     model, x = t["model"], t["x"]
@@ -95,4 +102,4 @@ def computation(n: int = 100, m: int = 40, decay: float = 0.8, sparsity: list[fl
         write_run(out, {"kind": "abs-computation", "model": "abs", "n": n, "m": m, "importance_decay": decay,
                         "sparsity": sparsity, "steps": steps, "seeds": seeds, "seed": seed},
                   res, {"model": t["tensors"]})
-    return res
+    return res, t

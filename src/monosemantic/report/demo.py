@@ -10,6 +10,7 @@ from pathlib import Path
 
 from monosemantic.experiments import dictionaries, phase, road1, toy, transition, unfolding
 from monosemantic.experiments import diagrams, dynamics
+from monosemantic.experiments import circuits
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
 from monosemantic.runs import write_json
@@ -19,6 +20,7 @@ TOPICS = [(toy.demo, sections.toy.section), (phase.demo, sections.phase.section)
           (road1.demo, sections.road1.section), (dictionaries.demo, sections.dictionary.section),
           (unfolding.demo, sections.unfolding.section), (transition.demo, sections.transition.section)]
 TOPICS += [(diagrams.demo, sections.diagrams.section), (dynamics.demo, sections.dynamics.section)]
+TOPICS += [(circuits.demo, sections.circuits.section)]
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:

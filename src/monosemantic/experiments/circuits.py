@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monosemantic import recovery
+import monosemantic.recovery as recovery
 from monosemantic.dictionary.classical import MiniBatchDictionary
 from monosemantic.errors import InputError
 from monosemantic.experiments.adversarial import pearson

@@ -179,14 +179,14 @@ def demo(quick: bool, progress: bool) -> dict:
     the privileged basis in the paper's setting with fewer starts and steps, the abs model and the attack smaller
     (the paper-scale runs are documented commands)."""
     from monosemantic.experiments.adversarial import adversarial
-    from monosemantic.experiments.computation import computation_trained
-    from monosemantic.experiments.privileged import privileged_trained
+    from monosemantic.experiments.computation import computation
+    from monosemantic.experiments.privileged import privileged
 
     steps = 1500 if quick else 6000
-    priv, pt = privileged_trained(sparsity=[0.0, 0.7, 0.9, 0.97, 0.99], steps=steps, seeds=2 if quick else 4,
-                                  progress=progress)
-    comp, ct = computation_trained(n=20, m=8, sparsity=[0.0, 0.9, 0.99], steps=steps // 2, seeds=1,
-                                   progress=progress)
+    pt, ct = {}, {}
+    priv = privileged(sparsity=[0.0, 0.7, 0.9, 0.97, 0.99], steps=steps, seeds=2 if quick else 4, progress=progress,
+                      keep=pt)
+    comp = computation(n=20, m=8, sparsity=[0.0, 0.9, 0.99], steps=steps // 2, seeds=1, progress=progress, keep=ct)
     adv = adversarial(sparsity=[0.0, 0.5, 0.8, 0.9, 0.95, 0.99], steps=steps // 2, seeds=1, progress=progress)
     maps = {}
     for name, t, res in (("relu-hidden", pt, priv), ("abs", ct, comp)):

@@ -73,16 +73,10 @@ def analyse(W1: torch.Tensor, W2: torch.Tensor, used: torch.Tensor, err: torch.T
 
 def computation(n: int = 100, m: int = 40, decay: float = 0.8, sparsity: list[float] | None = None,
                 steps: int = 10_000, seeds: int = 3, seed: int = 0, out: str | Path | None = None,
-                progress: bool = False) -> dict:
+                progress: bool = False, keep: dict | None = None) -> dict:
     """The abs model per sparsity: which features' |x| it computes, by how many neurons, and where the asymmetric
-    motif appears. With `out`, write a run directory (model.safetensors: W, W2, b)."""
-    return computation_trained(n, m, decay, sparsity, steps, seeds, seed, out, progress)[0]
-
-
-def computation_trained(n: int = 100, m: int = 40, decay: float = 0.8, sparsity: list[float] | None = None,
-                        steps: int = 10_000, seeds: int = 3, seed: int = 0, out: str | Path | None = None,
-                        progress: bool = False) -> tuple[dict, dict]:
-    """`computation` and what `trained` returned (the kept model and its held-out batch, for the circuits)."""
+    motif appears. With `out`, write a run directory (model.safetensors: W, W2, b);
+    `keep` receives what `trained` returned (the kept model and its held-out batch)."""
     sparsity = list(ABS_SPARSITY if sparsity is None else sparsity)
     t = trained("abs", n, m, sparsity, decay, steps, seeds, seed, progress)
     model, x = t["model"], t["x"]
@@ -102,4 +96,6 @@ def computation_trained(n: int = 100, m: int = 40, decay: float = 0.8, sparsity:
         write_run(out, {"kind": "abs-computation", "model": "abs", "n": n, "m": m, "importance_decay": decay,
                         "sparsity": sparsity, "steps": steps, "seeds": seeds, "seed": seed},
                   res, {"model": t["tensors"]})
-    return res, t
+    if keep is not None:
+        keep.update(t)
+    return res

@@ -76,16 +76,11 @@ def rank_correlation(a, b) -> float | None:
 
 
 def privileged(n: int = 10, m: int = 5, decay: float = 0.75, sparsity: list[float] | None = None, steps: int = 10_000,
-               seeds: int = 20, seed: int = 0, out: str | Path | None = None, progress: bool = False) -> dict:
+               seeds: int = 20, seed: int = 0, out: str | Path | None = None, progress: bool = False,
+               keep: dict | None = None) -> dict:
     """The ReLU-hidden model per sparsity: neuron counts, the neuron-by-feature weights (for the stacked bars) and
-    when each feature loses its dedicated neuron. With `out`, write a run directory (model.safetensors)."""
-    return privileged_trained(n, m, decay, sparsity, steps, seeds, seed, out, progress)[0]
-
-
-def privileged_trained(n: int = 10, m: int = 5, decay: float = 0.75, sparsity: list[float] | None = None,
-                       steps: int = 10_000, seeds: int = 20, seed: int = 0, out: str | Path | None = None,
-                       progress: bool = False) -> tuple[dict, dict]:
-    """`privileged` and what `trained` returned (the kept model and its held-out batch, for the circuits)."""
+    when each feature loses its dedicated neuron. With `out`, write a run directory (model.safetensors); `keep`
+    receives what `trained` returned (the kept model and its held-out batch)."""
     sparsity = list(PRIVILEGED_SPARSITY if sparsity is None else sparsity)
     t = trained("relu-hidden", n, m, sparsity, decay, steps, seeds, seed, progress)
     with torch.no_grad():
@@ -107,4 +102,6 @@ def privileged_trained(n: int = 10, m: int = 5, decay: float = 0.75, sparsity: l
         write_run(out, {"kind": "privileged-basis", "model": "relu-hidden", "n": n, "m": m, "importance_decay": decay,
                         "sparsity": sparsity, "steps": steps, "seeds": seeds, "seed": seed},
                   res, {"model": {"W": t["tensors"]["W"], "b": t["tensors"]["b"]}})
-    return res, t
+    if keep is not None:
+        keep.update(t)
+    return res

@@ -106,7 +106,9 @@ def test_privileged_basis_dense_monosemantic_sparse_polysemantic():
 
 @pytest.mark.slow
 def test_abs_dense_two_monosemantic_neurons_per_feature_sparse_more_features_than_neurons():
-    res = computation(n=20, m=5, sparsity=[0.0, 0.995], steps=3000, seeds=1)
+    # n=20, m=5, I_i = 0.8^i, one start: dense computes 2 features with 2 neurons each; at S = 0.99 (6k steps) it
+    # computed 6 features with 5 neurons when measured
+    res = computation(n=20, m=5, sparsity=[0.0, 0.99], steps=6000, seeds=1)
     dense, sparse = res["per_sparsity"]
     assert dense["features_computed"] >= 2 and dense["polysemantic_computing"] == 0
     assert set(dense["neurons_per_feature"].values()) == {2}
@@ -146,3 +148,14 @@ def test_cli_circuits_writes_maps(tmp_path, capsys):
     assert code == 0 and "map_correlation" in out
     res = json.loads((tmp_path / "c" / "result.json").read_text())
     assert len(res["maps"]) == 2 and res["learned"]["instance"] == 1
+
+
+def test_cli_toy_commands_write_runs(tmp_path, capsys):
+    code, out, err = run(["toy", "privileged", "--out", tmp_path / "p", "--steps", 20, "--seeds", 1,
+                          "--sparsity", 0, 0.9, "--no-progress"], capsys)
+    assert code == 0 and "S = 0.9:" in err and (tmp_path / "p" / "model.safetensors").is_file()
+    code, out, err = run(["toy", "computation", "--out", tmp_path / "c", "--n", 6, "--m", 3, "--steps", 20,
+                          "--seeds", 1, "--sparsity", 0.9, "--no-progress"], capsys)
+    assert code == 0 and "features computed by" in err
+    code, _, err = run(["circuits", tmp_path / "c", "--out", tmp_path / "cc", "--instance", 5], capsys)
+    assert code == 2 and "instance must lie in" in err

@@ -3,4 +3,5 @@ from monosemantic.report.sections import dictionary, phase, road1, toy, transiti
 from monosemantic.report.sections import diagrams, dynamics
 from monosemantic.report.sections import circuits
 
-__all__ = ["dictionary", "phase", "road1", "toy", "transition", "unfolding", "diagrams", "dynamics", "circuits"]
+__all__ = ["dictionary", "phase", "road1", "toy", "transition", "unfolding", "diagrams", "dynamics"]
+__all__ += ["circuits"]

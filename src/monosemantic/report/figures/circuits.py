@@ -35,7 +35,7 @@ def neuron_bars(res: dict):
 
 def maps(circ: dict):
     """True and learned feature-basis maps (last instance of each model), features in importance order."""
-    fig, axes = plt.subplots(len(circ), 2, figsize=(7.5, 3.4 * len(circ)), squeeze=False)
+    fig, axes = plt.subplots(len(circ), 2, figsize=(7.5, 3.6 * len(circ)), squeeze=False, constrained_layout=True)
     for row, (name, r) in zip(axes, circ.items()):
         M, L = np.asarray(r["M"]), np.asarray(r["learned_map_matched"])
         lim = max(np.abs(M).max(), np.abs(L).max(), 1e-6)

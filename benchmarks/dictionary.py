@@ -69,9 +69,9 @@ def final_scores(est, F, ev):
                 **R.dictionary_scores(F, est.components_))
 
 
-def run_ours(arch, tr, ev, F, eval_every):
+def run_ours(arch, tr, ev, F, eval_every, device="cpu"):
     traj = []
-    est = SparseAutoencoder(arch=arch, n_latents=len(F), k=5, l1=0.1 if arch == "relu" else None)
+    est = SparseAutoencoder(arch=arch, n_latents=len(F), k=5, l1=0.1 if arch == "relu" else None, device=device)
     est.fit(tr.X, callback=evaluator(F, ev, traj), eval_every=eval_every)
     t, n = first_reaching(traj)
     return dict(method=f"ours {'TopK' if arch == 'topk' else 'ReLU+L1'}", train_s=est.train_seconds_,
@@ -146,6 +146,8 @@ def main():
     ap.add_argument("--json", default=None, help="also write every figure and trajectory here")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every method (default: torch's; 1 is steadier on a busy machine)")
+    ap.add_argument("--device", default="cpu", help="where our SAEs train: cpu | cuda | cuda:N | auto (SAELens's "
+                                                     "runner trains on the CPU)")
     a = ap.parse_args()
     if a.threads:  # the SAELens and scale subprocesses inherit it through the environment
         torch.set_num_threads(a.threads)
@@ -167,7 +169,7 @@ def main():
         peers_py = None
     rows = []
     for arch, sl_arch in (("topk", "topk"), ("relu", "standard")):
-        rows.append(run_ours(arch, tr, ev, F, a.eval_every))
+        rows.append(run_ours(arch, tr, ev, F, a.eval_every, a.device))
         print(f"  {rows[-1]['method']}: done in {rows[-1]['train_s']:.1f}s", file=sys.stderr, flush=True)
         if peers_py:
             with tempfile.TemporaryDirectory() as tmp:

@@ -7,21 +7,24 @@ The toy-training configs share one base: `TrainConfig` (the model's size and how
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic import ValidationError, field_validator, model_validator
 
+from monosemantic.devices import DEFAULT as DEFAULT_DEVICE
 from monosemantic.errors import InputError
+from monosemantic.runs import check_memory
 from monosemantic.toy.models import L1_MODELS
 
 ModelKind = Literal["linear", "relu-output", "relu-hidden", "abs"]
+Seed = Annotated[int, Field(ge=0, lt=2**63)]  # torch's and numpy's generators take 64-bit seeds
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf or NaN is never a meaningful setting
 
 
 def validate(cls: type[BaseModel], data: dict) -> BaseModel:
@@ -54,6 +57,27 @@ class TrainConfig(Strict):
     seeds: PositiveInt = 1
     eval_batch: PositiveInt = 16384
 
+    @property
+    def instances(self) -> int:
+        """Models trained side by side (one batched model)."""
+        return self.seeds
+
+    @model_validator(mode="after")
+    def _memory(self) -> TrainConfig:
+        check_memory(toy_bytes(self.n, self.m, self.instances, self.batch, self.eval_batch),
+                     f"training {self.instances} toy models (n={self.n}, m={self.m}, batch={self.batch}, "
+                     f"eval_batch={self.eval_batch})", "lower n, batch, eval_batch, seeds or the number of instances")
+        return self
+
+
+def toy_bytes(n: int, m: int, instances: int, batch: int, eval_batch: int, abs_model: bool = False) -> int:
+    """Peak memory of training toy models side by side, estimated (float32): a step's batch with its 4
+    intermediates, the eval batch (drawn and run at once) with its 3, their shared uniforms, and the weights
+    with gradient and AdamW moments."""
+    width = max(n, m)
+    return 4 * (instances * (5 * batch * width + 4 * eval_batch * width + 8 * (m + 1) * n * (2 if abs_model else 1))
+                + 2 * (batch + eval_batch) * n)
+
 
 class AdamWConfig(TrainConfig):
     """... with its model kind, AdamW and the learning-rate schedule."""
@@ -76,14 +100,19 @@ class ToyTrainConfig(AdamWConfig):
 
     sparsity: list[float] = Field(default=[0.0], min_length=1)
     importance: list[NonNegativeFloat] | None = None  # explicit I_i; overrides importance_decay
-    seed: NonNegativeInt = 0
+    seed: Seed = 0
     correlated_sets: NonNegativeInt = 0
     anticorrelated_sets: NonNegativeInt = 0
     set_size: int = Field(default=2, ge=2)
     l1: NonNegativeFloat = 0.0  # penalty l1 * mean_b ||h||_1 on hidden activations (relu-output, relu-hidden)
+    device: str = DEFAULT_DEVICE  # cpu | cuda | cuda:N | auto (CUDA when available); checked by devices.resolve
     snapshot_every: int | None = None  # copy the weights every N steps into snapshots.safetensors (None: never)
 
     _sparsity = field_validator("sparsity")(check_sparsities)
+
+    @property
+    def instances(self) -> int:
+        return len(self.sparsity) * self.seeds
 
     @model_validator(mode="after")
     def _shapes(self) -> ToyTrainConfig:
@@ -115,7 +144,13 @@ def default_lambdas(count: int = 12, lo: float = 10**-2.5, hi: float = 2.0) -> l
 class _Train(TrainConfig):
     m: PositiveInt = 5
     seeds: PositiveInt = 3
-    seed: NonNegativeInt = 0
+    seed: Seed = 0
+    device: str = DEFAULT_DEVICE  # cpu | cuda | cuda:N | auto (CUDA when available); checked by devices.resolve
+
+    @property
+    def instances(self) -> int:
+        per = getattr(self, "sparsity", None)
+        return (len(per) if isinstance(per, list) else len(getattr(self, "lambdas", [0]))) * self.seeds
 
 
 class L1SweepConfig(_Train):
@@ -168,17 +203,31 @@ class SaeTrainConfig(Strict):
     samples: PositiveInt | None = None
     batch: PositiveInt | None = None
     lr: PositiveFloat | None = None
-    seed: NonNegativeInt = 0
+    seed: Seed = 0
     checkpoint: str | None = None
     checkpoint_every: PositiveInt = 1000
     resample_every: NonNegativeInt = 50
     warmup: float = Field(default=0.02, ge=0, lt=1)
+    device: str = DEFAULT_DEVICE  # SAEs: cpu | cuda | cuda:N | auto; the classical learners run on the CPU
+    dtype: Literal["float32", "bfloat16"] = "float32"  # SAEs: the training step's precision (bfloat16: a GPU)
 
     @model_validator(mode="after")
     def _k(self) -> SaeTrainConfig:
         if self.arch in ("topk", "batchtopk") and self.k >= self.latents:
             raise ValueError(f"k ({self.k}) must be smaller than latents ({self.latents})")
+        if self.checkpoint is not None and self.arch in ("mbdl", "pca", "ica"):
+            raise ValueError(f"the {self.arch} learner cannot resume from a checkpoint (only the SAEs can); "
+                             f"drop --checkpoint")
+        self.check_memory(1)
         return self
+
+    def check_memory(self, d: int) -> None:
+        """Refuse a dictionary that cannot fit: its weights with gradients and Adam moments, and a batch's
+        activations and codes (float32)."""
+        batch = self.batch or 1024
+        need = 4 * (8 * self.latents * d + 6 * batch * self.latents + 4 * batch * d + 2048 * self.latents)
+        check_memory(need, f"a dictionary of {self.latents} latents on d={d} (batch {batch})",
+                     "lower --latents or --batch")
 
 
 class UnfoldConfig(Strict):
@@ -187,10 +236,18 @@ class UnfoldConfig(Strict):
     data: str
     dictionary: str
     method: str = "omp"  # omp | l1 | fista | sae (checked by unfold_run)
-    tol: float = 1e-6  # omp: relative residual ||x - D c|| <= tol ||x|| (checked by unfold_run)
+    tol: float = 1e-6  # omp: relative residual ||x - D c|| <= tol ||x||
     k: int | None = None  # omp: at most k atoms per sample (default min(atoms, d))
     alpha: float = 0.01  # l1, fista: the lasso penalty (unit atoms; checked by unfold_run)
     positive: bool = False  # l1, fista: non-negative codes
+    device: str = DEFAULT_DEVICE  # cpu | cuda | cuda:N | auto (CUDA when available); checked by devices.resolve
+
+    @field_validator("tol")
+    @classmethod
+    def _tol(cls, v: float) -> float:
+        if not 0 < v <= 1:  # a relative residual: at 1 no atom is needed, above it is meaningless
+            raise ValueError(f"tol must be > 0 and at most 1 (it is relative: ||x - D c|| <= tol ||x||), got {v}")
+        return v
 
 
 SORTS = ("frequency", "atom", "max", "cosine")

@@ -35,7 +35,7 @@ from scipy.special import ndtr
 from safetensors.numpy import save_file
 
 from monosemantic.errors import InputError
-from monosemantic.runs import atomic_file
+from monosemantic.runs import atomic_file, check_memory
 
 CHUNK = 50_000  # samples generated per chunk (the peers' chunk: with it the section-5 draws match theirs)
 CHUNK_ELEMENTS = 1 << 25  # ... but never more than this many dense [chunk, n_features] entries at once
@@ -73,11 +73,22 @@ def random_dictionary(rng: np.random.Generator, n_features: int, d: int) -> np.n
     return F
 
 
-def _check_sizes(n_features: int, d: int, k: float, samples: int) -> None:
+def _check_sizes(n_features: int, d: int, k: float, samples: int, seed: int = 0) -> None:
     if n_features < 1 or d < 1 or samples < 1:
         raise InputError(f"n_features, d and samples must be positive, got {n_features}, {d}, {samples}")
     if not 0 < k <= n_features:
         raise InputError(f"k (expected active features) must lie in (0, n_features={n_features}], got {k}")
+    check_seed(seed)
+    chunk = max(1, min(CHUNK, CHUNK_ELEMENTS // n_features))
+    # X, the codes (CSR, built twice: chunks and their stack), F, and a chunk's dense draws
+    need = 4 * samples * d + 2 * 12 * samples * k + 4 * n_features * d + 16 * min(chunk, samples) * n_features
+    check_memory(need, f"{samples} samples of {n_features} features in d={d}", "lower --samples, --n-features or --d")
+
+
+def check_seed(seed: int) -> None:
+    """Seeds are 64-bit (torch's and numpy's generators), non-negative."""
+    if not 0 <= seed < 2**63:
+        raise InputError(f"seed must lie in [0, 2**63), got {seed}")
 
 
 def _draw(rng: np.random.Generator, F: np.ndarray, samples: int, on_fn) -> tuple[np.ndarray, sp.csr_matrix]:
@@ -104,7 +115,7 @@ def _meta_of(X: np.ndarray, codes: sp.csr_matrix, **kw) -> dict:
 
 def synth_uniform(n_features: int = 512, d: int = 128, k: float = 5, samples: int = 200_000, seed: int = 0) -> Data:
     """The section-5 data: every feature on with p = k / n_features, magnitude U(0, 1)."""
-    _check_sizes(n_features, d, k, samples)
+    _check_sizes(n_features, d, k, samples, seed)
     rng = np.random.default_rng(seed)
     F = random_dictionary(rng, n_features, d)
     p = k / n_features
@@ -139,7 +150,7 @@ def synth_sharkey(
     with L: [n_features, factors] random unit rows, g and e standard normal; feature i is on when
     Phi(z_i) < p_i. So corr(z_i, z_j) = c * cos(L_i, L_j) and every p_i is exact.
     """
-    _check_sizes(n_features, d, k, samples)
+    _check_sizes(n_features, d, k, samples, seed)
     if not 0 <= correlation < 1:
         raise InputError(f"correlation must lie in [0, 1), got {correlation}")
     if factors < 1:
@@ -172,21 +183,25 @@ def toy_activations(run_dir: str | Path, instance: int = 0, samples: int = 100_0
 
     from monosemantic.toy.sampler import FeatureSampler, probabilities
     from monosemantic.measures import REPRESENTED
-    from monosemantic.runs import read_run
 
-    config, _, tensors = read_run(run_dir)
-    W = tensors.get("W")
-    if W is None or W.ndim != 3:
-        raise InputError(f"{run_dir}/model.safetensors has no W: [instances, m, n]")
+    config, W = read_toy_run(run_dir)
     if not 0 <= instance < W.shape[0]:
         raise InputError(f"instance must lie in [0, {W.shape[0]}), got {instance}")
     if samples < 1:
         raise InputError(f"samples must be positive, got {samples}")
+    check_seed(seed)
+    check_memory(4 * samples * W.shape[1] + 2 * 12 * samples * W.shape[2], f"{samples} samples of the toy model",
+                 "lower --samples")
     W = W[instance].double()  # [m, n]
-    if not torch.isfinite(W).all():
-        raise InputError(f"{run_dir}/model.safetensors: W has NaN or Inf")
     m, n = W.shape
-    sparsity = config.get("sparsity", [0.0])[instance]
+    sparsity = config.get("sparsity")
+    if not isinstance(sparsity, list):
+        raise InputError(f"{run_dir}/config.json has no sparsity list: give a `toy train` run directory")
+    sparsity = sparsity[instance]
+    for key, low in (("correlated_sets", 0), ("anticorrelated_sets", 0), ("set_size", 2)):
+        v = config.get(key, low)
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise InputError(f"{run_dir}/config.json: {key} must be an integer >= {low}, got {v!r}")
     sampler = FeatureSampler(probabilities(sparsity, n), seed=seed, signed=config.get("model") == "abs",
                              correlated_sets=config.get("correlated_sets", 0),
                              anticorrelated_sets=config.get("anticorrelated_sets", 0),
@@ -206,6 +221,44 @@ def toy_activations(run_dir: str | Path, instance: int = 0, samples: int = 100_0
     codes = sp.vstack(parts, format="csr")
     return Data(X, F, codes, _meta_of(X, codes, kind="toy", run_dir=str(run_dir), instance=instance,
                                       sparsity=sparsity, represented=keep.tolist(), n=n, m=m, seed=seed))
+
+
+def read_toy_run(run_dir: str | Path) -> tuple[dict, torch.Tensor]:
+    """(config, W: [instances, m, n] float32) of a toy run directory, its weights checked against its config.json:
+    the model kind, W's and b's shapes (and the abs model's W2), float32, finite."""
+    from monosemantic.runs import read_run
+
+    config, _, tensors = read_run(run_dir)
+    where = f"{run_dir}/model.safetensors"
+    if not isinstance(config, dict):
+        raise InputError(f"{run_dir}/config.json must be a JSON object")
+    model, n, m = config.get("model"), config.get("n"), config.get("m")
+    if model not in ("linear", "relu-output", "relu-hidden", "abs"):
+        raise InputError(f"{run_dir}/config.json: unknown toy model {model!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (n, m)):
+        raise InputError(f"{run_dir}/config.json: n and m must be positive integers, got n={n!r}, m={m!r}")
+    W = tensors.get("W")
+    if W is None or W.ndim != 3:
+        raise InputError(f"{where} has no W: [instances, m, n]")
+    sparsity = config.get("sparsity")
+    instances = len(sparsity) if isinstance(sparsity, list) else W.shape[0]
+    want = {"W": (instances, m, n), "b": (instances, n)}
+    if model == "abs":
+        want["W2"] = (instances, n, m)
+    for name, shape in want.items():
+        t = tensors.get(name)
+        if t is None:
+            raise InputError(f"{where} has no {name}: {list(shape)} (config.json says a {model} model)")
+        if tuple(t.shape) != shape:
+            raise InputError(f"{where}: {name} has shape {list(t.shape)} but config.json (n={n}, m={m}, "
+                             f"{instances} instances) wants {list(shape)}")
+        if t.dtype != torch.float32:
+            raise InputError(f"{where}: {name} is {t.dtype}, want float32")
+        if not torch.isfinite(t).all():
+            raise InputError(f"{where}: {name} has NaN or Inf")
+    if isinstance(sparsity, list) and not all(isinstance(s, (int, float)) and 0 <= s < 1 for s in sparsity):
+        raise InputError(f"{run_dir}/config.json: sparsity must be a list of numbers in [0, 1)")
+    return config, W
 
 
 # ---------------------------------------------------------------- files
@@ -251,8 +304,9 @@ _ALIASES = {"D": "F", "codes_indptr": "indptr", "codes_indices": "indices", "cod
 def read_arrays(path: Path, mmap: bool) -> tuple[dict[str, np.ndarray], dict]:
     suffix = path.suffix.lower()
     try:
-        if suffix == ".npy":
-            return {"X": np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)}, {}
+        if suffix == ".npy":  # mapped first: a header claiming more data than the file holds is refused unread
+            X = np.load(path, mmap_mode="r", allow_pickle=False)
+            return {"X": X if mmap else np.array(X)}, {}
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 arrays = {_ALIASES.get(k, k): z[k] for k in z.files}
@@ -265,6 +319,8 @@ def read_arrays(path: Path, mmap: bool) -> tuple[dict[str, np.ndarray], dict]:
                 arrays = {_ALIASES.get(k, k): f.get_tensor(k) for k in f.keys()}
                 meta = (f.metadata() or {}).get("meta")
             return arrays, json.loads(meta) if meta else {}
+    except MemoryError:
+        raise InputError(f"data file {path} claims an array larger than memory") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, KeyError) as e:
         raise InputError(f"corrupt or unreadable data file {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     except Exception as e:  # safetensors raises its own error type for a damaged header
@@ -326,7 +382,20 @@ def load_data(path: str | Path, mmap: bool = False) -> Data:
         if F is None:
             raise InputError(f"{where} true codes given without the true dictionary F")
         codes = _check_csr(where, arrays["indptr"], arrays["indices"], arrays["values"], n, len(F))
+        if meta.get("kind") != "toy":  # a toy model's X also holds its unrepresented features
+            _check_consistent(where, X, arrays["F"], codes)
     return Data(X, F, codes, meta)
+
+
+def _check_consistent(where: str, X: np.ndarray, F: np.ndarray, codes: sp.csr_matrix, rows: int = 2048) -> None:
+    """InputError unless X = C @ F (relative error under 1e-3 on up to `rows` evenly spaced samples):
+    a truth file whose codes do not make its X would score every dictionary against the wrong answer."""
+    idx = np.unique(np.linspace(0, len(X) - 1, min(len(X), rows)).astype(np.int64))
+    x = np.asarray(X[idx], dtype=np.float64)
+    err = np.linalg.norm(x - codes[idx].astype(np.float64) @ F.astype(np.float64))
+    if err > 1e-3 * max(np.linalg.norm(x), 1e-12):
+        raise InputError(f"{where} X is not codes @ F (relative error {err / max(np.linalg.norm(x), 1e-12):.3g} "
+                         f"on {len(idx)} samples): the file's truth does not match its data")
 
 
 def _check_csr(where: str, indptr, indices, values, n: int, n_features: int) -> sp.csr_matrix:

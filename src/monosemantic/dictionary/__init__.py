@@ -23,8 +23,15 @@ def load(path: str | Path) -> DictionaryEstimator:
     if not path.is_dir():
         raise InputError(f"not a saved dictionary directory: {path}")
     cfg = read_json(path / "cfg.json")
-    if cfg.get("architecture") in CLASSICAL:
-        return load_classical(path, cfg)
+    if not isinstance(cfg, dict):
+        raise InputError(f"{path}/cfg.json must be a JSON object")
+    arch = cfg.get("architecture")
+    if isinstance(arch, str) and arch in CLASSICAL:
+        if not isinstance(cfg.get("params", {}), dict):
+            raise InputError(f"{path}/cfg.json: params must be a JSON object")
+        est = load_classical(path, cfg)
+        est.check_loaded(path, cfg)
+        return est
     return SparseAutoencoder.load(path)
 
 

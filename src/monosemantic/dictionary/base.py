@@ -57,6 +57,26 @@ class DictionaryEstimator(BaseEstimator):
         X = self._as_input(X)
         return 1 - fvu(np.asarray(X), self.inverse_transform(self.transform(X)))
 
+    def check_loaded(self, path: Path, cfg: dict) -> None:
+        """InputError unless the loaded arrays agree with each other and with cfg.json (d_in, d_sae, alpha)."""
+        where = f"{path}/{DICT_FILE}"
+        arrays = {"components": self.components_, "mean": self.mean_, **self._state()}
+        want = {"components": (cfg.get("d_sae", len(self.components_)), self.d_in_), "mean": (self.d_in_,)}
+        if "unmixing" in arrays:
+            want["unmixing"] = want["components"]
+        for name, shape in want.items():
+            a = arrays[name]
+            if tuple(a.shape) != tuple(shape):
+                raise InputError(f"{where}: {name} has shape {list(a.shape)}, want {list(shape)} "
+                                 f"(from cfg.json and components)")
+            if a.dtype.kind != "f" or not np.isfinite(a).all():
+                raise InputError(f"{where}: {name} must be a finite float array")
+        if cfg.get("d_in", self.d_in_) != self.d_in_:
+            raise InputError(f"{path}/cfg.json says d_in={cfg['d_in']} but components have d={self.d_in_}")
+        alpha = getattr(self, "alpha", 1.0)
+        if not isinstance(alpha, (int, float)) or not 0 < alpha < float("inf"):
+            raise InputError(f"{path}/cfg.json: alpha must be a positive number, got {alpha!r}")
+
     def _state(self) -> dict[str, np.ndarray]:
         return {}
 

@@ -1,4 +1,4 @@
-"""`SparseAutoencoder`: the scikit-learn-style estimator around the SAE of `sae.py`.
+"""`SparseAutoencoder`: the scikit-learn-style estimator around the SAE architectures of `archs/`.
 
     sae = SparseAutoencoder(arch="topk", n_latents=512, k=5).fit(X)     # X: [samples, d] array/tensor/memmap/iterator
     codes = sae.transform(X)          # scipy CSR [samples, n_latents] (output="torch": a torch sparse CSR tensor)
@@ -6,14 +6,26 @@
     sae.score(X)                      # 1 - FVU, higher is better (scikit-learn's convention)
     sae.components_                   # the atoms, W_dec: [n_latents, d]
     sae.save("dir"); SparseAutoencoder.load("dir")
+    sae.module()                      # a torch.nn.Module (encode, decode, forward) on the same tensors
+
+`device` (cpu, cuda, cuda:N, auto) is where the parameters, optimiser state and counters live; batches are drawn
+on the CPU and uploaded, and the initialisation is drawn on the CPU, so a seed starts the same on every device.
+`dtype="bfloat16"` (a GPU only) runs the training step's matmuls in bfloat16 on float32 parameters.
 
 The saved directory is SAELens's layout: `cfg.json` and `sae_weights.safetensors` with
 W_enc: [d_in, d_sae], b_enc: [d_sae], W_dec: [d_sae, d_in], b_dec: [d_in], and `threshold: [d_sae]` for
 JumpReLU and BatchTopK (whose inference is a per-latent threshold). A fit with `checkpoint=DIR` also
 writes the optimiser state there every `checkpoint_every` steps and resumes from it when restarted.
+
+Training, in the order it helps recovery on ground-truth data (measured in benchmarks/dictionary.py):
+decoder bias at the geometric median of a data sample; encoder initialised as the decoder's transpose;
+Adam with a short warm-up and cosine decay to zero; latents that stop firing are resampled towards the
+worst-reconstructed samples of the batch (with their Adam moments reset), and for TopK/BatchTopK an
+auxiliary loss (OpenAI's AuxK) also trains dead latents on the residual.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -21,19 +33,21 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
+from monosemantic.devices import check_dtype, resolve, synchronize
 from monosemantic.errors import InputError
 from monosemantic._version import __version__
-from monosemantic.dictionary import sae as S
+from monosemantic.dictionary import archs
+from monosemantic.dictionary.archs.base import EPS, encode_pre, geometric_median
 from monosemantic.data import to_output
 from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.dictionary.batches import Batches
-from monosemantic.runs import json_files, load_tensors, read_json, save_tensors, write_dir, write_json
+from monosemantic.runs import (check_output_path, json_files, load_tensors, read_json, save_tensors, tidy_leftovers,
+                              write_dir, write_json)
 from monosemantic.progress import Bar
 from monosemantic.optim import AdamW, lr_at
 
 # Defaults, chosen on the section-5 data (512 features, d 128) and checked on other sizes in the tests.
 DEFAULT_SAMPLES = 3_000_000  # training samples; several passes over a 100k-sample set
-DEFAULT_L1 = {"relu": 0.1}
 WEIGHTS = "sae_weights.safetensors"
 TRAINER = "trainer_state.safetensors"
 
@@ -46,7 +60,7 @@ def _fresh_state(n_latents: int) -> dict[str, torch.Tensor]:
 
 
 class SparseAutoencoder(DictionaryEstimator):
-    """A sparse autoencoder: arch in relu | topk | batchtopk | jumprelu.
+    """A sparse autoencoder: arch names one of `archs.ARCHS` (relu | topk | batchtopk | jumprelu).
 
     n_latents: dictionary size (d_sae). k: active latents per sample (topk; batchtopk on average).
     l1: L1 coefficient of relu (weighted by decoder row norms); l0: L0 coefficient of jumprelu.
@@ -62,7 +76,8 @@ class SparseAutoencoder(DictionaryEstimator):
                  lr: float | None = None, warmup: float = 0.02, resample_every: int = 50,
                  resample_until: float = 0.8, init_rate: float = 0.02, dead_frac: float = 0.1,
                  dead_after: int = 100_000, aux_coef: float = 1 / 32, aux_k: int | None = None, seed: int = 0,
-                 progress: bool = False, checkpoint: str | None = None, checkpoint_every: int = 1000):
+                 progress: bool = False, checkpoint: str | None = None, checkpoint_every: int = 1000,
+                 device: str = "cpu", dtype: str = "float32"):
         self.arch = arch
         self.n_latents = n_latents
         self.k = k
@@ -84,18 +99,22 @@ class SparseAutoencoder(DictionaryEstimator):
         self.progress = progress
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.device = device
+        self.dtype = dtype
 
     # ------------------------------------------------------------ checks and helpers
 
+    def _arch(self) -> archs.Arch:
+        """The architecture with this estimator's hyper-parameters (made once per fit or transform, not per step)."""
+        return archs.get(self.arch)(k=self.k, l1=self.l1, l0=self.l0, bandwidth=self.bandwidth)
+
     def _check(self) -> None:
-        if self.arch not in S.ARCHS:
-            raise InputError(f"unknown architecture {self.arch!r} ({', '.join(S.ARCHS)})")
+        arch = self._arch()
         for name in ("n_latents", "batch", "samples"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise InputError(f"{name} must be a positive integer, got {v!r}")
-        if self.arch in ("topk", "batchtopk") and not 0 < self.k < self.n_latents:
-            raise InputError(f"k must lie in [1, latents={self.n_latents}), got {self.k}")
+        arch.check(self.n_latents)
         for name in ("l0", "bandwidth", "aux_coef"):
             if not getattr(self, name) >= 0:
                 raise InputError(f"{name} must be non-negative, got {getattr(self, name)}")
@@ -105,6 +124,7 @@ class SparseAutoencoder(DictionaryEstimator):
             raise InputError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.warmup < 1 or not 0 <= self.resample_until <= 1:
             raise InputError("warmup must lie in [0, 1) and resample_until in [0, 1]")
+        check_dtype(self.dtype, resolve(self.device))
 
     def _lr(self) -> float:
         if self.lr is not None:
@@ -115,20 +135,23 @@ class SparseAutoencoder(DictionaryEstimator):
 
     @property
     def _penalty(self) -> float:
-        if self.arch == "relu":
-            return DEFAULT_L1["relu"] if self.l1 is None else self.l1
-        return self.l0
+        return self._arch().penalty
+
+    def own_solver(self, codes) -> tuple[str, dict, float]:
+        """The unfolding that codes for this SAE's decoder under its own objective, given the encoder's codes:
+        (sensing method, its keyword arguments, the objective's L1 weight); see `archs.base.Arch.solver`."""
+        return self._arch().solver(codes)
 
     @property
     def components_(self) -> np.ndarray:
         """The atoms (decoder rows): [n_latents, d_in]."""
         self._fitted()
-        return self.params_["W_dec"].numpy().copy()
+        return self.params_["W_dec"].cpu().numpy().copy()
 
     @property
     def mean_(self) -> np.ndarray:
         """The decoder bias b_dec: [d_in] (what the reconstruction adds to codes @ components_)."""
-        return self.params_["b_dec"].numpy()
+        return self.params_["b_dec"].cpu().numpy()
 
     @property
     def kind(self) -> str:
@@ -137,6 +160,21 @@ class SparseAutoencoder(DictionaryEstimator):
     def _fitted(self) -> None:
         if not hasattr(self, "params_"):
             raise InputError("this SparseAutoencoder is not fitted yet (call fit, partial_fit or load)")
+
+    def _to_device(self) -> None:
+        """Parameters and counters onto `device` (resolved once: device_ names where they are)."""
+        self.device_ = resolve(self.device)
+        self.params_ = {k: v.to(self.device_) for k, v in self.params_.items()}
+        self.state_ = {k: v.to(self.device_) for k, v in self.state_.items()}
+
+    def module(self):
+        """This SAE as a torch.nn.Module (`SAEModule`): encode, decode, forward = the reconstruction. Its W_enc,
+        b_enc, W_dec, b_dec (and JumpReLU's log_theta) are the estimator's tensors (fitting moves the module,
+        autograd on the module moves the estimator) until `.to()` gives it copies; BatchTopK's threshold is a copy."""
+        from monosemantic.dictionary.module import SAEModule
+
+        self._fitted()
+        return SAEModule(self._arch(), self.params_, self._arch().threshold(self.params_, self.state_))
 
     def _new_optimizer(self) -> None:
         """A fresh Adam (zero moments) over params_ at the peak learning rate."""
@@ -149,19 +187,14 @@ class SparseAutoencoder(DictionaryEstimator):
         sample = batches.sample(8192)
         self.d_in_ = sample.shape[1]
         gen = torch.Generator().manual_seed(self.seed)
-        b_dec = S.geometric_median(sample)
-        self.params_ = S.init_params(self.d_in_, self.n_latents, self.arch, b_dec, gen)
-        pre = S.encode_pre(sample[:2048], self.params_)  # [2048, n]
-        if self.arch == "jumprelu":  # start the thresholds where TopK would cut: the (1 - k/n) quantile of pre
-            self.params_["log_theta"].fill_(math.log(max(float(pre.quantile(1 - self.k / self.n_latents)), 1e-6)))
-        if self.arch == "relu" and self.init_rate < 1:
-            # start sparse: each latent fires on init_rate of the samples, not half of them
-            self.params_["b_enc"] = -pre.quantile(1 - self.init_rate, dim=0).clamp_min(0)
-        self._new_optimizer()
+        arch = self._arch()
+        self.params_ = arch.init_params(self.d_in_, self.n_latents, geometric_median(sample), gen)
+        arch.init_from_data(self.params_, encode_pre(sample[:2048], self.params_), self.init_rate)
         self.step_ = 0
         self.state_ = _fresh_state(self.n_latents)
-        if self.arch == "batchtopk":
-            self.state_["threshold"] = torch.tensor(0.0)
+        arch.init_state(self.state_)
+        self._to_device()
+        self._new_optimizer()
         self._gen = gen
         self.train_seconds_, self.n_resampled_ = 0.0, 0
 
@@ -174,6 +207,7 @@ class SparseAutoencoder(DictionaryEstimator):
         self._check()
         steps = max(1, self.samples // self.batch)
         batches = Batches(X, self.batch, self.seed)
+        self._data_fp = data_fingerprint(batches.X) if batches.it is None else None
         resumed = self.checkpoint is not None and self._try_resume(Path(self.checkpoint))
         if not resumed:
             self._init(batches)
@@ -197,6 +231,9 @@ class SparseAutoencoder(DictionaryEstimator):
         lr_peak = self._lr()
         warm = int(self.warmup * steps) if steps else 0
         aux_k = self.aux_k or 2 * self.k
+        arch = self._arch()
+        unit = arch.unit_decoder
+        compute = check_dtype(self.dtype, self.device_)  # bfloat16: the step on bfloat16 copies of the weights
         bar = Bar(steps, f"sae {self.arch}") if self.progress and steps else None
         stop = steps if steps is not None else self.step_ + (n_steps or 10 ** 12)
         t_train = 0.0
@@ -207,25 +244,28 @@ class SparseAutoencoder(DictionaryEstimator):
                 except StopIteration:
                     break
                 t0 = time.perf_counter()
+                x = x.to(self.device_)
                 lr = lr_at(self.step_, steps, lr_peak, "cosine", warm) if steps else lr_peak
-                g, info = S.step_grads(x, self.params_, self.arch, self.k, self._penalty, self.bandwidth,
-                                       self.state_, aux_k, self.aux_coef if self.arch in ("topk", "batchtopk") else 0)
+                if compute == torch.float32:
+                    g, info = arch.step(x, self.params_, self.state_, aux_k, self.aux_coef)
+                else:
+                    g, info = _step_in(compute, arch, x, self.params_, self.state_, aux_k, self.aux_coef)
                 if not math.isfinite(info["mse"]):
                     raise InputError(f"training diverged (non-finite loss) at step {self.step_}; lower lr")
-                if self.arch != "relu":  # keep decoder rows on the unit sphere: drop the radial part of the step
+                if unit:  # keep decoder rows on the unit sphere: drop the radial part of the step
                     W = self.params_["W_dec"]
                     g["W_dec"] -= (g["W_dec"] * W).sum(1, keepdim=True) * W
                 self.opt_.step([g[name] for name in self.params_], lr)
-                if self.arch != "relu":
+                if unit:
                     W = self.params_["W_dec"]
-                    W /= W.norm(dim=1, keepdim=True).clamp_min(S._EPS)
+                    W /= W.norm(dim=1, keepdim=True).clamp_min(EPS)
                 self._track(info, x)
                 self.step_ += 1
                 t_train += time.perf_counter() - t0
                 if steps and self.resample_every and self.step_ % self.resample_every == 0 \
                         and self.step_ <= self.resample_until * steps:
                     t0 = time.perf_counter()
-                    self._resample(x, info)
+                    self._resample(x, info, arch)
                     t_train += time.perf_counter() - t0
                 if bar and (self.step_ % 20 == 0 or self.step_ == stop):
                     bar.update(self.step_, f"batch mse {info['mse']:.4g}")
@@ -236,6 +276,7 @@ class SparseAutoencoder(DictionaryEstimator):
         finally:
             if bar:
                 bar.close()
+        synchronize(self.device_)
         self.train_seconds_ += t_train
         if self.checkpoint and steps:
             self._save_dir(Path(self.checkpoint), trainer=True)
@@ -249,7 +290,7 @@ class SparseAutoencoder(DictionaryEstimator):
         st["dead"] = st["since"] >= self.dead_after  # for the AuxK loss
 
     @torch.no_grad()
-    def _resample(self, x: torch.Tensor, info: dict) -> None:
+    def _resample(self, x: torch.Tensor, info: dict, arch: archs.Arch) -> None:
         """Dead latents restart at the residuals of the batch's worst samples (Adam moments reset)."""
         window = self.resample_every * self.batch
         # "dead": firing at less than dead_frac of the average latent's rate over the window
@@ -266,20 +307,18 @@ class SparseAutoencoder(DictionaryEstimator):
         if n == 0:
             return
         dead = dead[:n]
-        pick = torch.multinomial(se ** 2 / (se ** 2).sum(), n, replacement=False, generator=self._gen)
+        w = (se ** 2).cpu()  # drawn by the CPU generator: the same picks on every device
+        pick = torch.multinomial(w / w.sum(), n, replacement=False, generator=self._gen).to(se.device)
         resid = -info["err"][pick]  # x - x^ of the worst samples: [n, d]
-        u = resid / resid.norm(dim=1, keepdim=True).clamp_min(S._EPS)
+        u = resid / resid.norm(dim=1, keepdim=True).clamp_min(EPS)
         p = self.params_
-        alive = torch.ones(self.n_latents, dtype=torch.bool)
+        alive = torch.ones(self.n_latents, dtype=torch.bool, device=se.device)
         alive[dead] = False
-        enc_norm = p["W_enc_T"][alive].norm(dim=1).mean() if alive.any() else torch.tensor(1.0)
-        p["W_dec"][dead] = u * (p["W_dec"][alive].norm(dim=1).mean() if self.arch == "relu" else 1.0)
+        enc_norm = p["W_enc_T"][alive].norm(dim=1).mean() if alive.any() else 1.0
+        p["W_dec"][dead] = u * (1.0 if arch.unit_decoder else p["W_dec"][alive].norm(dim=1).mean())
         p["W_enc_T"][dead] = u * enc_norm
-        if self.arch in ("topk", "batchtopk"):
-            p["b_enc"][dead] = 0.0  # competes through the top-k selection
-        else:  # a ReLU-style latent: a bias making it fire about as often as the average one on this batch
-            pre = (x - p["b_dec"]) @ p["W_enc_T"][dead].T  # [B, n]
-            p["b_enc"][dead] = -pre.quantile(1 - float(rate[alive].mean().clamp(1 / len(x), 0.5)), dim=0)
+        # where a bias decides firing: fire about as often as the average latent on this batch
+        arch.restart_bias(p, dead, x, float(rate[alive].mean().clamp(1 / len(x), 0.5)))
         names = list(p)
         for i, name in enumerate(names):
             if name in ("W_dec", "W_enc_T", "b_enc", "log_theta"):
@@ -293,19 +332,19 @@ class SparseAutoencoder(DictionaryEstimator):
     # ------------------------------------------------------------ inference
 
     @torch.no_grad()
-    def _codes(self, X: torch.Tensor):
-        pre = S.encode_pre(X, self.params_)
-        return S.select(pre, self.arch, self.k, S.inference_threshold(self.arch, self.params_, self.state_),
-                        training=False)
+    def _codes(self, X: torch.Tensor, arch: archs.Arch):
+        return arch.select(encode_pre(X, self.params_), self.params_, self.state_, training=False)
 
     @torch.no_grad()
     def transform(self, X, output: str = "scipy", chunk: int = 8192):
         """Sparse codes: scipy CSR [samples, n_latents] float32, or a torch sparse CSR tensor (output='torch')."""
         self._fitted()
         X = self._as_input(X)
+        arch = self._arch()
         rows, cols, vals = [], [], []
         for s in range(0, len(X), chunk):
-            r, c, v = self._codes(torch.as_tensor(np.asarray(X[s:s + chunk], dtype=np.float32)))
+            x = torch.as_tensor(np.asarray(X[s:s + chunk], dtype=np.float32)).to(self.device_)
+            r, c, v = (t.cpu() for t in self._codes(x, arch))
             rows.append(r + s)
             cols.append(c)
             vals.append(v)
@@ -316,10 +355,10 @@ class SparseAutoencoder(DictionaryEstimator):
     # ------------------------------------------------------------ saving
 
     def _cfg(self) -> dict:
-        arch = {"relu": "standard"}.get(self.arch, self.arch)
-        return {"architecture": arch, "d_in": self.d_in_, "d_sae": self.n_latents, "dtype": "float32",
-                "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none",
-                **({"k": self.k} if self.arch in ("topk", "batchtopk") else {}),
+        arch = self._arch()
+        return {"architecture": arch.saelens, "d_in": self.d_in_, "d_sae": self.n_latents, "dtype": "float32",
+                "device": str(self.device_), "apply_b_dec_to_input": True, "normalize_activations": "none",
+                **arch.cfg(),
                 "monosemantic": {"version": __version__, "params": self.get_params(), "step": self.step_,
                                  "train_seconds": getattr(self, "train_seconds_", 0.0),
                                  "n_resampled": getattr(self, "n_resampled_", 0)}}
@@ -327,10 +366,10 @@ class SparseAutoencoder(DictionaryEstimator):
     def _weights(self) -> dict[str, torch.Tensor]:
         p = self.params_
         w = {"W_enc": p["W_enc_T"].T.contiguous(), "b_enc": p["b_enc"], "W_dec": p["W_dec"], "b_dec": p["b_dec"]}
-        t = S.inference_threshold(self.arch, p, self.state_)
+        t = self._arch().threshold(p, self.state_)
         if t is not None:
             w["threshold"] = t.expand(self.n_latents).contiguous() if t.ndim == 0 else t
-        return w
+        return {k: v.cpu() for k, v in w.items()}
 
     def save(self, path: str | Path, overwrite: bool = False, extra_json: dict | None = None) -> Path:
         """Write cfg.json + sae_weights.safetensors (+ extra_json files) into a new directory, atomically."""
@@ -349,24 +388,36 @@ class SparseAutoencoder(DictionaryEstimator):
             t.update({f"state.{n}": v.reshape(-1) for n, v in self.state_.items()})
             t["log_theta"] = self.params_.get("log_theta", torch.zeros(0))
             t["rng"] = self._gen.get_state()
-            files[TRAINER] = lambda f: save_tensors(f, t)
+            files[TRAINER] = lambda f: save_tensors(f, {k: v.cpu() for k, v in t.items()})
             files["trainer.json"] = lambda f: write_json(f, {"step": self.step_, "adam_t": self.opt_.t,
-                                                              "n_resampled": getattr(self, "n_resampled_", 0)})
+                                                              "n_resampled": getattr(self, "n_resampled_", 0),
+                                                              "data": getattr(self, "_data_fp", None)})
         write_dir(path, files)
 
     @classmethod
-    def load(cls, path: str | Path) -> SparseAutoencoder:
-        """Open a saved directory (ours, or an SAELens standard/topk/jumprelu one); never unpickles."""
+    def load(cls, path: str | Path, device: str = "cpu") -> SparseAutoencoder:
+        """Open a saved directory (ours, or an SAELens standard/topk/jumprelu one) onto `device`; never unpickles."""
         path = Path(path)
         if not path.is_dir():
             raise InputError(f"not a saved SAE directory: {path}")
         cfg = read_json(path / "cfg.json")
         w = load_tensors(path / WEIGHTS)
-        arch = {"standard": "relu"}.get(cfg.get("architecture", "standard"), cfg.get("architecture"))
-        if arch not in S.ARCHS:
+        try:
+            return cls._from_saved(path, cfg, w, device)
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+            raise InputError(f"{path}/cfg.json does not describe its weights: {type(e).__name__}: {e}") from None
+
+    @classmethod
+    def _from_saved(cls, path: Path, cfg: dict, w: dict[str, torch.Tensor], device: str) -> SparseAutoencoder:
+        if not isinstance(cfg, dict):
+            raise InputError(f"{path}/cfg.json must be a JSON object")
+        arch = archs.from_saelens(cfg.get("architecture", "standard"))
+        if arch is None:
             raise InputError(f"{path}/cfg.json: unsupported architecture {cfg.get('architecture')!r}")
         missing = [k for k in ("W_enc", "b_enc", "W_dec", "b_dec") if k not in w]
-        if arch in ("jumprelu", "batchtopk") and "threshold" not in w:
+        if arch.threshold_weight and "threshold" not in w:
             missing.append("threshold")
         if missing:
             raise InputError(f"{path}/{WEIGHTS} lacks {', '.join(missing)}")
@@ -376,34 +427,64 @@ class SparseAutoencoder(DictionaryEstimator):
             if tuple(w[name].shape) != shape:
                 raise InputError(f"{path}/{WEIGHTS}: {name} has shape {list(w[name].shape)}, want {list(shape)}")
         for name, t in w.items():
+            if not t.is_floating_point():
+                raise InputError(f"{path}/{WEIGHTS}: {name} is {t.dtype}, not a float tensor")
             if not torch.isfinite(t.float()).all():
                 raise InputError(f"{path}/{WEIGHTS}: {name} has NaN or Inf")
-        params = dict(cfg.get("monosemantic", {}).get("params", {}))
-        params.update(arch=arch, n_latents=int(d_sae), k=int(cfg.get("k", params.get("k", 5))))
+        for key, have in (("d_in", d_in), ("d_sae", d_sae)):
+            if key in cfg and cfg[key] != have:
+                raise InputError(f"{path}/cfg.json says {key}={cfg[key]} but {WEIGHTS} has {have}")
+        dtype = str(cfg.get("dtype", "float32")).removeprefix("torch.")
+        for name, t in w.items():
+            if dtype != str(t.dtype).removeprefix("torch."):
+                raise InputError(f"{path}/cfg.json says dtype {dtype} but {WEIGHTS} holds {name} as {t.dtype}")
+        meta = cfg.get("monosemantic", {})
+        params = dict(meta.get("params", {}))
+        params.update(arch=arch.name, n_latents=int(d_sae), k=int(cfg.get("k", params.get("k", 5))))
         valid = cls().get_params()
-        est = cls(**{k: v for k, v in params.items() if k in valid})
+        est = cls(**{k: v for k, v in params.items() if k in valid and k != "device"}, device=device)
+        try:
+            est._check()
+        except InputError as e:
+            raise InputError(f"{path}/cfg.json: {e}") from None
         est.d_in_ = int(d_in)
         est.params_ = {"W_enc_T": w["W_enc"].float().T.contiguous(), "b_enc": w["b_enc"].float(),
                        "W_dec": w["W_dec"].float().contiguous(), "b_dec": w["b_dec"].float()}
         est.state_ = _fresh_state(d_sae)
-        if arch == "jumprelu":
-            est.params_["log_theta"] = w["threshold"].float().clamp_min(1e-12).log()
-        if arch == "batchtopk":
-            est.state_["threshold"] = w["threshold"].float()
-        meta = cfg.get("monosemantic", {})
+        if arch.threshold_weight:
+            est._arch().load_threshold(w["threshold"], est.params_, est.state_)
         est.step_ = int(meta.get("step", 0))
         est.train_seconds_ = float(meta.get("train_seconds", 0.0))
         est.n_resampled_ = int(meta.get("n_resampled", 0))
         est._gen = torch.Generator().manual_seed(est.seed)
+        est._to_device()
         est._new_optimizer()
         return est
 
     def _try_resume(self, path: Path) -> bool:
-        """Load a checkpoint written by a fit with the same parameters; False when there is none."""
+        """Load a checkpoint written by a fit with the same parameters on the same data; False when there is none.
+        A directory holding anything else is refused: a checkpoint replaces what its directory held."""
+        tidy_leftovers(path)
+        if path.exists() and not path.is_dir():
+            raise InputError(f"checkpoint path {path} is a file, not a directory")
         if not (path / TRAINER).is_file():
+            if path.is_dir() and any(path.iterdir()):
+                raise InputError(f"checkpoint directory {path} is not empty and holds no checkpoint; "
+                                 f"give a new or empty directory (its files would be replaced)")
+            check_output_path(path)
             return False
-        old = SparseAutoencoder.load(path)
-        mine = {k: v for k, v in self.get_params().items() if k not in ("progress", "checkpoint", "checkpoint_every")}
+        try:
+            return self._resume(path)
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+            raise InputError(f"checkpoint {path} is corrupt ({type(e).__name__}: {e}); "
+                             f"use another checkpoint directory") from None
+
+    def _resume(self, path: Path) -> bool:
+        old = SparseAutoencoder.load(path, self.device)
+        mine = {k: v for k, v in self.get_params().items()
+                if k not in ("progress", "checkpoint", "checkpoint_every", "device")}
         theirs = {k: v for k, v in old.get_params().items() if k in mine}
         if mine != theirs:
             diff = sorted(k for k in mine if mine[k] != theirs.get(k))
@@ -411,17 +492,53 @@ class SparseAutoencoder(DictionaryEstimator):
                              f"use another checkpoint directory")
         t = load_tensors(path / TRAINER)
         info = read_json(path / "trainer.json")
-        self.d_in_, self.params_, self.step_ = old.d_in_, old.params_, int(info["step"])
+        if not isinstance(info, dict):
+            raise TypeError("trainer.json must be a JSON object")
+        if info.get("data") != self._data_fp:
+            raise InputError(f"checkpoint {path} was written for other data (fingerprint {info.get('data')}, "
+                             f"these data {self._data_fp}); use another checkpoint directory")
+        for key in ("step", "adam_t", "n_resampled"):
+            if not isinstance(info.get(key, 0), int) or isinstance(info.get(key), bool) or info.get(key, 0) < 0:
+                raise ValueError(f"trainer.json: {key} must be a non-negative integer, got {info.get(key)!r}")
+        self.d_in_, self.params_, self.step_, self.device_ = old.d_in_, old.params_, int(info["step"]), old.device_
+        t = {k: v.to(self.device_) if k != "rng" else v for k, v in t.items()}
         self.train_seconds_ = old.train_seconds_
         if "log_theta" in self.params_:
             self.params_["log_theta"] = t["log_theta"]
         self._new_optimizer()
         self.opt_.m = [t[f"m.{n}"] for n in self.params_]
         self.opt_.v = [t[f"v.{n}"] for n in self.params_]
+        for n, p, m, v in zip(self.params_, self.params_.values(), self.opt_.m, self.opt_.v):
+            if m.shape != p.shape or v.shape != p.shape or m.dtype != p.dtype or v.dtype != p.dtype:
+                raise ValueError(f"{TRAINER}: Adam moments of {n} do not match its weights {list(p.shape)}")
         self.opt_.t = int(info["adam_t"])
         self.state_ = {n[6:]: v if n[6:] != "threshold" else v.reshape(()) for n, v in t.items()
                        if n.startswith("state.")}
         self.n_resampled_ = int(info.get("n_resampled", 0))
+        fresh = _fresh_state(self.n_latents)
+        for n, v in fresh.items():
+            if n not in self.state_ or self.state_[n].shape != v.shape or self.state_[n].dtype != v.dtype:
+                raise ValueError(f"{TRAINER}: state.{n} does not match {self.n_latents} latents")
         self._gen = torch.Generator()
         self._gen.set_state(t["rng"])
         return True
+
+
+def data_fingerprint(X) -> str:
+    """Binds a checkpoint to its training data: shape, dtype and the bytes of up to 256 evenly spaced rows
+    (a memory-mapped file is not read whole)."""
+    n = len(X)
+    rows = np.unique(np.linspace(0, n - 1, min(n, 256)).astype(np.int64))
+    sample = np.ascontiguousarray(np.asarray(X[rows] if isinstance(X, np.ndarray) else X[torch.from_numpy(rows)],
+                                             dtype=np.float32))
+    h = hashlib.sha256(f"{list(X.shape)}".encode())
+    h.update(sample.tobytes())
+    return f"{n}x{X.shape[1]}:{h.hexdigest()[:16]}"
+
+
+def _step_in(dtype: torch.dtype, arch: archs.Arch, x, p, state, aux_k: int, aux_coef: float):
+    """`arch.step` on `dtype` copies of the batch and weights; gradients and the error come back float32, for
+    the optimiser and the resampling that update the float32 parameters."""
+    g, info = arch.step(x.to(dtype), {k: v.to(dtype) for k, v in p.items()}, state, aux_k, aux_coef)
+    info.update(err=info["err"].float(), se=info["se"].float())
+    return {k: v.float() for k, v in g.items()}, info

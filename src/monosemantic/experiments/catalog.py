@@ -31,6 +31,7 @@ from pydantic import NonNegativeInt, PositiveInt
 from monosemantic.errors import InputError
 from monosemantic.config import SORTS, FeaturesConfig
 from monosemantic.progress import track
+from monosemantic.runs import check_memory
 from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.recovery import THRESHOLD, unit_rows
 from monosemantic.sensing import unfold_info
@@ -95,6 +96,9 @@ def list_features(dictionary, X, truth_F=None, truth_codes=None, top: int = 5, c
     _check_data(X, F)
     _check_truth(X, F, truth_F, truth_codes)
     n, n_atoms = len(X), len(F)
+    top = min(top, n)  # no atom has more activating samples than there are samples
+    check_memory(2 * 8 * n_atoms * (top + min(chunk, n)), f"the top {top} samples of {n_atoms} atoms",
+                 "lower --top")
     chunk = max(1, min(chunk, CELLS // n_atoms))
     count = torch.zeros(n_atoms, dtype=torch.long)
     total = torch.zeros(n_atoms, dtype=torch.float64)

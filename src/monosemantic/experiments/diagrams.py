@@ -193,5 +193,5 @@ def protocols_run(out, grid2: int = 20, grid3: int = 10, steps: int = 10_000, st
 def demo(quick: bool, progress: bool) -> dict:
     """Both diagrams, sized for the demo (measured at 10 x 10 and 8 x 8, 2,000 steps, on a loaded machine: 111 s
     and 187 s); the paper's settings are `monosemantic phase protocols` (docs/toy_lab.md)."""
-    grid2, grid3, steps = (4, 3, 300) if quick else (6, 5, 1000)
-    return {"n2m1": n2m1(grid2, steps, progress=progress), "n3m2": n3m2(grid3, steps, progress=progress)}
+    grid2, grid3, steps, starts = (3, 2, 100, 3) if quick else (6, 5, 1000, PAPER_STARTS)
+    return {"n2m1": n2m1(grid2, steps, starts, progress=progress), "n3m2": n3m2(grid3, steps, starts, progress=progress)}

@@ -13,6 +13,8 @@ import numpy as np
 
 import monosemantic.recovery as R
 from monosemantic.config import SaeTrainConfig
+from monosemantic.devices import check_dtype, resolve
+from monosemantic.errors import InputError
 from monosemantic.data import random_dictionary, split, synth_uniform
 from monosemantic.dictionary import ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder
 from monosemantic.experiments.unfolding import amortization_gap
@@ -21,16 +23,20 @@ def make_estimator(cfg: SaeTrainConfig, progress: bool = False):
     from monosemantic.dictionary import ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder
     from monosemantic.dictionary.estimator import DEFAULT_SAMPLES
 
-    if cfg.arch == "mbdl":
-        return MiniBatchDictionary(cfg.latents, cfg.alpha, cfg.samples or 300 * 1024, cfg.batch or 1024, cfg.seed)
-    if cfg.arch == "pca":
-        return PCADictionary(cfg.latents, cfg.seed)
-    if cfg.arch == "ica":
-        return ICADictionary(cfg.latents, cfg.seed)
+    classical = {"mbdl": lambda: MiniBatchDictionary(cfg.latents, cfg.alpha, cfg.samples or 300 * 1024,
+                                                    cfg.batch or 1024, cfg.seed),
+                 "pca": lambda: PCADictionary(cfg.latents, cfg.seed),
+                 "ica": lambda: ICADictionary(cfg.latents, cfg.seed)}
+    if cfg.arch in classical:
+        if (cfg.device != "auto" and resolve(cfg.device).type != "cpu") or cfg.dtype != "float32":
+            raise InputError(f"{cfg.arch} is scikit-learn's: it runs on the CPU in float64; use --device cpu or auto")
+        return classical[cfg.arch]()
+    check_dtype(cfg.dtype, resolve(cfg.device))  # a bad device or dtype fails before the data are read
     return SparseAutoencoder(arch=cfg.arch, n_latents=cfg.latents, k=cfg.k, l1=cfg.l1, l0=cfg.l0,
                              samples=cfg.samples or DEFAULT_SAMPLES, batch=cfg.batch or 256, lr=cfg.lr,
                              warmup=cfg.warmup, resample_every=cfg.resample_every, seed=cfg.seed, progress=progress,
-                             checkpoint=cfg.checkpoint, checkpoint_every=cfg.checkpoint_every)
+                             checkpoint=cfg.checkpoint, checkpoint_every=cfg.checkpoint_every, device=cfg.device,
+                             dtype=cfg.dtype)
 
 
 def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
@@ -40,7 +46,10 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
     from monosemantic.runs import check_new_dir, environment
 
     out = check_new_dir(out, overwrite)
+    if cfg.checkpoint and Path(cfg.checkpoint).absolute() == out.absolute():
+        raise InputError("--checkpoint and --out must be different directories")
     data = load_data(cfg.data, mmap=str(cfg.data).endswith(".npy"))
+    cfg.check_memory(data.X.shape[1])
     est = make_estimator(cfg, progress)
     batch = getattr(est, "batch", 1)
     t = time.perf_counter()
@@ -50,7 +59,8 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
     result = {"wall_s": wall, "samples": seen, "samples_per_s": seen / wall if wall > 0 else None,
               "fvu_train_sample": 1 - est.score(data.X[: min(len(data.X), 10_000)]),
               "n_resampled": getattr(est, "n_resampled_", 0)}
-    config = {"kind": "dictionary", **cfg.model_dump(), "environment": environment()}
+    config = {"kind": "dictionary", **cfg.model_dump(), "device": str(getattr(est, "device_", "cpu")),
+              "environment": environment()}
     est.save(out, overwrite, extra_json={"config.json": config, "result.json": result})
     return result
 
@@ -64,7 +74,7 @@ def score_dictionary_run(run_dir: str | Path, truth: str | Path, n_eval: int | N
 
     est = load(run_dir)
     data = load_data(truth)
-    if n_eval:
+    if n_eval is not None:
         _, data = split(data, n_eval)
     C = est.transform(data.X)  # refuses X (and so F: load_data matches their d) of another d than the dictionary
     out = {"truth": str(truth), "samples": len(data.X), "sign_free": est.sign_free}

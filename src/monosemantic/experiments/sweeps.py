@@ -30,6 +30,7 @@ config.json, result.json, model.safetensors with W: [1, m, n] and b: [1, n] of t
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import io
 import itertools
@@ -51,9 +52,11 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pos
 
 from monosemantic.errors import InputError
 import monosemantic.measures as measures
-from monosemantic.config import AdamWConfig, Strict, validate
+from monosemantic.config import AdamWConfig, Seed, Strict, toy_bytes, validate
+from monosemantic.devices import resolve
 from monosemantic.progress import Bar
-from monosemantic.runs import read_json, read_run, write_json, write_run, write_text
+from monosemantic.runs import (check_memory, check_output_path, disk_errors, memory_limit, read_json, read_run,
+                              write_json, write_run, write_text)
 
 D_JUMP = 0.15  # a D_i step larger than this between neighbours is a transition (1/2 -> 1/3 is 0.17)
 PER_INSTANCE = ("density", "sparsity", "importance_decay", "importance_ratio")  # may differ within a group
@@ -103,6 +106,10 @@ class PointConfig(AdamWConfig):
         return [self.importance_decay**i for i in range(self.n)]
 
     @property
+    def instances(self) -> int:
+        return self.starts
+
+    @property
     def starts(self) -> int:
         return self.seeds + (self.n * (self.n + 1) // 2 if self.candidates else 0)
 
@@ -125,7 +132,7 @@ class Axis(Strict):
 
 class SweepSpec(Strict):
     name: str = "sweep"
-    seed: NonNegativeInt = 0
+    seed: Seed = 0
     max_group_points: PositiveInt = 256  # points trained as one batched model at most
     base: dict[str, Any] = {}
     grid: dict[str, Any] = Field(min_length=1)  # field -> list of values, or {logspace|linspace = [a, b, num]}
@@ -215,28 +222,15 @@ def plan(spec: SweepSpec) -> tuple[list[dict], list[list[int]]]:
 
 
 def group_bytes(cfg: PointConfig, points: int) -> int:
-    """Peak memory of training one group, estimated: the batch and its 4 intermediates, the eval batch
-    and the forward pass's 2 intermediates (float32), the weights with gradient and AdamW moments."""
-    inst = points * cfg.starts
-    width = max(cfg.n, cfg.m)
-    return 4 * inst * (5 * cfg.batch * width + 3 * min(cfg.eval_batch, 8192) * width + cfg.eval_batch * cfg.n
-                       + 8 * (cfg.m + 1) * cfg.n * (2 if cfg.model == "abs" else 1))
-
-
-def memory_limit() -> int:
-    """Half the machine's physical memory: room for two workers and everything else."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
+    """Peak memory of training one group (`config.toy_bytes`)."""
+    return toy_bytes(cfg.n, cfg.m, points * cfg.starts, cfg.batch, cfg.eval_batch, cfg.model == "abs")
 
 
 def _check_memory(cfg: PointConfig, points: int) -> None:
-    need, have = group_bytes(cfg, points), memory_limit()
-    if need > have:
-        raise InputError(f"grid: a group of {points} points x {cfg.starts} starts (n={cfg.n}, m={cfg.m}, "
-                         f"batch={cfg.batch}, eval_batch={cfg.eval_batch}) needs about {need / 2**30:.1f} GiB, "
-                         f"more than {have / 2**30:.1f} GiB; lower max_group_points, batch or eval_batch")
+    # half the machine's memory: room for two workers and everything else
+    check_memory(group_bytes(cfg, points), f"grid: a group of {points} points x {cfg.starts} starts (n={cfg.n}, "
+                 f"m={cfg.m}, batch={cfg.batch}, eval_batch={cfg.eval_batch})",
+                 "lower max_group_points, batch or eval_batch", limit=memory_limit() // 2)
 
 
 # ---- training one group (runs in a worker process or a Ray task: plain data in, plain data out) ----
@@ -262,8 +256,9 @@ def initial_weights(cfg: PointConfig, seed: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def train_group(configs: list[dict], seed: int, threads: int | None = None) -> dict:
-    """Train the points of one group as one batched model; return each point's kept weights and figures."""
+def train_group(configs: list[dict], seed: int, threads: int | None = None, device: str = "cpu") -> dict:
+    """Train the points of one group as one batched model on `device`; return each point's kept weights (on the
+    CPU) and figures."""
     from monosemantic.toy.train import kept_tensors, train_toy
 
     if threads:
@@ -274,7 +269,7 @@ def train_group(configs: list[dict], seed: int, threads: int | None = None) -> d
     weight = torch.tensor([c.importance for c in cfgs], dtype=torch.float32)
     init = torch.cat([initial_weights(c, seed) for c in cfgs])
     run = train_toy(c0.model, c0.n, c0.m, p, weight, c0.steps, c0.batch, c0.starts, seed, c0.lr, c0.weight_decay,
-                    c0.schedule, c0.warmup, c0.eval_batch, init=init)
+                    c0.schedule, c0.warmup, c0.eval_batch, init=init, device=device)
     kept = kept_tensors(run)  # W: [points, m, n]
     rows = measures.summarize(kept["W"], c0.model in ("relu-hidden", "abs"))
     wall = run.log.wall_s
@@ -332,19 +327,34 @@ def transitions(records: list[dict], axes: list[str], d_jump: float = D_JUMP) ->
 
 # ---- backends ----
 
-def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int):
+def _die_with_parent(parent: int) -> None:
+    """A worker's initializer: the kernel kills this process when its parent dies (Linux's PR_SET_PDEATHSIG),
+    so a SIGKILLed sweep leaves no orphan training on; where prctl is missing, workers exit when they see it."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, device: str = "cpu"):
     """Yield (group id, result) as groups finish, on `workers` processes (in this process for 1)."""
     if workers <= 1 or len(jobs) <= 1:
         for gid, configs in jobs:
-            yield gid, train_group(configs, seed)
+            yield gid, train_group(configs, seed, device=device)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn, not fork: torch's thread pools do not survive a fork; one thread per worker process
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
     try:
-        futures = {pool.submit(train_group, configs, seed, 1): gid for gid, configs in jobs}
+        futures = {pool.submit(train_group, configs, seed, 1, device): gid for gid, configs in jobs}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
     finally:  # on Ctrl-C or an error, do not wait for the queued groups
@@ -365,7 +375,7 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
         raise InputError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
 
 
-def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None):
+def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None, device: str = "cpu"):
     try:
         import ray
     except ImportError:
@@ -385,7 +395,7 @@ def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, addres
                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     try:
         task = ray.remote(num_cpus=1)(train_group)
-        refs = {task.remote(configs, seed, 1): gid for gid, configs in jobs}
+        refs = {task.remote(configs, seed, 1, device): gid for gid, configs in jobs}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -395,20 +405,21 @@ def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, addres
             ray.shutdown()
 
 
-def _mapper(jobs, seed: int, backend: str, workers: int, ray_address: str | None):
+def _mapper(jobs, seed: int, backend: str, workers: int, ray_address: str | None, device: str = "cpu"):
     if backend == "ray":
-        return _ray_map(jobs, seed, workers, ray_address)
-    return _local_map(jobs, seed, workers)
+        return _ray_map(jobs, seed, workers, ray_address, device)
+    return _local_map(jobs, seed, workers, device)
 
 
 def train_spec(spec: SweepSpec, workers: int = 1, backend: str = "local",
-               ray_address: str | None = None) -> tuple[list[dict], list[dict]]:
+               ray_address: str | None = None, device: str = "cpu") -> tuple[list[dict], list[dict]]:
     """Train every point of a spec in memory, no directories: (points, each point's result, in point order).
     Each result has "tensors" (W: [1, m, n], b: [1, n] as numpy) and "result" (loss, measures, timings)."""
     points, groups = plan(spec)
+    device = str(resolve(device))
     jobs = [(gid, [points[i]["config"].model_dump() for i in g]) for gid, g in enumerate(groups)]
     results: list[dict] = [{}] * len(points)
-    for gid, res in _mapper(jobs, spec.seed, backend, workers, ray_address):
+    for gid, res in _mapper(jobs, spec.seed, backend, workers, ray_address, device):
         for i, pr in zip(groups[gid], res["points"]):
             results[i] = pr
     return points, results
@@ -426,9 +437,43 @@ def _point_done(path: Path, key: str) -> bool | None:
         return None
     try:
         cfg, res, t = read_run(path)
-        return cfg.get("point_key") == key and "loss" in res and "W" in t and bool(torch.isfinite(t["W"]).all())
-    except (InputError, AttributeError, TypeError):
+        point_record({"index": 0, "params": cfg["params"]}, res)  # what collect reads must be there
+        return (cfg.get("point_key") == key and _finite(res.get("loss")) and _finite(res.get("wall_s"))
+                and isinstance(res.get("kept_start"), int) and isinstance(res["measures"]["geometry"], dict)
+                and "W" in t and bool(torch.isfinite(t["W"]).all()))
+    except (InputError, AttributeError, TypeError, KeyError, IndexError):
         return False
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _diverged(result: dict) -> bool:
+    return result.get("diverged_at_step") is not None or not _finite(result.get("loss"))
+
+
+class _Lock:
+    """An exclusive lock on OUT/.lock for the whole run: a second sweep into the same OUT is refused at once."""
+
+    def __init__(self, out: Path):
+        self.path = out / ".lock"
+        self.f = open(self.path, "a+")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.seek(0)
+            holder = self.f.read().strip() or "another process"
+            self.f.close()
+            raise InputError(f"another sweep is running into {out} (pid {holder}); wait for it to finish "
+                             f"or use another --out") from None
+        self.f.seek(0)
+        self.f.truncate()
+        self.f.write(str(os.getpid()))
+        self.f.flush()
+
+    def release(self) -> None:
+        self.f.close()
 
 
 def run_sweep(
@@ -439,29 +484,55 @@ def run_sweep(
     ray_address: str | None = None,
     progress: bool = False,
     on_group: Callable[[int, int], None] | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Run (or finish) a sweep in OUT; returns the content of sweep.json.
 
     Finished points are skipped; a point directory that is half-written, corrupt or another spec's is
     trained again with a SweepWarning. `on_group(done_groups, total_groups)` is called after each group
-    is written (the CLI's progress, the tests' interruption).
+    is written (the CLI's progress, the tests' interruption). Groups train on `device` (cpu, cuda, cuda:N,
+    auto); it is not part of a point's identity, so a sweep begun on one device can be finished on another.
     """
+    device = str(resolve(device))
     if backend not in ("local", "ray"):
         raise InputError(f"unknown backend {backend!r}; choose local or ray")
     if ray_address and backend != "ray":
         raise InputError("--ray-address needs --backend ray")
-    if backend == "ray" and ray_address:
-        check_ray_address(ray_address)
-    out = Path(out)
+    if workers is not None and workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
+    if backend == "ray":
+        if ray_address:
+            check_ray_address(ray_address)
+        try:
+            import ray  # noqa: F401  (refused here, before OUT is written)
+        except ImportError:
+            raise InputError("the ray backend needs the `ray` package (pip install ray)") from None
+    out = check_output_path(out)
     points, groups = plan(spec)
+    if out.exists() and not (out / "sweep.json").exists() and (
+            not out.is_dir() or any(p.name != ".lock" for p in out.iterdir())):
+        raise InputError(f"{out} exists and is not a sweep directory")
+    created = not out.exists()
+    with disk_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
+    lock = _Lock(out)
+    try:
+        return _run_locked(spec, out, points, groups, backend, workers, ray_address, progress, on_group, created,
+                           device)
+    finally:
+        lock.release()
+
+
+def _run_locked(spec: SweepSpec, out: Path, points: list[dict], groups: list[list[int]], backend: str,
+                workers: int | None, ray_address: str | None, progress: bool, on_group, created: bool,
+                device: str) -> dict:
     spec_json = spec.model_dump(mode="json")
     if (out / "sweep.json").exists():
         old = read_json(out / "sweep.json")
-        if old.get("spec") != spec_json:
+        if not isinstance(old, dict) or old.get("spec") != spec_json:
             raise InputError(f"{out} holds a different sweep (its sweep.json has another spec); use a new --out")
-    elif out.exists() and any(out.iterdir()):
-        raise InputError(f"{out} exists and is not a sweep directory")
-    (out / "points").mkdir(parents=True, exist_ok=True)
+    with disk_errors(out):
+        (out / "points").mkdir(exist_ok=True)
     for tmp in (out / "points").glob(".p*"):  # a killed write_run's leftovers: never a result
         shutil.rmtree(tmp, ignore_errors=True)
     missing: set[int] = set()
@@ -469,19 +540,21 @@ def run_sweep(
         state = _point_done(point_dir(out, pt["index"]), pt["key"])
         if state is False:
             warnings.warn(f"point {pt['index']} ({point_dir(out, pt['index'])}) is half-written, corrupt or "
-                          f"another sweep's: training it again", SweepWarning, stacklevel=2)
+                          f"another sweep's: training it again", SweepWarning, stacklevel=3)
+            shutil.rmtree(point_dir(out, pt["index"]), ignore_errors=True)  # ours: a point directory of our sweep
         if not state:
             missing.add(pt["index"])
     todo = [(gid, g) for gid, g in enumerate(groups) if missing & set(g)]
     meta = {"spec": spec_json, "points": len(points), "groups": groups, "axes": axes(spec),
-            "backend": backend, "status": "running"}
+            "backend": backend, "device": device, "status": "running"}
     write_json(out / "sweep.json", meta)
 
     workers = workers or os.cpu_count() or 1
     jobs = [(gid, [points[i]["config"].model_dump() for i in g]) for gid, g in todo]
-    mapper = _mapper(jobs, spec.seed, backend, workers, ray_address)
+    mapper = _mapper(jobs, spec.seed, backend, workers, ray_address, device)
     bar = Bar(len(points), "sweep points", len(points) - len(missing)) if progress else None
     start, compute = time.perf_counter(), 0.0  # elapsed includes start-up and writing; compute does not
+    written, diverged = 0, []
     try:
         for done, (gid, res) in enumerate(mapper, 1):
             compute += res["wall_s"]
@@ -489,17 +562,33 @@ def run_sweep(
                 if i not in missing:
                     continue
                 pt = points[i]
+                if _diverged(pr["result"]):  # never written: a rerun trains it again
+                    diverged.append((i, pr["result"].get("diverged_at_step")))
+                    continue
                 config = {"kind": "sweep-point", "sweep": spec.name, "index": i, "params": pt["params"],
-                          "point_key": pt["key"], "group": gid, "sweep_seed": spec.seed, **pt["config"].model_dump()}
+                          "point_key": pt["key"], "group": gid, "sweep_seed": spec.seed, "device": device,
+                          **pt["config"].model_dump()}
                 tensors = {k: torch.tensor(v) for k, v in pr["tensors"].items()}  # Ray hands back read-only arrays
                 write_run(point_dir(out, i), config, pr["result"], {"model": tensors}, overwrite=True)
+                written += 1
                 if bar:
                     bar.advance()
             if on_group:
                 on_group(done, len(todo))
+    except BaseException:
+        if created and written == 0:  # nothing trained (Ray unreachable, Ctrl-C at once): leave no sweep behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         if bar:
             bar.close()
+    if diverged:
+        write_json(out / "sweep.json", {**meta, "status": "diverged", "diverged_points": [i for i, _ in diverged]})
+        where = ", ".join(f"point {i} ({', '.join(f'{k}={v}' for k, v in points[i]['params'].items())}) at step "
+                          f"{step}" for i, step in diverged[:3])
+        raise InputError(f"{len(diverged)} of {len(points)} points diverged (non-finite loss): {where}"
+                         f"{' ...' if len(diverged) > 3 else ''}; lower lr. The other points are saved; a rerun "
+                         f"trains only the missing ones")
     records = collect(out, points)
     write_csv(out / "results.csv", [r["row"] for r in records])
 
@@ -514,18 +603,19 @@ def run_sweep(
 def collect(out: str | Path, points: list[dict]) -> list[dict]:
     """Every point's record from its run directory: {"params", "norms", "D", "geometry", "row"}, where
     row is its tidy results.csv line (grid parameters, loss, measures; per feature only for n <= 10)."""
-    records = []
-    for pt in points:
-        res = read_json(point_dir(Path(out), pt["index"]) / "result.json")
-        ms = res["measures"]
-        row = {"index": pt["index"], **pt["params"], "loss": res["loss"], "kept_start": res["kept_start"],
-               "represented_features": ms["represented_features"], "dims_per_feature": ms["dims_per_feature"],
-               "geometry": ms["geometry"]["label"]}
-        if len(ms["feature_norm"]) <= 10:  # wide sweeps keep per-feature numbers in the run directories
-            row.update({f"norm_{i}": v for i, v in enumerate(ms["feature_norm"])})
-            row.update({f"D_{i}": v for i, v in enumerate(ms["feature_dimensionality"])})
-        records.append({**record(pt["params"], res), "wall_s": res["wall_s"], "row": row})
-    return records
+    return [point_record(pt, read_json(point_dir(Path(out), pt["index"]) / "result.json")) for pt in points]
+
+
+def point_record(pt: dict, res: dict) -> dict:
+    """One point's record from its result.json (KeyError or TypeError when a piece is missing)."""
+    ms = res["measures"]
+    row = {"index": pt["index"], **pt["params"], "loss": res["loss"], "kept_start": res["kept_start"],
+           "represented_features": ms["represented_features"], "dims_per_feature": ms["dims_per_feature"],
+           "geometry": ms["geometry"]["label"]}
+    if len(ms["feature_norm"]) <= 10:  # wide sweeps keep per-feature numbers in the run directories
+        row.update({f"norm_{i}": v for i, v in enumerate(ms["feature_norm"])})
+        row.update({f"D_{i}": v for i, v in enumerate(ms["feature_dimensionality"])})
+    return {**record(pt["params"], res), "wall_s": res["wall_s"], "row": row}
 
 
 def record(params: dict, result: dict) -> dict:

@@ -13,8 +13,10 @@ import torch
 from monosemantic.errors import InputError
 import monosemantic.measures as measures
 from monosemantic.config import ToyTrainConfig
+from monosemantic.devices import resolve
 from monosemantic.toy.sampler import importance, probabilities
-from monosemantic.runs import check_new_dir, read_run, write_json, write_run
+from monosemantic.data import read_toy_run
+from monosemantic.runs import check_new_dir, write_json, write_run
 from monosemantic.toy.train import ToyRun, kept_snapshots, kept_tensors, train_toy
 
 
@@ -23,7 +25,8 @@ def run_config(cfg: ToyTrainConfig, progress: bool = False) -> ToyRun:
     return train_toy(
         cfg.model, cfg.n, cfg.m, probabilities(cfg.sparsity, cfg.n), weight, cfg.steps, cfg.batch, cfg.seeds,
         cfg.seed, cfg.lr, cfg.weight_decay, cfg.schedule, cfg.warmup, cfg.eval_batch, cfg.correlated_sets,
-        cfg.anticorrelated_sets, cfg.set_size, progress=progress, l1=cfg.l1, snapshot_every=cfg.snapshot_every or 0,
+        cfg.anticorrelated_sets, cfg.set_size, progress=progress, l1=cfg.l1, device=cfg.device,
+        snapshot_every=cfg.snapshot_every or 0,
     )
 
 
@@ -50,6 +53,7 @@ def train_toy_run(cfg: ToyTrainConfig, out: str | Path, overwrite: bool = False,
     """Train, write a run directory and return its result. A run that diverged is still written (last good weights),
     then reported as an InputError naming the step."""
     check_new_dir(out, overwrite)  # fail before training, not after
+    cfg = cfg.model_copy(update={"device": str(resolve(cfg.device))})  # config.json names the device used
     run = run_config(cfg, progress)
     result = result_of(run, cfg)
     tensors = {"model": kept_tensors(run)}
@@ -64,12 +68,7 @@ def train_toy_run(cfg: ToyTrainConfig, out: str | Path, overwrite: bool = False,
 
 def measure_toy_run(run_dir: str | Path) -> list[dict]:
     """Measures of every kept instance of a toy run directory; writes `measures.json` beside it."""
-    config, _, tensors = read_run(run_dir)
-    if "W" not in tensors or tensors["W"].ndim != 3:
-        raise InputError(f"{run_dir}/model.safetensors has no W: [instances, m, n]")
-    W = tensors["W"].float()
-    if not torch.isfinite(W).all():
-        raise InputError(f"{run_dir}/model.safetensors: W has NaN or Inf")
+    config, W = read_toy_run(run_dir)
     # an L1 penalty on h privileges the hidden basis of relu-output too
     privileged = config.get("model") in ("relu-hidden", "abs") or config.get("l1", 0) > 0
     rows = measures.summarize(W, privileged)

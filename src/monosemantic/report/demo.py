@@ -9,23 +9,23 @@ import time
 from pathlib import Path
 
 from monosemantic.experiments import dictionaries, phase, road1, toy, transition, unfolding
-from monosemantic.experiments import diagrams, dynamics
+from monosemantic.experiments import correlated, diagrams, dynamics, nonuniform
 from monosemantic.experiments import circuits
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
-from monosemantic.runs import write_json
+from monosemantic.runs import check_writable_dir, write_json
 
 # (experiment, section) per topic, in report order. Keep each under a minute.
 TOPICS = [(toy.demo, sections.toy.section), (phase.demo, sections.phase.section),
           (road1.demo, sections.road1.section), (dictionaries.demo, sections.dictionary.section),
           (unfolding.demo, sections.unfolding.section), (transition.demo, sections.transition.section)]
-TOPICS += [(diagrams.demo, sections.diagrams.section), (dynamics.demo, sections.dynamics.section)]
+TOPICS += [(diagrams.demo, sections.diagrams.section), (dynamics.demo, sections.dynamics.section),
+           (nonuniform.demo, sections.nonuniform.section), (correlated.demo, sections.correlated.section)]
 TOPICS += [(circuits.demo, sections.circuits.section)]
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_dir(out)  # before minutes of training, not after
     start = time.perf_counter()
     results = [run(quick, progress) for run, _ in TOPICS]
     built, summary = [], {}

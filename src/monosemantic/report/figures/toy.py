@@ -56,3 +56,20 @@ def norm_bars(Ws: list[torch.Tensor], titles: list[str]):
         ax.set_title(title, fontsize=9), ax.set_xlabel("||W_i||", fontsize=8)
     axes[0][0].set_ylabel("feature (most important on top)", fontsize=8)
     return fig
+
+
+def nonuniform_trends(res: dict):
+    """Along each varied axis: feature 0's D_i and the angle to its nearest represented neighbour."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3), squeeze=False)
+    for ax, axis in zip(axes[0], ("density", "importance")):
+        a = res[axis]
+        ang = [np.nan if v is None else v for v in a["nearest_angle_deg"]]
+        ax.plot(a["values"], ang, "o-", color="#4c72b0", label="angle to nearest (deg)")
+        ax.axhline(72, color="#999", ls="--", lw=0.7)
+        ax.set_xscale("log"), ax.set_xlabel(f"{axis} of feature 0"), ax.set_ylabel("degrees")
+        tw = ax.twinx()
+        tw.plot(a["values"], a["D_0"], "s:", color="#dd8452", label="D_0")
+        tw.set_ylabel("D_0", color="#dd8452"), tw.set_ylim(-0.05, 1.05)
+        ax.set_title(f"feature 0's {axis} varied (dashed: 72, the regular pentagon)", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,367 @@
+"""Property-based tests (hypothesis): every CLI command's options and every loader, fed random sizes and signs,
+NaN/inf, huge integers, garbage text; truncated, corrupt and lying files (safetensors, JSON, .npz, .npy); wrong
+dtypes and shapes; paths that are missing, under a file, dangling links, unicode or NUL.
+
+The property: exit 0, or one `error:` line and exit 2. Never a traceback, never a hang, and nothing written before
+(the inputs and a user's directory) changes. Options that set how long a run takes (steps, samples, trials) draw
+small or invalid values only: a valid billion steps is a long run, not a bug. Examples are derandomized, so a
+failure reproduces; TRIED counts what was tried (printed at the end with `pytest -s`)."""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.numpy import save_file
+
+from monosemantic.data import load_data, read_toy_run, save_data, synth_uniform
+from monosemantic.dictionary import load as load_dictionary_dir
+from monosemantic.errors import InputError
+from monosemantic.experiments.sweeps import load_spec
+from monosemantic.experiments.unfolding import load_dictionary
+from monosemantic.runs import read_run
+from test_reliability import SAE, TOY, TRIED, cli, ok, tree
+
+SETTINGS = dict(deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                       HealthCheck.filter_too_much, HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Inputs every example may read, a user's directory no example may touch, and a scratch area."""
+    d = tmp_path_factory.mktemp("world")
+    save_data(d / "data.npz", synth_uniform(20, 8, 2, 700, seed=0))
+    np.save(d / "x.npy", synth_uniform(20, 8, 2, 300, seed=2).X)
+    ok(cli(*SAE, "--data", d / "data.npz", "--out", d / "sae"))
+    ok(cli(*TOY, "--sparsity", 0, 0.9, "--out", d / "toy"))
+    ok(cli("sae", "train", "--arch", "pca", "--latents", 4, "--data", d / "data.npz", "--out", d / "pca",
+           "--no-progress"))
+    (d / "spec.json").write_text(json.dumps({"name": "p", "base": {"n": 2, "m": 1, "steps": 10, "batch": 16,
+                                                                    "eval_batch": 32, "seeds": 1},
+                                             "grid": {"density": [1.0, 0.5]}}))
+    (d / "afile").write_text("not a directory")
+    (d / "dangling").symlink_to(d / "nowhere")
+    (d / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    (d / "user").mkdir()
+    (d / "user" / "notes.txt").write_text("mine, not the tool's")
+    (d / "scratch").mkdir()
+    return d
+
+
+def _frozen(world: Path) -> dict:
+    return {name: tree(world / name) for name in ("sae", "toy", "pca", "user")} | {
+        name: (world / name).read_bytes() for name in ("data.npz", "x.npy", "spec.json", "afile")}
+
+
+def check(world: Path, before: dict, args: list) -> None:
+    """The property, for one command line."""
+    code, _, err = cli(*args, kind="cli")
+    if isinstance(code, BaseException):
+        raise AssertionError(f"traceback on {args}: {type(code).__name__}: {code}") from code
+    assert code in (0, 2), (args, code, err)
+    TRIED[f"cli exit {code}"] = TRIED.get(f"cli exit {code}", 0) + 1
+    if code == 2:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and len(lines[0]) > 10, (args, err)
+    now = _frozen(world)
+    lost = [f"{name}/{f}" for name, files in before.items() if isinstance(files, dict)
+            for f, content in files.items() if now[name].get(f) != content]
+    lost += [name for name, content in before.items() if not isinstance(content, dict) and now[name] != content]
+    assert not lost, f"{args} changed or removed {lost}"  # new files (measures.json, scores.json) are allowed
+    # only the command's own output may appear in scratch (no temporary leftovers)
+    stray = [p.name for p in (world / "scratch").iterdir() if p.name.startswith(".")]
+    assert not stray, (args, stray)
+
+
+# ---- values
+
+HUGE = [2**31, 2**63, 2**64, 10**9, 10**30]
+BAD_NUMBERS = ["nan", "inf", "-inf", "1e300", "-1e300", "five", "", "0x10", "1_000", "--", "٣"]
+
+
+def ints(lo: int = -3, hi: int = 40, huge: bool = True):
+    """Small integers of both signs, huge ones (sizes) and text that is not an integer."""
+    return st.one_of(st.integers(lo, hi), st.sampled_from(HUGE if huge else [0, -1]), st.sampled_from(BAD_NUMBERS))
+
+
+def floats(lo: float = -2.0, hi: float = 2.0):
+    return st.one_of(st.floats(lo, hi, allow_nan=False), st.sampled_from(BAD_NUMBERS + [1e-320, -0.0, 1e30]))
+
+
+def out_paths(world: Path):
+    """Output paths: new (unicode names included), existing user data, under a file, dangling link, '' and NUL."""
+    scratch = world / "scratch"
+    return st.one_of(
+        st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=12)
+        .filter(lambda s: s not in (".", "..") and not s.startswith("-")).map(lambda s: str(scratch / s)),
+        st.sampled_from([str(world / "user"), str(world / "afile" / "x"), str(world / "dangling"), "",
+                         str(scratch / "a\x00b"), str(world / "afile"), str(scratch / "ünï cødé ✓")]))
+
+
+def in_files(world: Path, good: list[str]):
+    return st.sampled_from([str(world / g) for g in good] + [
+        str(world / "missing.npz"), str(world / "afile"), str(world / "garbage.npz"), str(world / "dangling"),
+        str(world / "user"), str(world / "spec.json"), str(world / "toy" / "model.safetensors"), "", "ñ.npy"])
+
+
+def argv(options: dict):
+    """A command line from {flag: strategy}: every flag present or absent."""
+    return st.fixed_dictionaries({}, optional=options).map(
+        lambda d: [tok for flag, v in d.items() for tok in ([flag] if v is True else [flag, v]) if v is not False])
+
+
+# ---- every command
+
+def commands(world: Path) -> dict[str, tuple[list[str], dict, int]]:
+    out, data, sae = out_paths(world), in_files(world, ["data.npz", "x.npy"]), in_files(world, ["sae", "pca", "data.npz"])
+    small = dict(steps=ints(-2, 30, huge=False), batch=ints(-2, 64), seeds=ints(-1, 3), seed=ints(-2, 5))
+    toy_train = {"--n": ints(-1, 8), "--m": ints(-1, 4), "--steps": small["steps"], "--batch": small["batch"],
+                 "--seeds": small["seeds"], "--seed": st.one_of(small["seed"], st.just(2**64)),
+                 "--eval-batch": ints(-1, 64), "--sparsity": floats(-0.5, 1.5), "--lr": floats(),
+                 "--importance-decay": floats(), "--weight-decay": floats(), "--warmup": ints(-1, 30, huge=False),
+                 "--model": st.sampled_from(["linear", "relu-output", "relu-hidden", "abs", "cubic", ""]),
+                 "--schedule": st.sampled_from(["constant", "cosine", "wavy"]), "--l1": floats(),
+                 "--correlated-sets": ints(-1, 3), "--set-size": ints(-1, 4), "--overwrite": st.booleans()}
+    road = {"--n": ints(-1, 8), "--m": ints(-1, 4), "--steps": small["steps"], "--batch": small["batch"],
+            "--seeds": small["seeds"], "--eval-batch": ints(-1, 64), "--importance-decay": floats(),
+            "--seed": small["seed"], "--overwrite": st.booleans()}
+    return {
+        "toy train": (["toy", "train", "--no-progress"], {"--out": out, **toy_train}, 20),
+        "toy measure": (["toy", "measure"], {}, 8),
+        "data synth": (["data", "synth"], {
+            "--out": out.map(lambda p: p + ".npz" if p else p), "--kind": st.sampled_from(["uniform", "sharkey", "toy", "x"]),
+            "--n-features": ints(-1, 30), "--d": ints(-1, 10), "--k": floats(-1, 40), "--samples": ints(-1, 200),
+            "--seed": st.one_of(small["seed"], st.sampled_from([2**64, -(2**70)])), "--decay": floats(),
+            "--correlation": floats(), "--run": in_files(world, ["toy", "sae"]), "--instance": ints(-2, 3),
+            "--overwrite": st.booleans()}, 20),
+        "sae train": (["sae", "train", "--no-progress"], {
+            "--data": data, "--out": out, "--arch": st.sampled_from(["topk", "relu", "batchtopk", "jumprelu", "mbdl",
+                                                                      "pca", "ica", "gated"]),
+            "--latents": ints(-1, 24), "--k": ints(-1, 30), "--samples": ints(-1, 400, huge=False),
+            "--batch": ints(-1, 64), "--lr": floats(), "--l1": floats(), "--l0": floats(), "--alpha": floats(),
+            "--seed": small["seed"], "--checkpoint": st.one_of(out, st.just(str(world / "user"))),
+            "--checkpoint-every": ints(-1, 5, huge=False), "--overwrite": st.booleans()}, 15),
+        "sae score": (["sae", "score"], {"--truth": data, "--n-eval": ints(-2, 800)}, 10),
+        "unfold": (["unfold"], {"--data": data, "--dictionary": sae, "--out": out,
+                                "--method": st.sampled_from(["omp", "l1", "fista", "sae", "magic"]),
+                                "--tol": floats(-1, 2), "--k": ints(-1, 20), "--alpha": floats(),
+                                "--positive": st.booleans(), "--overwrite": st.booleans()}, 15),
+        "features list": (["features", "list"], {"--data": data, "--top": ints(-1, 10), "--limit": ints(-1, 10),
+                                                 "--sort": st.sampled_from(["frequency", "atom", "max", "cosine", "x"]),
+                                                 "--out": out, "--json": st.booleans()}, 10),
+        "features describe": (["features", "describe"], {"--data": data, "--sample": ints(-2, 800), "--out": out,
+                                                         "--json": st.booleans()}, 10),
+        "transition": (["transition", "--trials", "2"], {"--out": out, "--m": ints(-1, 6), "--ratios": ints(-1, 3),
+                                        "--trials": ints(-1, 3, huge=False),
+                                        "--methods": st.sampled_from(["omp", "l1", "both", ""]),
+                                        "--seed": st.one_of(small["seed"], st.just(2**70))}, 6),
+        "sweep run": (["sweep", "run", "--no-progress"], {"--out": out, "--workers": ints(-2, 1),
+                                                          "--backend": st.sampled_from(["local", "slurm"]),
+                                                          "--ray-address": st.sampled_from(["nowhere", "127.0.0.1:1",
+                                                                                            "x:y"])}, 10),
+        "phase n2m1": (["phase", "n2m1", "--no-progress", "--workers", "1"], {
+            "--out": out, "--grid": ints(-1, 3, huge=False), "--steps": small["steps"], "--seeds": ints(-1, 2, huge=False),
+            "--seed": small["seed"]}, 5),
+        "road1 l1": (["road1", "l1", "--no-progress"], {"--out": out, "--lambdas": floats(-1, 1),
+                                                        "--model": st.sampled_from(["relu-hidden", "linear"]),
+                                                        "--sparsity": floats(-0.5, 1.5), **road}, 8),
+        "road1 moe": (["road1", "moe", "--no-progress"], {"--out": out, "--experts": ints(-1, 3, huge=False),
+                                                          "--k": ints(-1, 3, huge=False), "--balance": floats(),
+                                                          "--sparsity": floats(-0.5, 1.5), **road}, 6),
+        # always a bad --out: a good one (or the default) runs the whole demo
+        "demo": (["demo", "--quick", "--out"], {}, 4),
+    }
+
+
+# positional arguments, drawn with the options
+POSITIONAL = {
+    "toy measure": lambda w: in_files(w, ["toy", "sae"]),
+    "sae score": lambda w: in_files(w, ["sae", "pca"]),
+    "features list": lambda w: in_files(w, ["sae", "pca", "data.npz"]),
+    "features describe": lambda w: in_files(w, ["sae", "data.npz"]),
+    "sweep run": lambda w: in_files(w, ["spec.json"]),
+    "demo": lambda w: st.sampled_from([str(w / "afile" / "d"), "", str(w / "dangling"), str(w / "afile")]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["toy train", "toy measure", "data synth", "sae train", "sae score", "unfold",
+                                  "features list", "features describe", "transition", "sweep run", "phase n2m1",
+                                  "road1 l1", "road1 moe", "demo"])
+def test_every_command_gives_a_result_or_one_line(world, name):
+    head, options, examples = commands(world)[name]
+    positional = POSITIONAL.get(name, lambda w: st.just(None))(world)
+    before = _frozen(world)
+
+    @settings(max_examples=examples, **SETTINGS)
+    @given(positional, argv(options))
+    def prop(pos, args):
+        try:
+            check(world, before, head + ([pos] if pos is not None else []) + args)
+        finally:  # each example starts from an empty scratch directory
+            for p in (world / "scratch").iterdir():
+                p.unlink() if p.is_file() or p.is_symlink() else shutil.rmtree(p)
+
+    prop()
+
+
+# ---- every loader, on corrupt, truncated and lying files
+
+def _valid_bytes(kind: str) -> bytes:
+    d = synth_uniform(6, 4, 2, 12, seed=0)
+    with tempfile.TemporaryDirectory() as t:
+        path = Path(t) / f"f.{kind}"
+        save_data(path, d)
+        return path.read_bytes()
+
+
+VALID = {k: _valid_bytes(k) for k in ("npz", "npy", "safetensors")}
+
+
+@st.composite
+def damaged(draw, kind: str) -> bytes:
+    """A valid file of `kind`, then truncated, with bytes flipped, or with its header's length lying."""
+    b = bytearray(VALID[kind])
+    how = draw(st.sampled_from(["truncate", "flip", "header", "garbage", "empty"]))
+    if how == "truncate":
+        return bytes(b[: draw(st.integers(0, len(b) - 1))])
+    if how == "flip":
+        for i in draw(st.lists(st.integers(0, len(b) - 1), min_size=1, max_size=8)):
+            b[i] ^= draw(st.integers(1, 255))
+        return bytes(b)
+    if how == "header" and kind == "safetensors":
+        return struct.pack("<Q", draw(st.integers(0, 2**64 - 1))) + bytes(b[8:])
+    if how == "header" and kind == "npy":  # the shape in the header, rewritten to lie
+        text = bytes(b[:128]).decode("latin1")
+        shape = draw(st.tuples(st.integers(0, 10**12), st.integers(0, 10**6)))
+        lied = text.replace("(12, 4)", str(shape)).ljust(len(text))[: len(text)]
+        return lied.encode("latin1") + bytes(b[128:])
+    if how == "garbage":
+        return draw(st.binary(min_size=1, max_size=300))
+    return b""
+
+
+def arrays():
+    """Arrays with wrong dtypes and shapes and non-finite values."""
+    dtype = st.sampled_from([np.float32, np.float64, np.float16, np.int8, np.int64, np.uint8, np.bool_,
+                             np.complex64, "U3", "S2"])
+    shape = st.sampled_from([(), (0,), (5,), (0, 4), (5, 0), (5, 4), (5, 4, 2), (1, 1)])
+    fill = st.sampled_from([0.0, 1.0, np.nan, np.inf, -np.inf, 6e4, -7.0])
+    return st.tuples(dtype, shape, fill).map(lambda t: np.full(t[1], t[2] if np.dtype(t[0]).kind in "fc" else 1,
+                                                               dtype=t[0]))
+
+
+@st.composite
+def lying_files(draw) -> tuple[str, bytes]:
+    """A data file of random arrays under our names: X, F and codes that may disagree in every way."""
+    kind = draw(st.sampled_from(["npz", "safetensors", "npy"]))
+    names = draw(st.lists(st.sampled_from(["X", "F", "indptr", "indices", "values", "D", "meta", "other"]),
+                          min_size=0, max_size=5, unique=True))
+    arrs = {n: draw(arrays()) for n in names}
+    buf = io.BytesIO()
+    try:
+        if kind == "npy":
+            np.save(buf, arrs.get("X", draw(arrays())), allow_pickle=False)
+        elif kind == "npz":
+            np.savez(buf, **arrs)
+        else:
+            from safetensors.numpy import save
+
+            buf.write(save({k: v for k, v in arrs.items() if v.dtype.kind in "fiub" and v.ndim}))
+    except (ValueError, TypeError):  # numpy or safetensors refuses to write it: no file to try
+        return kind, b""
+    return kind, buf.getvalue()
+
+
+def _loaders_ok(fn, *args) -> None:
+    TRIED["loader"] = TRIED.get("loader", 0) + 1
+    try:
+        fn(*args)
+    except InputError as e:
+        assert str(e) and "\n" not in str(e).strip()
+
+
+@pytest.mark.slow
+@settings(max_examples=100, **SETTINGS)
+@given(st.one_of(st.sampled_from(["npz", "npy", "safetensors"]).flatmap(lambda k: damaged(k).map(lambda b: (k, b))),
+                 lying_files()))
+def test_data_loaders_refuse_damaged_or_lying_files(tmp_path, kb):
+    kind, data = kb
+    path = tmp_path / f"f.{kind}"
+    path.write_bytes(data)
+    _loaders_ok(load_data, path)
+    _loaders_ok(load_data, path, True)
+    _loaders_ok(load_dictionary, path)
+
+
+def json_values():
+    return st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(),
+                                  st.text(max_size=8)),
+                        lambda kids: st.one_of(st.lists(kids, max_size=4),
+                                               st.dictionaries(st.text(max_size=6), kids, max_size=4)),
+                        max_leaves=12)
+
+
+@st.composite
+def edited_json(draw, original: dict):
+    """The original JSON object with keys dropped, values replaced by random JSON, or the whole text garbage."""
+    how = draw(st.sampled_from(["drop", "replace", "whole", "text"]))
+    obj = json.loads(json.dumps(original))
+    if how == "text":
+        return draw(st.text(max_size=40))
+    if how == "whole":
+        return json.dumps(draw(json_values()))
+    keys = draw(st.lists(st.sampled_from(sorted(obj)), min_size=1, max_size=3, unique=True))
+    for k in keys:
+        if how == "drop":
+            obj.pop(k)
+        else:
+            obj[k] = draw(json_values())
+    return json.dumps(obj)
+
+
+@pytest.mark.slow
+@settings(max_examples=50, **SETTINGS)
+@given(st.data())
+def test_directory_loaders_refuse_edited_json(world, tmp_path_factory, data):
+    which = data.draw(st.sampled_from([("toy", "config.json"), ("toy", "result.json"), ("sae", "cfg.json"),
+                                       ("pca", "cfg.json"), ("sae", "config.json")]))
+    d = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp())) / which[0]
+    shutil.copytree(world / which[0], d)
+    original = json.loads((d / which[1]).read_text())
+    (d / which[1]).write_text(data.draw(edited_json(original)))
+    if which[0] == "toy":
+        _loaders_ok(read_toy_run, d)
+        _loaders_ok(read_run, d)
+        code = cli("toy", "measure", d, kind="cli")[0]
+    else:
+        _loaders_ok(load_dictionary_dir, d)
+        code = cli("sae", "score", d, "--truth", world / "data.npz", kind="cli")[0]
+    assert code in (0, 2), code
+
+
+@pytest.mark.slow
+@settings(max_examples=40, **SETTINGS)
+@given(st.one_of(json_values().map(json.dumps), st.text(max_size=60),
+                 edited_json({"name": "p", "seed": 0, "max_group_points": 4,
+                              "base": {"n": 2, "m": 1, "steps": 10}, "grid": {"density": [1.0, 0.5]}})))
+def test_sweep_specs_refuse_garbage(tmp_path, text):
+    for suffix in (".json", ".toml"):
+        p = tmp_path / f"spec{suffix}"
+        p.write_text(text)
+        _loaders_ok(load_spec, p)
+
+
+def test_zz_print_what_was_tried():
+    """With -s: how many inputs the property tests ran (the report's count)."""
+    print(f"\ninputs tried: {sum(TRIED.values())} ({', '.join(f'{k} {v}' for k, v in sorted(TRIED.items()))})",
+          file=sys.stderr)

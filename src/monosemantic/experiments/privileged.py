@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import monosemantic.measures as measures
+from monosemantic.errors import InputError
 from monosemantic.runs import write_run
 from monosemantic.toy.models import make_model
 from monosemantic.toy.sampler import FeatureSampler, importance, probabilities
@@ -27,6 +28,8 @@ def trained(kind: str, n: int, m: int, sparsity: list[float], decay: float, step
             progress: bool = False, eval_batch: int = EVAL_BATCH) -> dict:
     """Train `kind` per sparsity (best of `seeds`) and return the kept weights, a model holding only them, a held-out
     batch x: [sparsities, eval_batch, n] (its own seed), the probabilities, the importances [n] and the losses."""
+    if n < 1 or m < 1:
+        raise InputError(f"n and m must be positive, got n={n}, m={m}")
     p = probabilities(sparsity, n)
     weight = importance(n, decay)
     run = train_toy(kind, n, m, p, weight, steps, seeds=seeds, seed=seed, progress=progress)

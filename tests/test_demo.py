@@ -16,6 +16,9 @@ def test_quick_demo_writes_every_section(tmp_path):
     for key in ("toy_n5m2", "phase_n2m1_agreement", "l1_sweep", "dictionary_recovery", "amortization_gap",
                 "cosine_vs_overlap", "unfolded_toy_model", "unfolding", "recovery_transition", "toy_coherence"):
         assert key in s, key
+    for key in ("privileged_basis", "abs_computation", "adversarial", "circuits"):
+        assert key in s, key
+    assert "correlation_with_features_per_dim" in s["adversarial"]
     assert math.isfinite(s["demo_wall_s"]) and s["demo_wall_s"] > 0
     # the codes that made the data are found again by OMP on the true features, for every SAE of the table
     assert all(g["exact: true dictionary"]["support_f1"] > 0.99 for g in s["amortization_gap"].values())

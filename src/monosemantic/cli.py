@@ -23,6 +23,10 @@ from monosemantic.experiments.dynamics import dynamics as dynamics_run
 from monosemantic.runs import check_new_dir
 from monosemantic.experiments.phase import MIN_PLATEAU_LEVELS, n2m1_spec, phase_run, uniform_spec
 from monosemantic.experiments.transition import transition_run
+from monosemantic.experiments.adversarial import adversarial as adversarial_run, check_norm
+from monosemantic.experiments.circuits import circuits_run
+from monosemantic.experiments.computation import computation as computation_run
+from monosemantic.experiments.privileged import privileged as privileged_run
 
 
 def _app(help: str, **kw) -> typer.Typer:
@@ -605,6 +609,91 @@ def report(
     from monosemantic.report.pages import build
 
     typer.echo(f"report: {build(run_dirs, out)}")
+
+
+# ---- privileged bases, computation in superposition, adversarial vulnerability, circuits ----
+
+
+@toy_app.command("privileged")
+def toy_privileged(
+    out: Path = typer.Option(..., help="Run directory to write (must not exist)."),
+    sparsity: Optional[list[float]] = typer.Option(None, help="Sparsities S (default: 0 ... 0.99)."),
+    steps: int = opt(privileged_run, "steps", help="Training steps."),
+    seeds: int = opt(privileged_run, "seeds", help="Random starts per sparsity (lowest eval loss kept)."),
+    seed: int = opt(privileged_run, "seed", help="Base seed."),
+    progress: bool = PROGRESS,
+) -> None:
+    """Superposition in a privileged basis: the ReLU-hidden model (n=10, m=5, I_i = 0.75^i) per sparsity,
+    monosemantic and polysemantic neurons, and when each feature loses its dedicated neuron."""
+    check_new_dir(out, False)
+    res = privileged_run(sparsity=sparsity, steps=steps, seeds=seeds, seed=seed, out=out,
+                         progress=progress and sys.stderr.isatty())
+    for s, mo, po in zip(res["sparsity"], res["monosemantic"], res["polysemantic"]):
+        _say(f"S = {s:g}: {mo} monosemantic, {po} polysemantic live neurons")
+    typer.echo(str(out))
+
+
+@toy_app.command("computation")
+def toy_computation(
+    out: Path = typer.Option(..., help="Run directory to write (must not exist)."),
+    n: int = opt(computation_run, "n", help="Features."),
+    m: int = opt(computation_run, "m", help="Hidden neurons."),
+    sparsity: Optional[list[float]] = typer.Option(None, help="Sparsities S (default: 0 ... 0.995)."),
+    steps: int = opt(computation_run, "steps", help="Training steps."),
+    seeds: int = opt(computation_run, "seeds", help="Random starts per sparsity."),
+    seed: int = opt(computation_run, "seed", help="Base seed."),
+    progress: bool = PROGRESS,
+) -> None:
+    """Computation in superposition: the abs model (I_i = 0.8^i) per sparsity, which features' |x| it computes,
+    by how many neurons, and the asymmetric-superposition motifs."""
+    check_new_dir(out, False)
+    res = computation_run(n=n, m=m, sparsity=sparsity, steps=steps, seeds=seeds, seed=seed, out=out,
+                          progress=progress and sys.stderr.isatty())
+    for s, r in zip(res["sparsity"], res["per_sparsity"]):
+        _say(f"S = {s:g}: {r['features_computed']} features computed by {r['computing_neurons']} of {m} neurons, "
+             f"{len(r['asymmetric_superposition'])} asymmetric motifs")
+    typer.echo(str(out))
+
+
+@toy_app.command("adversarial")
+def toy_adversarial(
+    out: Path = typer.Option(..., help="Run directory to write (must not exist)."),
+    sparsity: Optional[list[float]] = typer.Option(None, help="Sparsities S (default: 0 ... 0.995)."),
+    steps: int = opt(adversarial_run, "steps", help="Training steps."),
+    seeds: int = opt(adversarial_run, "seeds", help="Random starts per sparsity."),
+    norm: float = opt(adversarial_run, "norm", help="Attack norm as a fraction of the mean input norm."),
+    seed: int = opt(adversarial_run, "seed", help="Base seed."),
+    progress: bool = PROGRESS,
+) -> None:
+    """The analytic attack on the ReLU-output model (n=20, m=5) per sparsity: vulnerability against features per
+    dimension and their correlation."""
+    check_norm(norm)
+    check_new_dir(out, False)
+    res = adversarial_run(sparsity=sparsity, steps=steps, seeds=seeds, seed=seed, norm=norm, out=out,
+                          progress=progress and sys.stderr.isatty())
+    for s, v, f in zip(res["sparsity"], res["vulnerability"], res["features_per_dim"]):
+        _say(f"S = {s:g}: vulnerability {v:.4f}, features per dimension {f:.2f}")
+    c = res["correlation_with_features_per_dim"]
+    _say(f"correlation with features per dimension: {'n/a' if c is None else f'{c:.3f}'}")
+    typer.echo(str(out))
+
+
+@app.command("circuits")
+def circuits_cmd(
+    run_dir: Path = typer.Argument(..., help="A toy run directory of a relu-hidden or abs model."),
+    out: Path = typer.Option(..., help="Directory to write (maps.safetensors, result.json)."),
+    dictionary: Optional[Path] = typer.Option(None, help="A saved dictionary on the model's inputs (width n) or "
+                                                         "hidden activations (width m); default: fitted here."),
+    instance: int = typer.Option(-1, help="The instance (sparsity) whose learned map is built (default: the last)."),
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Feature-to-feature maps through the hidden layer, with the true features and with learned ones (road 2);
+    prints the learned map's agreement with the true map."""
+    check_new_dir(out, overwrite)
+    res = circuits_run(run_dir, out, dictionary, instance, overwrite)
+    for k, v in res["learned"].items():
+        typer.echo(f"{k:>20}  {v:.4f}" if isinstance(v, float) else f"{k:>20}  {v}")
+    typer.echo(str(out))
 
 
 def _expand_multi(argv: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from monosemantic.experiments import dictionaries, phase, road1, toy, transition, unfolding
 from monosemantic.experiments import correlated, diagrams, dynamics, nonuniform
+from monosemantic.experiments import circuits
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
 from monosemantic.report.sections.overview import picture
@@ -21,6 +22,7 @@ TOPICS = [(toy.demo, sections.toy.section), (phase.demo, sections.phase.section)
           (unfolding.demo, sections.unfolding.section), (transition.demo, sections.transition.section)]
 TOPICS += [(diagrams.demo, sections.diagrams.section), (dynamics.demo, sections.dynamics.section),
            (nonuniform.demo, sections.nonuniform.section), (correlated.demo, sections.correlated.section)]
+TOPICS += [(circuits.demo, sections.circuits.section)]
 
 
 def _topic(run) -> str:

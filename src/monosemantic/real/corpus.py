@@ -22,7 +22,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
-import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +147,3 @@ def load(name: str | Path) -> Corpus:
         raise InputError(f"corpus {name!r} holds no document of at least {MIN_CHARS} characters")
     return Corpus(name, docs, [is_test(d) for d in docs])
 
-
-def python_version() -> str:
-    """The docstrings depend on the Python that runs: recorded with every capture."""
-    return ".".join(map(str, sys.version_info[:3]))

@@ -15,8 +15,10 @@ pieces (the last one truncated so that exactly `tokens` tokens are taken) and gr
 and only then does the manifest list it. A rerun with the same settings skips the listed shards and captures the
 others, so a killed capture resumes without a duplicated or a dropped row. One shard is in memory at a time.
 
-Long documents are fed in windows of `context` tokens, each with the tokenizer's special tokens around it
-(BERT's [CLS] ... [SEP]); the special tokens' activations are not stored.
+Documents are fed in fixed windows of `context` tokens (from the document's start), each with the tokenizer's
+special tokens around it (BERT's [CLS] ... [SEP]); the special tokens' activations are not stored. A piece cut
+by a shard boundary or by the token budget still runs its whole window, so a row's activation does not depend
+on the sharding.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import torch
 from monosemantic.errors import InputError
 from monosemantic.real import corpus as corpus_mod
 from monosemantic.real import model as model_mod
-from monosemantic.runs import atomic_file, read_json, write_json
+from monosemantic.runs import atomic_file, environment, read_json, write_json
 
 FORMAT = "monosemantic-activation-store"
 VERSION = 1
@@ -116,16 +118,18 @@ def capture_shard(model_name: str, site: str, texts: list[str], pieces: list[tup
     tok, net = m.tokenizer, m.model
     pre, post = _specials(tok)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    # windows: (row offset in the shard, doc, first position, token ids)
+    # windows: (row offset in the shard, doc, window start, the window's token ids, first and last+1 kept offset).
+    # A document's windows are fixed (every `context` tokens from its start), so a row's activation does not
+    # depend on where the shards or the token budget cut the document: a cut piece still sees its whole window.
     windows, rows = [], 0
     encoded = tok(texts, add_special_tokens=False)["input_ids"]
     for (doc, start, stop), ids in zip(pieces, encoded):
         if stop > len(ids):
             raise InputError(f"document {doc} has {len(ids)} tokens, the plan wants {stop}: the tokenizer changed")
-        for s in range(start, stop, context):
-            e = min(stop, s + context)
-            windows.append((rows, doc, s, ids[s:e]))
-            rows += e - s
+        for ws in range(start - start % context, stop, context):
+            lo, hi = max(start, ws) - ws, min(stop, ws + context) - ws
+            windows.append((rows, doc, ws, ids[ws:ws + context], lo, hi))
+            rows += hi - lo
     doc_of = np.empty(rows, np.int32)
     pos_of = np.empty(rows, np.int32)
     tok_of = np.empty(rows, np.int32)
@@ -135,8 +139,8 @@ def capture_shard(model_name: str, site: str, texts: list[str], pieces: list[tup
         width = len(group[-1][3]) + len(pre) + len(post)
         input_ids = torch.full((len(group), width), pad, dtype=torch.long)
         mask = torch.zeros((len(group), width), dtype=torch.long)
-        for j, (_, _, _, ids) in enumerate(group):
-            seq = pre + ids + post
+        for j, w in enumerate(group):
+            seq = pre + w[3] + post
             input_ids[j, :len(seq)] = torch.tensor(seq)
             mask[j, :len(seq)] = 1
         with model_mod.capture(net, site, stop=True) as got:
@@ -144,11 +148,12 @@ def capture_shard(model_name: str, site: str, texts: list[str], pieces: list[tup
         acts = got["acts"]  # [windows, width, d]
         if X is None:
             X = np.empty((rows, acts.shape[-1]), np.float32)
-        for j, (r, doc, s, ids) in enumerate(group):
-            X[r:r + len(ids)] = acts[j, len(pre):len(pre) + len(ids)].float().numpy()
-            doc_of[r:r + len(ids)] = doc
-            pos_of[r:r + len(ids)] = np.arange(s, s + len(ids))
-            tok_of[r:r + len(ids)] = ids
+        for j, (r, doc, ws, ids, lo, hi) in enumerate(group):
+            n = hi - lo
+            X[r:r + n] = acts[j, len(pre) + lo:len(pre) + hi].float().numpy()
+            doc_of[r:r + n] = doc
+            pos_of[r:r + n] = np.arange(ws + lo, ws + hi)
+            tok_of[r:r + n] = ids[lo:hi]
     if not np.isfinite(X).all():
         raise InputError(f"the model's activations at {site} hold NaN or Inf in shard {index}")
     out = Path(out)
@@ -229,22 +234,26 @@ def capture(model_name: str | Path, corpus_name: str | Path, site: str, tokens: 
         vocab = m.tokenizer.convert_ids_to_tokens(list(range(len(m.tokenizer))))
         write_json(out / VOCAB, vocab)
     manifest["corpus_documents"] = len(corpus)
-    manifest["python"] = corpus_mod.python_version()
+    import transformers
+
+    # the docstrings corpus depends on the Python that runs, the tokens on the tokenizer: both recorded
+    manifest["environment"] = {**environment(), "transformers": transformers.__version__}
     write_json(out / MANIFEST, manifest)
     todo = [i for i in range(len(shards)) if str(i) not in manifest["shards"]]
     jobs = ((str(model_name), site, [corpus.docs[d] for d, _, _ in shards[i]], shards[i], str(out), i, context,
              batch_tokens) for i in todo)
     if on_shard:
         on_shard(len(manifest["shards"]), len(shards))
+    rows_now = 0
     for res in mapper(capture_shard, jobs):
+        rows_now += res["rows"]
         manifest["d"] = res["d"]
         manifest["shards"][str(res["index"])] = {"rows": res["rows"]}
         manifest["complete"] = len(manifest["shards"]) == len(shards)
         write_json(out / MANIFEST, manifest)
         if on_shard:
             on_shard(len(manifest["shards"]), len(shards))
-    manifest["captured_now"] = len(todo)
-    return manifest
+    return {**manifest, "captured_now": len(todo), "rows_now": rows_now}
 
 
 # ---------------------------------------------------------------- reading

@@ -1,0 +1,122 @@
+"""A real transformer's activations: capture a store (locally or one Ray task per shard).
+
+`capture_run` validates a `CaptureConfig`, plans the shards, captures those the store does not hold yet and
+returns the figures (rows, shards, `wall_s` of the shards captured now, `tokens_per_s`). The store directory
+is the run's artifact: its manifest records every setting and the package versions.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+from pydantic import NonNegativeInt, PositiveInt
+
+from monosemantic.config import Strict
+from monosemantic.errors import InputError
+from monosemantic.progress import Bar
+from monosemantic.real import store as S
+from monosemantic.real.model import MINILM
+
+
+class CaptureConfig(Strict):
+    """`real capture`: activations of a model at one site over a corpus, into a sharded store."""
+
+    model: str = MINILM
+    corpus: str = "all"
+    site: str = "resid.3"
+    tokens: PositiveInt = 65_536
+    split: Literal["train", "test", "all"] = "train"
+    shard_tokens: PositiveInt = S.SHARD_TOKENS
+    context: PositiveInt = S.CONTEXT
+    batch_tokens: PositiveInt = S.BATCH_TOKENS
+    backend: Literal["local", "ray"] = "local"
+    workers: NonNegativeInt | None = None  # ray: CPUs of a new local Ray (default: all)
+    ray_address: str | None = None
+
+
+def _ray_task(fn: Callable, threads: int = 1):
+    """fn in a Ray worker with `threads` torch threads (each task gets one CPU)."""
+    def run(*args):
+        import torch
+
+        torch.set_num_threads(threads)
+        return fn(*args)
+    return run
+
+
+def ray_map(workers: int | None, address: str | None) -> Callable[[Callable, Iterable[tuple]], Iterator[dict]]:
+    """A mapper for `store.capture`: one Ray task per job (a local Ray, or the cluster at `address`)."""
+    from monosemantic.experiments.sweeps import check_ray_address
+
+    def mapper(fn: Callable, jobs: Iterable[tuple]) -> Iterator[dict]:
+        try:
+            import ray
+        except ImportError:
+            raise InputError("the ray backend needs the `ray` package (pip install ray)") from None
+        if address:
+            check_ray_address(address)
+        started = not ray.is_initialized()
+        if started:
+            try:
+                if address:
+                    ray.init(address=address, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                             object_store_memory=200 * 2**20)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise InputError(f"cannot start or join Ray at {address or 'a new local instance'}: "
+                                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        try:
+            task = ray.remote(num_cpus=1)(_ray_task(fn))
+            pending = [task.remote(*job) for job in jobs]
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                try:
+                    yield ray.get(done[0])
+                except ray.exceptions.RayTaskError as e:  # a worker's InputError comes back wrapped
+                    cause = e.as_instanceof_cause()
+                    if isinstance(cause, InputError):
+                        raise InputError(str(cause).splitlines()[-1]) from None
+                    raise
+        finally:
+            if started:
+                ray.shutdown()
+    return mapper
+
+
+def capture_run(cfg: CaptureConfig, out: str | Path, progress: bool = False) -> dict:
+    """Capture (or finish) the store OUT; return its figures."""
+    if cfg.ray_address and cfg.backend != "ray":
+        raise InputError("--ray-address needs --backend ray")
+    mapper = ray_map(cfg.workers, cfg.ray_address) if cfg.backend == "ray" else S.local_map
+    bar = None
+
+    def on_shard(done: int, total: int) -> None:
+        nonlocal bar
+        if progress and bar is None:
+            bar = Bar(total, f"capture {cfg.site}", done)
+        if bar:
+            bar.update(done)
+
+    t = [0.0]
+
+    def timed(fn: Callable, jobs: Iterable[tuple]) -> Iterator[dict]:
+        # compute only: the clock starts once the model is loaded and the shards are planned
+        t[0] = time.perf_counter()
+        yield from mapper(fn, jobs)
+
+    try:
+        manifest = S.capture(cfg.model, cfg.corpus, cfg.site, cfg.tokens, out, split=cfg.split,
+                             shard_tokens=cfg.shard_tokens, context=cfg.context, batch_tokens=cfg.batch_tokens,
+                             mapper=timed, on_shard=on_shard)
+    finally:
+        if bar:
+            bar.close()
+    wall = time.perf_counter() - t[0] if t[0] else 0.0
+    now = manifest["rows_now"]
+    return {"store": str(out), "model": cfg.model, "site": cfg.site, "corpus": cfg.corpus, "split": cfg.split,
+            "rows": sum(v["rows"] for v in manifest["shards"].values()), "d": manifest["d"],
+            "shards": manifest["n_shards"], "captured_now": manifest["captured_now"], "backend": cfg.backend,
+            "wall_s": wall, "tokens_per_s": now / wall if wall > 0 and now else None}

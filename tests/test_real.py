@@ -325,6 +325,26 @@ def test_cli_capture_and_sae_train_on_the_store(minilm, text_corpus, tmp_path, c
     assert code == 2 and err.count("\n") == 1 and "not a text file" in err
 
 
+def test_embedding_recovered_is_one_for_the_identity_and_zero_for_the_ablation(minilm, text_corpus, tmp_path):
+    from monosemantic.real.splice import embedding_recovered
+
+    out = tmp_path / "store"
+    S.capture(M.MINILM, text_corpus, "resid.2", 300, out, shard_tokens=300)
+    store = S.Store(out)
+    mean = torch.from_numpy(store.mean())
+    assert np.allclose(mean.numpy(), store.X[:].mean(0), atol=1e-5)
+    texts = C.load(text_corpus).docs[:6] + ["A short one.", "Entirely different words here, about cats."]
+    same = embedding_recovered(minilm, "resid.2", texts, lambda x: x, mean)
+    assert same["cos_splice"] == pytest.approx(1, abs=1e-5) and same["embedding_recovered"] == pytest.approx(1)
+    assert same["cos_zero_ablation"] < 0.95 and same["cos_mean_ablation"] < 0.95
+    zero = embedding_recovered(minilm, "resid.2", texts, torch.zeros_like, mean)
+    assert zero["embedding_recovered"] == pytest.approx(0, abs=1e-5)
+    assert zero["cos_zero_ablation"] == pytest.approx(same["cos_zero_ablation"], abs=1e-6)
+    noisy = embedding_recovered(minilm, "resid.2", texts, lambda x: x + 0.3 * x.std() * torch.randn(
+        x.shape, generator=torch.Generator().manual_seed(0)), mean)
+    assert 0 < noisy["embedding_recovered"] < 1 and 0 < noisy["embedding_recovered_mean"] < 1
+
+
 # ---------------------------------------------------------------- the reader
 
 

@@ -372,6 +372,13 @@ class Store:
             self._vocab = read_json(self.path / VOCAB)
         return self._vocab
 
+    def mean(self, chunk: int = 1 << 16) -> np.ndarray:
+        """The mean row ([d] float32), read a chunk at a time (accumulated in float64)."""
+        total = np.zeros(self.X.shape[1])
+        for s in range(0, len(self), chunk):
+            total += self.X[s:s + chunk].sum(0, dtype=np.float64)
+        return (total / len(self)).astype(np.float32)
+
     def token_text(self, rows) -> list[str]:
         """The token text of the given rows."""
         return [self.vocab[t] for t in self.token[rows]]

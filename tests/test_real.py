@@ -398,3 +398,18 @@ def test_capture_on_a_local_ray_equals_the_local_capture(minilm, text_corpus, tm
     assert ray["captured_now"] == 3 and ray["rows"] == local["rows"] == 300
     a, b = S.Store(tmp_path / "local"), S.Store(tmp_path / "ray")
     assert np.allclose(a.X[:], b.X[:], atol=1e-5) and np.array_equal(a.token, b.token)
+
+
+@pytest.mark.slow
+def test_the_quick_demo_scores_a_dictionary_on_the_store(minilm):
+    from monosemantic.experiments.real import demo
+    from monosemantic.report.sections.real import SUMMARY_KEYS, section
+
+    r = demo(quick=True, progress=False)
+    assert r["tokens"] == 2048 and r["latents"] == 8 * 384 and r["l0"] == pytest.approx(r["k"])
+    assert 0 < r["fvu"] < 1 and 0 <= r["dead"] < r["latents"]
+    h = r["density"]
+    assert sum(h["counts"]) + h["dead"] == r["latents"] and h["dead"] == r["dead"]
+    assert r["cos_zero_ablation"] < r["cos_splice"] <= 1 and 0 < r["embedding_recovered"] < 1
+    sec, summary = section(r)
+    assert set(summary["real_model"]) == set(SUMMARY_KEYS) and any("<img" in p for p in sec.parts)

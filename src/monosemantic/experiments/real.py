@@ -120,3 +120,80 @@ def capture_run(cfg: CaptureConfig, out: str | Path, progress: bool = False) -> 
             "rows": sum(v["rows"] for v in manifest["shards"].values()), "d": manifest["d"],
             "shards": manifest["n_shards"], "captured_now": manifest["captured_now"], "backend": cfg.backend,
             "wall_s": wall, "tokens_per_s": now / wall if wall > 0 and now else None}
+
+
+# ---------------------------------------------------------------- a dictionary on the real model's activations
+
+
+class RealSaeConfig(Strict):
+    """The demo's dictionary on a middle layer's residual stream: train and test stores, a TopK SAE, the splice."""
+
+    site: str = "resid.3"
+    corpus: str = "all"
+    train_tokens: PositiveInt = 32_768
+    test_tokens: PositiveInt = 4_096
+    expansion: PositiveInt = 8  # latents = expansion * d
+    k: PositiveInt = 32
+    epochs: PositiveInt = 4  # SAE training samples = epochs * train_tokens
+    splice_texts: PositiveInt = 128  # test-split documents whose embeddings are compared
+    seed: NonNegativeInt = 0
+
+
+def density_histogram(fired: "np.ndarray", rows: int, bins: int = 30) -> dict:
+    """Latents by log10 firing rate on `rows` rows (dead latents counted apart): a JSON-ready histogram."""
+    import numpy as np
+
+    live = fired[fired > 0] / rows
+    edges = np.linspace(np.log10(1 / rows), 0, bins + 1)
+    counts, _ = np.histogram(np.log10(live), bins=edges)
+    return {"log10_density_edges": edges.tolist(), "counts": counts.tolist(), "dead": int((fired == 0).sum())}
+
+
+def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False) -> dict:
+    """Capture train and test stores under WORK (resumable), fit a TopK SAE on the train store (streamed), and
+    score it on the test split: FVU, L0, dead latents, the density histogram, and embedding recovered."""
+    import numpy as np
+    import torch
+
+    from monosemantic.dictionary import SparseAutoencoder
+    from monosemantic.real import corpus as C
+    from monosemantic.real.splice import embedding_recovered
+
+    work = Path(work)
+    stores = {}
+    for split, tokens in (("train", cfg.train_tokens), ("test", cfg.test_tokens)):
+        cap = CaptureConfig(corpus=cfg.corpus, site=cfg.site, tokens=tokens, split=split)
+        stores[split] = capture_run(cap, work / f"store-{split}", progress)
+    train, test = S.Store(work / "store-train"), S.Store(work / "store-test")
+    d = train.X.shape[1]
+    sae = SparseAutoencoder("topk", cfg.expansion * d, k=cfg.k, samples=cfg.epochs * len(train), seed=cfg.seed,
+                            progress=progress)
+    sae.fit(train.X)  # streamed from the shards
+    Xt = np.asarray(test.X[:])
+    codes = sae.transform(Xt)
+    fired = np.asarray((codes != 0).sum(0)).ravel()  # [latents]
+    fvu = float(((Xt - sae.inverse_transform(codes)) ** 2).sum() / ((Xt - Xt.mean(0)) ** 2).sum())
+
+    def reconstruct(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(sae.inverse_transform(sae.transform(x.numpy())), dtype=np.float32))
+
+    corpus = C.load(cfg.corpus)
+    texts = [corpus.docs[i] for i in corpus.ids("test")[:cfg.splice_texts]]
+    t = time.perf_counter()
+    splice = embedding_recovered(S.loaded(MINILM), cfg.site, texts, reconstruct, torch.from_numpy(train.mean()))
+    return {"site": cfg.site, "corpus": cfg.corpus, "d": d, "tokens": len(train), "test_tokens": len(test),
+            "latents": sae.n_latents, "k": cfg.k, "samples": sae.step_ * sae.batch, "train_s": sae.train_seconds_,
+            "samples_per_s": sae.step_ * sae.batch / sae.train_seconds_, "fvu": fvu,
+            "l0": float(codes.nnz / len(Xt)), "dead": int((fired == 0).sum()), "dead_fraction": float((fired == 0).mean()),
+            "density": density_histogram(fired, len(Xt)), **splice, "splice_s": time.perf_counter() - t,
+            "capture": {k: {"tokens_per_s": v["tokens_per_s"], "wall_s": v["wall_s"]} for k, v in stores.items()}}
+
+
+def demo(quick: bool, progress: bool) -> dict:
+    """The report's section: a small slice (quick: a tiny one), captured into a temporary directory."""
+    import tempfile
+
+    cfg = (RealSaeConfig(corpus="fortunes", train_tokens=2048, test_tokens=512, epochs=2, splice_texts=8) if quick
+           else RealSaeConfig())
+    with tempfile.TemporaryDirectory(prefix="monosemantic-real-") as work:
+        return sae_run(cfg, work, progress)

@@ -122,9 +122,14 @@ class Corpus:
         return sorted(keep, key=lambda i: _key(self.docs[i]))
 
 
+_NAMED: dict[str, Corpus] = {}  # a named corpus is read once per process (the docstrings take seconds)
+
+
 def load(name: str | Path) -> Corpus:
     """A named corpus (fortunes, docstrings, all) or a text file or directory of .txt files."""
     name = str(name)
+    if name in _NAMED:
+        return _NAMED[name]
     if name == "fortunes":
         raw = fortunes()
     elif name == "docstrings":
@@ -145,5 +150,8 @@ def load(name: str | Path) -> Corpus:
         docs.append(d)
     if not docs:
         raise InputError(f"corpus {name!r} holds no document of at least {MIN_CHARS} characters")
-    return Corpus(name, docs, [is_test(d) for d in docs])
+    corpus = Corpus(name, docs, [is_test(d) for d in docs])
+    if name in NAMES:
+        _NAMED[name] = corpus
+    return corpus
 

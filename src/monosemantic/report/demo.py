@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from monosemantic.experiments import dictionaries, phase, road1, toy, transition, unfolding
+from monosemantic.experiments import dictionaries, phase, real, road1, toy, transition, unfolding
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
 from monosemantic.runs import write_json
@@ -16,7 +16,8 @@ from monosemantic.runs import write_json
 # (experiment, section) per topic, in report order. Keep each under a minute.
 TOPICS = [(toy.demo, sections.toy.section), (phase.demo, sections.phase.section),
           (road1.demo, sections.road1.section), (dictionaries.demo, sections.dictionary.section),
-          (unfolding.demo, sections.unfolding.section), (transition.demo, sections.transition.section)]
+          (unfolding.demo, sections.unfolding.section), (transition.demo, sections.transition.section),
+          (real.demo, sections.real.section)]
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:

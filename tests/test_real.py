@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from monosemantic.cli import main
 from monosemantic.data import load_data
 from monosemantic.dictionary import SparseAutoencoder
 from monosemantic.dictionary.batches import Batches
@@ -15,16 +14,7 @@ from monosemantic.errors import InputError
 from monosemantic.real import corpus as C
 from monosemantic.real import model as M
 from monosemantic.real import store as S
-
-
-def run(args, capsys):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from test_cli import run
 
 
 def _no_network(*args, **kw):

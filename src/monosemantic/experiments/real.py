@@ -7,6 +7,7 @@ is the run's artifact: its manifest records every setting and the package versio
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -32,7 +33,7 @@ class CaptureConfig(Strict):
     context: PositiveInt = S.CONTEXT
     batch_tokens: PositiveInt = S.BATCH_TOKENS
     backend: Literal["local", "ray"] = "local"
-    workers: NonNegativeInt | None = None  # ray: CPUs of a new local Ray (default: all)
+    workers: PositiveInt | None = None  # ray: CPUs of a new local Ray (default: all)
     ray_address: str | None = None
 
 
@@ -46,29 +47,40 @@ def _ray_task(fn: Callable, threads: int = 1):
     return run
 
 
-def ray_map(workers: int | None, address: str | None) -> Callable[[Callable, Iterable[tuple]], Iterator[dict]]:
-    """A mapper for `store.capture`: one Ray task per job (a local Ray, or the cluster at `address`)."""
+@contextmanager
+def ray_session(workers: int | None, address: str | None):
+    """Ray, joined at `address` or started locally with `workers` CPUs (and shut down after, if started here).
+    The same start-up as the sweeps' Ray backend."""
     from monosemantic.experiments.sweeps import check_ray_address
 
-    def mapper(fn: Callable, jobs: Iterable[tuple]) -> Iterator[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("the ray backend needs the `ray` package (pip install ray)") from None
+    if address:
+        check_ray_address(address)
+    started = not ray.is_initialized()
+    if started:
         try:
-            import ray
-        except ImportError:
-            raise InputError("the ray backend needs the `ray` package (pip install ray)") from None
-        if address:
-            check_ray_address(address)
-        started = not ray.is_initialized()
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                         object_store_memory=200 * 2**20)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise InputError(f"cannot start or join Ray at {address or 'a new local instance'}: "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    try:
+        yield ray
+    finally:
         if started:
-            try:
-                if address:
-                    ray.init(address=address, log_to_driver=False)
-                else:
-                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                             object_store_memory=200 * 2**20)
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                raise InputError(f"cannot start or join Ray at {address or 'a new local instance'}: "
-                                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        try:
+            ray.shutdown()
+
+
+def ray_map(workers: int | None, address: str | None) -> Callable[[Callable, Iterable[tuple]], Iterator[dict]]:
+    """A mapper for `store.capture`: one Ray task per job, results as they finish."""
+    def mapper(fn: Callable, jobs: Iterable[tuple]) -> Iterator[dict]:
+        with ray_session(workers, address) as ray:
             task = ray.remote(num_cpus=1)(_ray_task(fn))
             pending = [task.remote(*job) for job in jobs]
             while pending:
@@ -80,9 +92,6 @@ def ray_map(workers: int | None, address: str | None) -> Callable[[Callable, Ite
                     if isinstance(cause, InputError):
                         raise InputError(str(cause).splitlines()[-1]) from None
                     raise
-        finally:
-            if started:
-                ray.shutdown()
     return mapper
 
 
@@ -90,6 +99,10 @@ def capture_run(cfg: CaptureConfig, out: str | Path, progress: bool = False) -> 
     """Capture (or finish) the store OUT; return its figures."""
     if cfg.ray_address and cfg.backend != "ray":
         raise InputError("--ray-address needs --backend ray")
+    if cfg.ray_address:  # fail fast, before the model loads
+        from monosemantic.experiments.sweeps import check_ray_address
+
+        check_ray_address(cfg.ray_address)
     mapper = ray_map(cfg.workers, cfg.ray_address) if cfg.backend == "ray" else S.local_map
     bar = None
 

@@ -525,6 +525,9 @@ def _capture_config():
     return CaptureConfig
 
 
+from monosemantic.real.model import SITE_HELP  # noqa: E402  (light: transformers is imported on first load)
+
+
 @real_app.command("capture")
 def real_capture(
     out: Path = typer.Option(..., help="Store directory; running again with the same flags finishes missing shards."),
@@ -532,8 +535,7 @@ def real_capture(
                                                        "Face model directory."),
     corpus: str = opt(_capture_config(), "corpus", help="fortunes | docstrings | all, or a text file or a directory "
                                                          "of .txt files."),
-    site: str = opt(_capture_config(), "site", help="Where to read: resid.L (residual stream after block L) | mlp.L "
-                                                     "(MLP hidden activations of block L); MiniLM: L = 0..5."),
+    site: str = opt(_capture_config(), "site", help=f"Where to read: {SITE_HELP}."),
     tokens: int = opt(_capture_config(), "tokens", help="Tokens (rows) to capture."),
     split: str = opt(_capture_config(), "split", help="Documents of the train | test | all split."),
     shard_tokens: int = opt(_capture_config(), "shard_tokens", help="Rows per shard (one task each)."),

@@ -61,6 +61,8 @@ class Batches:
             self._pass, self._order = p, self._order_of_pass(p)
         idx = self._order[b * self.batch:(b + 1) * self.batch]
         self.step += 1
+        if getattr(self.X, "on_disk", False):  # reads just the batch's rows, from the block's shards
+            return torch.from_numpy(np.asarray(self.X[idx], dtype=np.float32))
         if self._disk:
             lo = idx.min()
             block = np.asarray(self.X[lo:idx.max() + 1], dtype=np.float32)  # one sequential read

@@ -21,19 +21,23 @@ def machine() -> str:
 def notebook_train(W, probs, imp, steps, batch, generator, weight_decay=0.01):
     """The public notebook's training loop: W [instances, n, m] (the start, trained in place) in one einsum
     model, two dense torch.rand draws per step, autograd, torch.optim.AdamW (lr 1e-3).
-    probs: [instances]; imp: [n] or [instances, n]. Returns (seconds, W [instances, m, n], b [instances, n])."""
+    probs: [instances]; imp: [n] or [instances, n], both on W's device, as is the generator.
+    Returns (seconds, W [instances, m, n], b [instances, n])."""
     k, n = W.shape[0], W.shape[1]
     W.requires_grad_(True)
-    b = torch.zeros(k, n, requires_grad=True)
+    b = torch.zeros(k, n, device=W.device, requires_grad=True)
     opt = torch.optim.AdamW([W, b], lr=1e-3, weight_decay=weight_decay)
     start = time.perf_counter()
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
-        feat = torch.rand(batch, k, n, generator=generator)
-        x = torch.where(torch.rand(batch, k, n, generator=generator) <= probs[None, :, None], feat, torch.zeros(()))
+        feat = torch.rand(batch, k, n, generator=generator, device=W.device)
+        x = torch.where(torch.rand(batch, k, n, generator=generator, device=W.device) <= probs[None, :, None], feat,
+                        torch.zeros(()))
         h = torch.einsum("bif,ifh->bih", x, W)
         out = F.relu(torch.einsum("bih,ifh->bif", h, W) + b)
         loss = (imp * (x - out) ** 2).sum(-1).mean(0)
         loss.sum().backward()
         opt.step()
+    if W.is_cuda:
+        torch.cuda.synchronize(W.device)
     return time.perf_counter() - start, W.detach().transpose(1, 2).contiguous(), b.detach()

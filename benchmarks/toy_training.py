@@ -9,7 +9,8 @@ runs the same configuration and its own `model_steps_per_s` is compared with the
 
 Target: >= 8x the reference's model-steps/s, mean final loss no worse than the reference's by > 2%.
 
-usage: python benchmarks/toy_training.py [--steps 2000] [--repeats 1]
+usage: python benchmarks/toy_training.py [--steps 2000] [--repeats 1] [--device cpu]
+(--device cuda trains both, the reference and ours, on the GPU; the evaluation runs on the CPU.)
 """
 import argparse
 import json
@@ -23,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, notebook_train  # noqa: E402
 
+from monosemantic.devices import resolve  # noqa: E402
 from monosemantic.toy.sampler import FeatureSampler, importance  # noqa: E402
 from monosemantic.toy.models import loss_per_instance, make_model  # noqa: E402
 from monosemantic.toy.train import train_toy  # noqa: E402
@@ -30,13 +32,15 @@ from monosemantic.toy.train import train_toy  # noqa: E402
 N, M, INSTANCES, BATCH, EVAL = 20, 5, 20, 1024, 65_536
 
 
-def reference(probs, imp, steps, seed=0):
+def reference(probs, imp, steps, seed=0, device=torch.device("cpu")):
     """The notebook's way: einsum over instances, two dense rand draws, autograd, torch.optim.AdamW."""
     g = torch.Generator().manual_seed(seed)
     W = torch.empty(INSTANCES, N, M)
     for i in range(INSTANCES):
         torch.nn.init.xavier_normal_(W[i], generator=g)
-    return notebook_train(W, probs, imp, steps, BATCH, g)
+    g_dev = g if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+    wall, W, b = notebook_train(W.to(device), probs.to(device), imp.to(device), steps, BATCH, g_dev)
+    return wall, W.cpu(), b.cpu()
 
 
 def eval_loss(W, b, x_eval, weight):
@@ -49,7 +53,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=1, help="alternate reference/ours this many times; best of each")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto: where both train")
     a = ap.parse_args()
+    device = resolve(a.device)
     probs = 20 ** -torch.linspace(0, 1, INSTANCES)
     imp = importance(N, 0.9)
     p = probs[:, None].expand(INSTANCES, N).contiguous()
@@ -57,22 +63,24 @@ def main():
     x_eval = FeatureSampler(p, seed=12345).sample_into(torch.empty(INSTANCES, EVAL, N))
 
     print(f"machine: {machine()}")
-    print(f"config: n={N} m={M} instances={INSTANCES} batch={BATCH} steps={a.steps}, eval on {EVAL} fixed samples")
+    print(f"config: n={N} m={M} instances={INSTANCES} batch={BATCH} steps={a.steps}, eval on {EVAL} fixed samples, "
+          f"training on {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     ref_s, ours_s = [], []
     for _ in range(a.repeats):
-        wall, W_ref, b_ref = reference(probs, imp, a.steps)
+        wall, W_ref, b_ref = reference(probs, imp, a.steps, device=device)
         ref_s.append(wall)
-        run = train_toy("relu-output", N, M, p, imp, a.steps, BATCH, seeds=1, seed=0, eval_batch=1024)
+        run = train_toy("relu-output", N, M, p, imp, a.steps, BATCH, seeds=1, seed=0, eval_batch=1024, device=device)
         ours_s.append(run.log.wall_s)
     ref_rate = INSTANCES * a.steps / min(ref_s)
     ours_rate = INSTANCES * a.steps / min(ours_s)
     loss_ref = eval_loss(W_ref, b_ref, x_eval, weight)
-    loss_ours = eval_loss(run.model.W, run.model.b, x_eval, weight)
+    loss_ours = eval_loss(run.model.W.cpu(), run.model.b.cpu(), x_eval, weight)
 
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "monosemantic.cli", "toy", "train", "--model", "relu-output", "--n", str(N),
                "--m", str(M), "--sparsity", *[str(float(1 - q)) for q in probs], "--importance-decay", "0.9",
                "--steps", str(a.steps), "--batch", str(BATCH), "--seeds", "1", "--seed", "0", "--no-progress",
+               "--device", str(device),
                "--out", f"{tmp}/run"]
         subprocess.run(cmd, check=True, capture_output=True)
         cli_rate = json.loads(Path(f"{tmp}/run/result.json").read_text())["model_steps_per_s"]

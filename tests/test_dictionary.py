@@ -10,7 +10,9 @@ from monosemantic.errors import InputError
 import monosemantic.recovery as R
 from monosemantic.data import save_data, split, synth_uniform
 from monosemantic.dictionary import (ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder, load)
-from monosemantic.dictionary import sae as S
+from monosemantic.dictionary import archs
+from monosemantic.dictionary.archs import relu as relu_arch
+from monosemantic.dictionary.archs.base import geometric_median
 from monosemantic.dictionary.batches import Batches
 
 
@@ -20,9 +22,13 @@ def small():
     return split(synth_uniform(64, 32, 3, 24_000, seed=3), 2000)
 
 
+def _arch(name, k=4, penalty=0.0, bandwidth=0.2):
+    return archs.get(name)(k=k, l1=penalty, l0=penalty, bandwidth=bandwidth)
+
+
 def _params(arch, d=12, n=40, seed=0):
     g = torch.Generator().manual_seed(seed)
-    p = S.init_params(d, n, arch, 0.1 * torch.randn(d, generator=g), g)
+    p = _arch(arch).init_params(d, n, 0.1 * torch.randn(d, generator=g), g)
     p["W_enc_T"] += 0.3 * torch.randn(n, d, generator=g)
     p["b_enc"] += 0.1 * torch.randn(n, generator=g)
     if arch == "relu":  # free decoder norms: the L1 is weighted by them
@@ -98,7 +104,7 @@ def test_hand_gradients_match_autograd(arch, shift):
     p["b_enc"] += shift
     state = {"dead": torch.zeros(40, dtype=torch.bool)}
     penalty = 0.05 if arch == "relu" else 0.02
-    g, info = S.step_grads(x, p, arch, 4, penalty, 0.2, state, 8, 0.0)
+    g, info = _arch(arch, 4, penalty, 0.2).step(x, p, state, 8, 0.0)
     ref = _autograd_loss(x, p, arch, 4, penalty, 0.2)
     assert info["l0"] > 0
     for name in p:
@@ -108,9 +114,9 @@ def test_hand_gradients_match_autograd(arch, shift):
 def test_relu_dense_and_sparse_paths_agree(monkeypatch):
     x = torch.rand(64, 12)
     p = _params("relu")
-    g_dense, _ = S.step_grads(x, p, "relu", 0, 0.05, 0, {}, 0, 0.0)
-    monkeypatch.setattr(S, "SPARSE_MAX", 1.0)
-    g_sparse, _ = S.step_grads(x, p, "relu", 0, 0.05, 0, {}, 0, 0.0)
+    g_dense, _ = _arch("relu", 0, 0.05, 0).step(x, p, {}, 0, 0.0)
+    monkeypatch.setattr(relu_arch, "SPARSE_MAX", 1.0)
+    g_sparse, _ = _arch("relu", 0, 0.05, 0).step(x, p, {}, 0, 0.0)
     for name in p:
         torch.testing.assert_close(g_sparse[name], g_dense[name], rtol=1e-4, atol=1e-6)
 
@@ -120,7 +126,7 @@ def test_auxk_gradients_match_autograd():
     p = _params("topk")
     dead = torch.zeros(40, dtype=torch.bool)
     dead[::3] = True
-    g, info = S.step_grads(x, p, "topk", 4, 0.0, 0.0, {"dead": dead}, 6, 0.5)
+    g, info = _arch("topk", 4).step(x, p, {"dead": dead}, 6, 0.5)
     ref = _autograd_loss(x, p, "topk", 4, 0.0, 0.0, dead, 6, 0.5)
     assert info["aux"] > 0
     for name in p:
@@ -129,7 +135,7 @@ def test_auxk_gradients_match_autograd():
 
 def test_geometric_median_is_robust():
     X = torch.tensor([[0.0, 0], [1, 0], [0, 1], [1, 1], [100, 100]])
-    m = S.geometric_median(X)
+    m = geometric_median(X)
     # the mean is (20.4, 20.4); the median stays in the unit square (the outlier pulls with a unit force only)
     assert ((m >= 0) & (m <= 1)).all()
     from scipy.optimize import minimize
@@ -137,7 +143,7 @@ def test_geometric_median_is_robust():
     Y = torch.randn(200, 5, generator=torch.Generator().manual_seed(0)) ** 3
     dist = lambda y: np.linalg.norm(Y.numpy().astype(float) - y, axis=1).sum()  # noqa: E731
     best = minimize(dist, Y.mean(0).numpy(), method="Powell", options=dict(xtol=1e-8, ftol=1e-12)).x
-    assert np.linalg.norm(S.geometric_median(Y).numpy() - best) < 1e-4
+    assert np.linalg.norm(geometric_median(Y).numpy() - best) < 1e-4
 
 
 def test_topk_fit_recovers_and_api(small, tmp_path):
@@ -359,3 +365,28 @@ def test_saelens_opens_our_saved_saes_with_identical_codes(small, tmp_path):
     assert out.returncode == 0, out.stderr[-1000:]
     for arch, codes in ours.items():
         np.testing.assert_allclose(np.load(tmp_path / f"{arch}.npy"), codes, atol=1e-5, err_msg=arch)
+
+
+def test_registry_lists_the_architectures_and_refuses_unknown_ones(small):
+    assert list(archs.ARCHS) == ["relu", "topk", "batchtopk", "jumprelu"]
+    assert all(archs.get(name).name == name for name in archs.ARCHS)
+    assert [archs.from_saelens(a.saelens) for a in archs.ARCHS.values()] == list(archs.ARCHS.values())
+    msg = "unknown architecture 'gated' (one of relu, topk, batchtopk, jumprelu)"
+    with pytest.raises(InputError) as e:
+        archs.get("gated")
+    assert str(e.value) == msg
+    with pytest.raises(InputError) as e:
+        SparseAutoencoder("gated").fit(small[0].X)
+    assert str(e.value) == msg
+
+
+def test_no_architecture_switches_outside_the_registry():
+    """Adding an architecture is a module in dictionary/archs/ and a line in ARCHS: nothing else tests names."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).parent.parent / "src/monosemantic"
+    files = [*(src / "dictionary").glob("*.py"), src / "experiments/unfolding.py"]
+    switch = re.compile(r"""\barch\s*(==|!=|(not\s+)?in\b)|==\s*["'](relu|topk|batchtopk|jumprelu)["']""")
+    hits = [f"{f.name}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1) if switch.search(line)]
+    assert not hits, hits

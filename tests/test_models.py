@@ -16,7 +16,7 @@ def _batch(instances=4, n=6, batch=64):
 @pytest.mark.parametrize("kind", ["linear", "relu-output", "relu-hidden"])
 def test_hand_written_gradients_match_autograd(kind):
     model = make_model(kind, 4, 6, 3, [1, 2, 3, 4])
-    model.theta[:, 3] = torch.randn(4, 6, generator=torch.Generator().manual_seed(0)) * 0.1  # non-zero bias
+    model.b[:] = torch.randn(4, 6, generator=torch.Generator().manual_seed(0)) * 0.1  # non-zero bias
     x = _batch()
     w = importance(6, 0.9).expand(4, 6).reshape(4, 1, 6)
     model.loss_grad(x, w)
@@ -34,7 +34,7 @@ def test_hand_written_l1_gradients_match_autograd(kind):
     # the penalty l1_i * mean_b ||h||_1, one lambda per instance (0 included): for relu-output h = Wx is
     # signed (gradient l1 sign(h)), for relu-hidden h = ReLU(Wx)
     model = make_model(kind, 4, 6, 3, [1, 2, 3, 4])
-    model.theta[:, 3] = torch.randn(4, 6, generator=torch.Generator().manual_seed(0)) * 0.1
+    model.b[:] = torch.randn(4, 6, generator=torch.Generator().manual_seed(0)) * 0.1
     x = _batch()
     w = importance(6, 0.9).expand(4, 6).reshape(4, 1, 6)
     l1 = torch.tensor([0.0, 0.03, 0.3, 1.0])

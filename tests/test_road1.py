@@ -18,9 +18,10 @@ from monosemantic.toy.train import train_toy
 def _monosemantic_model(n: int, m: int, density: float) -> TiedToyModel:
     """The best model without superposition by hand: neuron j reads and writes feature j, the rest get b = p/2."""
     model = TiedToyModel("relu-hidden", 1, n, m, [0])
-    model.theta.zero_()
-    model.theta[0, torch.arange(m), torch.arange(m)] = 1.0
-    model.theta[0, m, m:] = density / 2
+    model.W.zero_()  # W and b: views of the parameter theta, outside autograd
+    model.W[0, torch.arange(m), torch.arange(m)] = 1.0
+    model.b[0] = 0.0
+    model.b[0, m:] = density / 2
     return model
 
 

@@ -122,6 +122,11 @@ def test_bad_input(X, F, kw, words):
         unfold(X, F, **kw)
 
 
+def test_sae_method_needs_an_estimator():
+    with pytest.raises(InputError, match="needs a saved dictionary"):
+        U.unfold_codes(np.ones((4, 6)), np.eye(6), method="sae")
+
+
 def test_cli_writes_csr_codes_and_result(tmp_path, capsys, small):
     save_data(tmp_path / "d.npz", small)
     np.save(tmp_path / "F.npy", small.F)

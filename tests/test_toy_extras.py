@@ -14,7 +14,7 @@ def test_feature_major_gradient_matches_autograd(kind, n, m):
     I, B = 7, 64
     model = make_model(kind, I, n, m, list(range(I)))
     assert model.feature_major
-    model.theta[:, m] = torch.randn(I, n, generator=torch.Generator().manual_seed(0)) * 0.1
+    model.b[:] = torch.randn(I, n, generator=torch.Generator().manual_seed(0)) * 0.1
     x = batch_buffer(model, B)
     FeatureSampler(torch.full((I, n), 0.5), seed=1).sample_into(x)
     w = torch.rand(I, 1, n, generator=torch.Generator().manual_seed(1)) + 0.5

@@ -16,6 +16,7 @@ import typer
 from monosemantic.config import (EffectiveSizeConfig, FeaturesConfig, L1SweepConfig, MoEConfig, SaeTrainConfig,
                                  ToyTrainConfig, UnfoldConfig, default, validate)
 from monosemantic.data import synth
+from monosemantic.devices import DEFAULT as DEFAULT_DEVICE
 from monosemantic.errors import InputError
 from monosemantic.experiments.phase import n2m1_spec, uniform_spec
 from monosemantic.experiments.transition import transition_run
@@ -42,6 +43,8 @@ MULTI_VALUE = ("--sparsity", "--importance", "--lambdas", "--ratios", "--methods
 
 PROGRESS = typer.Option(True, help="Show a progress bar.")
 OVERWRITE = typer.Option(False, help="Replace an existing run directory.")
+DEVICE_HELP = "cpu | cuda | cuda:N | auto (CUDA when available)."
+DEVICE = typer.Option(DEFAULT_DEVICE, help=DEVICE_HELP)  # commands without a config class
 
 
 def opt(source, name: str, help: str, **kw):
@@ -76,6 +79,7 @@ def toy_train(
     anticorrelated_sets: int = opt(ToyTrainConfig, "anticorrelated_sets", help="Sets of features never on together (after correlated)."),
     set_size: int = opt(ToyTrainConfig, "set_size", help="Features per (anti-)correlated set."),
     l1: float = opt(ToyTrainConfig, "l1", help="L1 penalty on hidden activations (relu-output, relu-hidden)."),
+    device: str = opt(ToyTrainConfig, "device", help=DEVICE_HELP),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
@@ -91,7 +95,7 @@ def toy_train(
         model=model, n=n, m=m, sparsity=sparsity, importance_decay=importance_decay, importance=importance,
         steps=steps, batch=batch, seeds=seeds, seed=seed, lr=lr, weight_decay=weight_decay, schedule=schedule,
         warmup=warmup, eval_batch=eval_batch, correlated_sets=correlated_sets,
-        anticorrelated_sets=anticorrelated_sets, set_size=set_size, l1=l1))
+        anticorrelated_sets=anticorrelated_sets, set_size=set_size, l1=l1, device=device))
     res = train_toy_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     _say(f"trained {len(res['loss'])} x {cfg.model} (n={cfg.n}, m={cfg.m}) in {res['wall_s']:.2f}s "
          f"({res['model_steps_per_s']:.0f} model-steps/s); loss {[round(v, 5) for v in res['loss']]}")
@@ -226,25 +230,26 @@ def sweep_run(
     ray_address: Optional[str] = RAY_ADDRESS,
     workers: Optional[int] = WORKERS,
     progress: bool = PROGRESS,
+    device: str = DEVICE,
 ) -> None:
     """Train every point of SPEC; write OUT/sweep.json, OUT/points/pNNNNN/ run directories, OUT/results.csv."""
     from monosemantic.experiments.sweeps import load_spec, run_sweep
 
     _sweep_warnings()
     cfg = load_spec(spec)
-    meta = run_sweep(cfg, out, backend, workers, ray_address, progress and sys.stderr.isatty())
+    meta = run_sweep(cfg, out, backend, workers, ray_address, progress and sys.stderr.isatty(), device=device)
     _say(f"sweep {cfg.name}: {meta['points']} points, {meta['trained_points']} trained now in "
          f"{meta['trained_groups']} groups ({meta['elapsed_s']:.1f}s), {len(meta['transitions'])} transitions")
     typer.echo(str(out / "results.csv"))
 
 
-def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, progress: bool) -> dict:
+def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, progress: bool, device: str) -> dict:
     from monosemantic.experiments.phase import phase_run
     from monosemantic.report.figures import phase
 
     _sweep_warnings()
     return phase_run(kind, spec, out, backend, workers, ray_address, progress and sys.stderr.isatty(),
-                     draw=getattr(phase, kind))
+                     draw=getattr(phase, kind), device=device)
 
 
 @phase_app.command("n2m1")
@@ -259,12 +264,13 @@ def phase_n2m1(
     ray_address: Optional[str] = RAY_ADDRESS,
     workers: Optional[int] = WORKERS,
     progress: bool = PROGRESS,
+    device: str = DEVICE,
 ) -> None:
     """The n=2, m=1 phase diagram against the analytic boundary; writes OUT/diagram/n2m1.png and result.json."""
     if grid < 2:
         raise InputError(f"--grid must be at least 2, got {grid}")
     res = _phase_run("n2m1", n2m1_spec(grid, steps, seeds, candidates, seed), out, backend, workers,
-                         ray_address, progress)
+                         ray_address, progress, device)
     _say(f"agreement with the analytic diagram: {res['agreement_far']:.1%} of {res['far_points']} points away "
          f"from the boundary, {res['agreement_all']:.1%} of all; {len(res['transitions'])} transitions")
     typer.echo(str(out / "diagram"))
@@ -283,12 +289,13 @@ def phase_uniform(
     ray_address: Optional[str] = RAY_ADDRESS,
     workers: Optional[int] = WORKERS,
     progress: bool = PROGRESS,
+    device: str = DEVICE,
 ) -> None:
     """Uniform importance: D* against 1/(1-S) with its 1/2 plateau, and D_i; writes OUT/diagram/uniform.png."""
     if levels < 2:
         raise InputError(f"--levels must be at least 2, got {levels}")
     spec = uniform_spec(n, m, levels, steps, seeds, seed, max_group_points=max(1, -(-levels // 2)))
-    res = _phase_run("uniform", spec, out, backend, workers, ray_address, progress)
+    res = _phase_run("uniform", spec, out, backend, workers, ray_address, progress, device)
     _say(f"D* within 0.03 of 1/2 at 1/(1-S) = {[round(x, 2) for x in res['half_levels']]}; "
          f"plateau {res['half_plateau']}")
     typer.echo(str(out / "diagram"))
@@ -298,9 +305,9 @@ road1_app = _app("Road 1: models without superposition, and their cost.")
 app.add_typer(road1_app, name="road1")
 
 
-def _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch) -> dict:
+def _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch, device) -> dict:
     return dict(n=n, m=m, importance_decay=importance_decay, steps=steps, batch=batch, seeds=seeds, seed=seed,
-                eval_batch=eval_batch)
+                eval_batch=eval_batch, device=device)
 
 
 @road1_app.command("l1")
@@ -316,6 +323,7 @@ def road1_l1(
     batch: int = opt(L1SweepConfig, "batch", help="Samples per step."),
     seeds: int = opt(L1SweepConfig, "seeds", help="Seeds per lambda (lowest penalised loss kept)."),
     seed: int = opt(L1SweepConfig, "seed", help="Base seed."),
+    device: str = opt(L1SweepConfig, "device", help=DEVICE_HELP),
     eval_batch: int = opt(L1SweepConfig, "eval_batch", help="Held-out samples for the measures."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
@@ -325,7 +333,7 @@ def road1_l1(
     from monosemantic.experiments.road1 import l1_lines, l1_run
 
     data = dict(model=model, sparsity=sparsity, **_road1_common(n, m, importance_decay, steps, batch, seeds,
-                                                                 seed, eval_batch))
+                                                                 seed, eval_batch, device))
     if lambdas is not None:
         data["lambdas"] = lambdas
     cfg = validate(L1SweepConfig, data)
@@ -350,6 +358,7 @@ def road1_moe(
     batch: int = opt(MoEConfig, "batch", help="Samples per step."),
     seeds: int = opt(MoEConfig, "seeds", help="Seeds per sparsity (lowest loss kept)."),
     seed: int = opt(MoEConfig, "seed", help="Base seed."),
+    device: str = opt(MoEConfig, "device", help=DEVICE_HELP),
     eval_batch: int = opt(MoEConfig, "eval_batch", help="Held-out samples for the measures."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
@@ -357,8 +366,8 @@ def road1_moe(
     """Dense m against MoE (top-k of E experts of m; flop-matched at k=1) against dense E*m (neuron-matched)."""
     from monosemantic.experiments.road1 import moe_run
 
-    cfg = validate(MoEConfig, dict(experts=experts, k=k, sparsity=sparsity, balance=balance,
-                                   **_road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch)))
+    common = _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch, device)
+    cfg = validate(MoEConfig, dict(experts=experts, k=k, sparsity=sparsity, balance=balance, **common))
     res = moe_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     for name, rec in res["models"].items():
         _say(f"{name:<18} loss {[round(v, 5) for v in rec['loss']]}  D* {[v and round(v, 3) for v in rec['dims_per_feature']]}"
@@ -377,6 +386,7 @@ def road1_effective_size(
     batch: int = opt(EffectiveSizeConfig, "batch", help="Samples per step."),
     seeds: int = opt(EffectiveSizeConfig, "seeds", help="Seeds per sparsity (lowest loss kept)."),
     seed: int = opt(EffectiveSizeConfig, "seed", help="Base seed."),
+    device: str = opt(EffectiveSizeConfig, "device", help=DEVICE_HELP),
     eval_batch: int = opt(EffectiveSizeConfig, "eval_batch", help="Held-out samples."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
@@ -384,7 +394,7 @@ def road1_effective_size(
     """k = m'/m: the narrowest model without superposition as good as a superposition model of m neurons."""
     from monosemantic.experiments.road1 import effective_size_run
 
-    data = _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch)
+    data = _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch, device)
     if sparsity is not None:  # else EffectiveSizeConfig's default
         data["sparsity"] = sparsity
     cfg = validate(EffectiveSizeConfig, data)
@@ -408,6 +418,7 @@ def unfold_cmd(
     k: Optional[int] = typer.Option(None, help="omp: at most k atoms per sample (default min(atoms, d))."),
     alpha: float = opt(UnfoldConfig, "alpha", help="l1, fista: penalty in 0.5 ||x - D c||^2 + alpha ||c||_1 (unit atoms)."),
     positive: bool = opt(UnfoldConfig, "positive", help="l1, fista: non-negative codes."),
+    device: str = opt(UnfoldConfig, "device", help=DEVICE_HELP),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Sparse-code every sample against a dictionary: OUT/codes.safetensors (CSR indptr, indices, values),
@@ -415,7 +426,7 @@ def unfold_cmd(
     from monosemantic.experiments.unfolding import unfold_run
 
     cfg = validate(UnfoldConfig, dict(data=str(data), dictionary=str(dictionary), method=method, tol=tol, k=k,
-                                      alpha=alpha, positive=positive))
+                                      alpha=alpha, positive=positive, device=device))
     res = unfold_run(cfg, out, overwrite, sys.stderr.isatty())
     _say(f"unfolded {res['shape'][0]} samples onto {res['shape'][1]} atoms ({method}) in {res['wall_s']:.3f}s "
          f"({res['samples_per_s']:.0f} samples/s); L0 {res['l0']:.2f}; unconverged {res['unconverged']}")
@@ -487,13 +498,15 @@ def transition_cmd(
     methods: List[str] = typer.Option(["omp", "l1"], help="omp and/or l1 (exact L1 by LARS: ~0.1-1 s a sample "
                                                           "at m = 256)."),
     seed: int = opt(transition_run, "seed", help="Seed of the dictionaries and codes."),
+    device: str = typer.Option(DEFAULT_DEVICE, help="OMP's device: " + DEVICE_HELP + " (L1 runs on the CPU)."),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """The recovery phase transition: P(exact support recovery) against k for random Gaussian dictionaries, beside
     the Donoho-Tanner curve and the coherence guarantees; writes OUT/result.json and OUT/transition.png."""
     from monosemantic.report.figures.transition import plot
 
-    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, sys.stderr.isatty(), draw=plot)
+    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, sys.stderr.isatty(), draw=plot,
+                         device=device)
     for method in ("omp", "l1"):
         for c in res[method]:
             k50 = "not crossed" if c["k50"] is None else f"{c['k50']:.1f}"

@@ -14,6 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic import ValidationError, field_validator, model_validator
 
+from monosemantic.devices import DEFAULT as DEFAULT_DEVICE
 from monosemantic.errors import InputError
 from monosemantic.toy.models import L1_MODELS
 
@@ -81,6 +82,7 @@ class ToyTrainConfig(AdamWConfig):
     anticorrelated_sets: NonNegativeInt = 0
     set_size: int = Field(default=2, ge=2)
     l1: NonNegativeFloat = 0.0  # penalty l1 * mean_b ||h||_1 on hidden activations (relu-output, relu-hidden)
+    device: str = DEFAULT_DEVICE  # cpu | cuda | cuda:N | auto (CUDA when available); checked by devices.resolve
 
     _sparsity = field_validator("sparsity")(check_sparsities)
 
@@ -113,6 +115,7 @@ class _Train(TrainConfig):
     m: PositiveInt = 5
     seeds: PositiveInt = 3
     seed: NonNegativeInt = 0
+    device: str = DEFAULT_DEVICE  # cpu | cuda | cuda:N | auto (CUDA when available); checked by devices.resolve
 
 
 class L1SweepConfig(_Train):
@@ -188,6 +191,7 @@ class UnfoldConfig(Strict):
     k: int | None = None  # omp: at most k atoms per sample (default min(atoms, d))
     alpha: float = 0.01  # l1, fista: the lasso penalty (unit atoms; checked by unfold_run)
     positive: bool = False  # l1, fista: non-negative codes
+    device: str = DEFAULT_DEVICE  # cpu | cuda | cuda:N | auto (CUDA when available); checked by devices.resolve
 
 
 SORTS = ("frequency", "atom", "max", "cosine")

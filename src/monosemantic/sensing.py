@@ -1,7 +1,8 @@
 """Unfolding: sparse codes of many activation vectors against one dictionary matrix (compressed sensing).
 
-    unfold(X, F, method="omp" | "l1" | "fista", tol=1e-6, k=None, alpha=0.01, positive=False, offset=None)
-        -> codes (scipy CSR [samples, atoms]; output="torch" for torch sparse CSR)
+    unfold(X, F, method="omp" | "l1" | "fista", tol=1e-6, k=None, alpha=0.01, positive=False, offset=None,
+           device="cpu" | "cuda" | "cuda:N" | "auto") -> codes (scipy CSR [samples, atoms]; output="torch" for torch
+           sparse CSR)
 
 `F: [atoms, d]` (any row norms; codes are returned for the atoms as given, so X - offset ~ codes @ F);
 `offset: [d]` (an SAE's b_dec, a dictionary's mean) is subtracted first. Sensing takes matrices only: to unfold
@@ -32,6 +33,7 @@ import torch
 
 from monosemantic.errors import InputError
 from monosemantic.data import as_matrix, to_output
+from monosemantic.devices import resolve
 from monosemantic.progress import track
 
 METHODS = ("omp", "l1", "fista")
@@ -88,18 +90,19 @@ def check_data(X, d: int) -> np.ndarray:
     return np.asarray(X)
 
 
-def _chunks(X: np.ndarray, offset: np.ndarray | None, progress: bool, label: str, size: int = 0):
-    """(start, x - offset as float64 torch [b, d]) for each chunk of X, one chunk in memory at a time."""
+def _chunks(X: np.ndarray, offset: np.ndarray | None, progress: bool, label: str, size: int = 0,
+            device: torch.device | None = None):
+    """(start, x - offset as float64 torch [b, d] on `device`) for each chunk of X, one chunk in memory at a time."""
     size = size or CHUNK
     for s in track(range(0, len(X), size), label, progress):
         x = np.asarray(X[s:s + size], dtype=np.float64)
-        yield s, torch.from_numpy(x if offset is None else x - offset)
+        yield s, torch.from_numpy(x if offset is None else x - offset).to(device)
 
 
 def omp(X: np.ndarray, F: np.ndarray, tol: float = 1e-6, k: int | None = None, offset: np.ndarray | None = None,
-        progress: bool = False) -> Unfolding:
+        progress: bool = False, device: str | torch.device = "cpu") -> Unfolding:
     """Batched orthogonal matching pursuit. X: [samples, d] (minus offset: [d], when given), F: [atoms, d]
-    (non-zero rows, any norm)."""
+    (non-zero rows, any norm). Each chunk is solved on `device`; its codes come back once it is done."""
     if not tol > 0:
         raise InputError(f"tol must be > 0 (it is relative: ||x - D c|| <= tol ||x||), got {tol}")
     n_atoms, d = F.shape
@@ -107,9 +110,10 @@ def omp(X: np.ndarray, F: np.ndarray, tol: float = 1e-6, k: int | None = None, o
     if not 1 <= k_max <= n_atoms:
         raise InputError(f"k (atoms per sample) must lie in [1, {n_atoms}], got {k}")
     norms = np.linalg.norm(F, axis=1)
-    U = torch.from_numpy(F / norms[:, None])  # [atoms, d] unit rows
+    device = resolve(device)
+    U = torch.from_numpy(F / norms[:, None]).to(device)  # [atoms, d] unit rows
     counts, cols, vals = [], [], []
-    for _, x in _chunks(X, offset, progress, "unfold (omp)"):  # x: [b, d]
+    for _, x in _chunks(X, offset, progress, "unfold (omp)", device=device):  # x: [b, d]
         idx, coef, n_sel = _omp_chunk(x, U, tol, k_max)
         on = np.arange(k_max)[None, :] < n_sel[:, None]  # [b, k_max] ragged supports, row-major
         counts.append(n_sel)
@@ -145,19 +149,20 @@ def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int, min_cor
     Returns idx [b, k_max], coef [b, k_max] (for unit atoms) and n_sel [b] (atoms each sample kept).
     """
     b, d = x.shape
+    dev = x.device
     U32T = U.T.float().contiguous()  # [d, atoms]
-    idx = torch.zeros(b, k_max, dtype=torch.long)
-    coef = torch.zeros(b, k_max, dtype=torch.float64)
-    n_sel = torch.zeros(b, dtype=torch.long)
+    idx = torch.zeros(b, k_max, dtype=torch.long, device=dev)
+    coef = torch.zeros(b, k_max, dtype=torch.float64, device=dev)
+    n_sel = torch.zeros(b, dtype=torch.long, device=dev)
     # state of the samples still running, compacted as they finish; `who` maps them to rows of the chunk
-    who = torch.arange(b)
+    who = torch.arange(b, device=dev)
     stop2 = (tol ** 2) * (x * x).sum(1)  # [r] squared residual at which a sample is done
     res = x.clone()  # [r, d] residual x - Q Q^T x
     Q: list[torch.Tensor] = []  # [r, d] each: orthonormal basis of the selected atoms, one slot per atom
     cap = min(k_max, 8)  # support capacity of R, z, S, doubled as needed
-    R = torch.zeros(len(x), cap, cap, dtype=torch.float64)  # U_S^T = Q^T R: upper triangular
-    z = torch.zeros(len(x), cap, dtype=torch.float64)  # Q^T x
-    S = torch.zeros(len(x), cap, dtype=torch.long)  # selected atoms
+    R = x.new_zeros(len(x), cap, cap)  # U_S^T = Q^T R: upper triangular
+    z = x.new_zeros(len(x), cap)  # Q^T x
+    S = torch.zeros(len(x), cap, dtype=torch.long, device=dev)  # selected atoms
     t = 0
     while True:
         done = (res * res).sum(1) <= stop2
@@ -187,7 +192,7 @@ def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int, min_cor
                     break
                 who, stop2, res, R, z, S, new, *Q = (a.index_select(0, keep) for a in (who, stop2, res, R, z, S, new, *Q))
         v = U.index_select(0, new)  # [r, d]
-        w = torch.zeros(len(v), t + 1, dtype=torch.float64)
+        w = v.new_zeros(len(v), t + 1)
         for j, q in enumerate(Q):  # modified Gram-Schmidt (supports are small and well conditioned)
             h = (q * v).sum(1)
             v.addcmul_(h[:, None], q, value=-1.0)
@@ -208,7 +213,7 @@ def _omp_chunk(x: torch.Tensor, U: torch.Tensor, tol: float, k_max: int, min_cor
         R[:, :t + 1, t], z[:, t], S[:, t] = w, zt, new
         res.addcmul_(zt[:, None], q, value=-1.0)
         t += 1
-    return idx.numpy(), coef.numpy(), n_sel.numpy()
+    return idx.cpu().numpy(), coef.cpu().numpy(), n_sel.cpu().numpy()
 
 
 def _grow(a: torch.Tensor, dim: int, size: int) -> torch.Tensor:
@@ -231,7 +236,8 @@ def _finish(done, who, S, R, z, t, idx, coef, n_sel):
 
 
 def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = False, max_rounds: int = 500,
-          slack: int = 8, offset: np.ndarray | None = None, progress: bool = False) -> Unfolding:
+          slack: int = 8, offset: np.ndarray | None = None, progress: bool = False,
+          device: str | torch.device = "cpu") -> Unfolding:
     """Exact L1 codes: min_c 0.5 ||x - sum_i c_i u_i||^2 + alpha ||c||_1 (c >= 0 when positive), u_i = F_i / ||F_i||.
 
     The same objective as scikit-learn's SparseCoder(transform_alpha=alpha) with unit atoms. A batched active-set
@@ -247,20 +253,21 @@ def lasso(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
         raise InputError(f"alpha must be > 0, got {alpha}")
     n_atoms, d = F.shape
     norms = np.linalg.norm(F, axis=1)
-    U = torch.from_numpy(F / norms[:, None])  # [atoms, d]
+    device = resolve(device)
+    U = torch.from_numpy(F / norms[:, None]).to(device)  # [atoms, d]
     G = U @ U.T  # [atoms, atoms]
     counts, cols, vals, bad = [], [], [], []
-    for s, x in _chunks(X, offset, progress, "unfold (l1)"):  # x: [b, d]
+    for s, x in _chunks(X, offset, progress, "unfold (l1)", device=device):  # x: [b, d]
         idx, _, n_sel = _omp_chunk(x, U, 1e-3, min(n_atoms, d), min_corr=alpha)
-        c, S, ok = _active_set(x, U, G, torch.from_numpy(idx), torch.from_numpy(n_sel), alpha, positive,
-                               max_rounds, slack)
+        c, S, ok = _active_set(x, U, G, torch.from_numpy(idx).to(device), torch.from_numpy(n_sel).to(device),
+                               alpha, positive, max_rounds, slack)
         on = c != 0  # [b, K]
-        counts.append(on.sum(1).numpy())
         order = torch.argsort(torch.where(on, S, n_atoms), dim=1)  # CSR wants each row's atoms together
-        c, S, on = c.gather(1, order), S.gather(1, order), on.gather(1, order)
+        c, S, on = c.gather(1, order).cpu(), S.gather(1, order).cpu(), on.gather(1, order).cpu()
+        counts.append(on.sum(1).numpy())
         cols.append(S[on].numpy())
         vals.append(c[on].numpy())
-        bad.append(np.flatnonzero(~ok.numpy()) + s)
+        bad.append(np.flatnonzero(~ok.cpu().numpy()) + s)
     indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
     c, v = np.concatenate(cols), np.concatenate(vals)
     C64 = sp.csr_matrix((v / norms[c], c, indptr), shape=(len(X), n_atoms))
@@ -277,21 +284,21 @@ def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
     cannot cycle through supports; a tiny ridge keeps a support that holds a null direction solvable, and the
     move along it ends where a coefficient reaches zero.
     """
-    b, n_atoms = len(x), len(U)
+    b, n_atoms, dev = len(x), len(U), x.device
     K = min(int(n_sel.max()) + slack, n_atoms)  # support slots; grown by `slack` when a sample fills them
     K_cap = min(n_atoms, max(K, len(U[0]) + slack))  # a lasso support outgrows d only in degenerate cases
-    S = torch.zeros(b, K, dtype=torch.long)
+    S = torch.zeros(b, K, dtype=torch.long, device=dev)
     S[:, :idx.shape[1]] = idx[:, :K] if idx.shape[1] >= K else idx
-    M = torch.arange(K)[None, :] < n_sel[:, None]  # [b, K] slots in use
+    M = torch.arange(K, device=dev)[None, :] < n_sel[:, None]  # [b, K] slots in use
     bx = x @ U.T  # [b, atoms] u_i^T x
-    sign = torch.ones(b, K, dtype=torch.float64)
+    sign = x.new_ones(b, K)
     if not positive:
         sign = torch.sign(bx.gather(1, S)).masked_fill_(~M, 1.0)
-    c = torch.zeros(b, K, dtype=torch.float64)  # the feasible iterate
-    c_out = torch.zeros(b, K_cap, dtype=torch.float64)
-    S_out = torch.zeros(b, K_cap, dtype=torch.long)
-    ok = torch.zeros(b, dtype=torch.bool)
-    who = torch.arange(b)
+    c = x.new_zeros(b, K)  # the feasible iterate
+    c_out = x.new_zeros(b, K_cap)
+    S_out = torch.zeros(b, K_cap, dtype=torch.long, device=dev)
+    ok = torch.zeros(b, dtype=torch.bool, device=dev)
+    who = torch.arange(b, device=dev)
     tol = 1e-6 * alpha
     for _ in range(max_rounds):
         if K < K_cap and M.all(1).any():  # room for the next atom of every sample
@@ -299,7 +306,7 @@ def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
             S, M, c = _grow(S, 1, K + grow), _grow(M, 1, K + grow), _grow(c, 1, K + grow)
             sign = torch.cat([sign, sign.new_ones(len(S), grow)], 1)
             K += grow
-        eye = torch.eye(K, dtype=torch.float64)
+        eye = torch.eye(K, dtype=torch.float64, device=dev)
         # solve on the support; unused slots get the identity and a zero right-hand side
         Mf = M.double()
         ridge = 1 - Mf + 1e-10 * Mf  # [r, K] identity on unused slots, a tiny ridge on the support
@@ -340,7 +347,8 @@ def _active_set(x, U, G, idx, n_sel, alpha, positive, max_rounds, slack):
 
 
 def fista(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = False, max_iter: int = 2000,
-          tol: float = 1e-6, offset: np.ndarray | None = None, progress: bool = False) -> Unfolding:
+          tol: float = 1e-6, offset: np.ndarray | None = None, progress: bool = False,
+          device: str | torch.device = "cpu") -> Unfolding:
     """The lasso of `lasso` by FISTA (Beck and Teboulle 2009), batched: every sample of a chunk takes the same
     dense proximal-gradient steps, c <- soft(y - (y G - x U^T) / L, alpha / L), with Nesterov momentum and
     L = ||G||_2. Simple and exact in the limit, but it needs hundreds of dense [samples, atoms] x [atoms, atoms]
@@ -352,15 +360,16 @@ def fista(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
     if not tol > 0:
         raise InputError(f"tol must be > 0, got {tol}")
     norms = np.linalg.norm(F, axis=1)
-    U = torch.from_numpy(F / norms[:, None])  # [atoms, d]
+    device = resolve(device)
+    U = torch.from_numpy(F / norms[:, None]).to(device)  # [atoms, d]
     G = U @ U.T  # [atoms, atoms]
     L = float(torch.linalg.eigvalsh(G)[-1])
     parts, bad = [], []
-    for s, x in _chunks(X, offset, progress, "unfold (fista)"):  # x: [b, d]
+    for s, x in _chunks(X, offset, progress, "unfold (fista)", device=device):  # x: [b, d]
         bx = x @ U.T  # [b, atoms]
         c = torch.zeros_like(bx)
         y, t = c.clone(), 1.0
-        moving = torch.ones(len(x), dtype=torch.bool)
+        moving = torch.ones(len(x), dtype=torch.bool, device=device)
         for _ in range(max_iter):
             z = y - (y @ G - bx) / L
             c_new = (z - alpha / L).clamp_min(0) if positive else z.sign() * (z.abs() - alpha / L).clamp_min(0)
@@ -370,8 +379,8 @@ def fista(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
             c, t = c_new, t_new
             if not moving.any():
                 break
-        parts.append(sp.csr_matrix(c.numpy()))
-        bad.append(np.flatnonzero(moving.numpy()) + s)
+        parts.append(sp.csr_matrix(c.cpu().numpy()))
+        bad.append(np.flatnonzero(moving.cpu().numpy()) + s)
     C64 = sp.vstack(parts, format="csr") @ sp.diags(1 / norms)  # codes for the atoms as given
     C64 = sp.csr_matrix(C64)
     C64.eliminate_zeros()
@@ -379,19 +388,22 @@ def fista(X: np.ndarray, F: np.ndarray, alpha: float = 0.01, positive: bool = Fa
 
 
 def unfold_info(X, F, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
-                positive: bool = False, progress: bool = False, offset=None) -> Unfolding:
+                positive: bool = False, progress: bool = False, offset=None,
+                device: str | torch.device = "cpu") -> Unfolding:
     """Codes and the bookkeeping (relative residuals, unconverged samples); see the module docstring.
-    X is read one chunk at a time (a memory-mapped X stays on disk); progress: a bar over the chunks on stderr."""
+    X is read one chunk at a time (a memory-mapped X stays on disk) and solved on `device` (cpu, cuda, cuda:N,
+    auto); progress: a bar over the chunks on stderr."""
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    device = resolve(device)
     F = check_dictionary(F)
     offset = check_offset(offset, F.shape[1])
     Xn = check_data(X, F.shape[1])
     if method == "l1":
-        return lasso(Xn, F, alpha, positive, offset=offset, progress=progress)
+        return lasso(Xn, F, alpha, positive, offset=offset, progress=progress, device=device)
     if method == "fista":
-        return fista(Xn, F, alpha, positive, offset=offset, progress=progress)
-    return omp(Xn, F, tol, k, offset=offset, progress=progress)
+        return fista(Xn, F, alpha, positive, offset=offset, progress=progress, device=device)
+    return omp(Xn, F, tol, k, offset=offset, progress=progress, device=device)
 
 
 def warn_unconverged(u: Unfolding, method: str, tol: float) -> None:
@@ -404,12 +416,12 @@ def warn_unconverged(u: Unfolding, method: str, tol: float) -> None:
 
 
 def unfold(X, F, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
-           positive: bool = False, output: str = "scipy", offset=None):
-    """Sparse codes [samples, atoms] (scipy CSR, or torch sparse CSR with output='torch').
+           positive: bool = False, output: str = "scipy", offset=None, device: str | torch.device = "cpu"):
+    """Sparse codes [samples, atoms] (scipy CSR, or torch sparse CSR with output='torch'), solved on `device`.
 
     Samples OMP could not bring within tol are not hidden: a warning names how many (use `unfold_info`
     for their indices and residuals).
     """
-    u = unfold_info(X, F, method, tol, k, alpha, positive, offset=offset)
+    u = unfold_info(X, F, method, tol, k, alpha, positive, offset=offset, device=device)
     warn_unconverged(u, method, tol)
     return to_output(u.codes, output)

@@ -1,4 +1,4 @@
-"""`SparseAutoencoder`: the scikit-learn-style estimator around the SAE of `sae.py`.
+"""`SparseAutoencoder`: the scikit-learn-style estimator around the SAE architectures of `archs/`.
 
     sae = SparseAutoencoder(arch="topk", n_latents=512, k=5).fit(X)     # X: [samples, d] array/tensor/memmap/iterator
     codes = sae.transform(X)          # scipy CSR [samples, n_latents] (output="torch": a torch sparse CSR tensor)
@@ -11,6 +11,12 @@ The saved directory is SAELens's layout: `cfg.json` and `sae_weights.safetensors
 W_enc: [d_in, d_sae], b_enc: [d_sae], W_dec: [d_sae, d_in], b_dec: [d_in], and `threshold: [d_sae]` for
 JumpReLU and BatchTopK (whose inference is a per-latent threshold). A fit with `checkpoint=DIR` also
 writes the optimiser state there every `checkpoint_every` steps and resumes from it when restarted.
+
+Training, in the order it helps recovery on ground-truth data (measured in benchmarks/dictionary.py):
+decoder bias at the geometric median of a data sample; encoder initialised as the decoder's transpose;
+Adam with a short warm-up and cosine decay to zero; latents that stop firing are resampled towards the
+worst-reconstructed samples of the batch (with their Adam moments reset), and for TopK/BatchTopK an
+auxiliary loss (OpenAI's AuxK) also trains dead latents on the residual.
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ import scipy.sparse as sp
 import torch
 from monosemantic.errors import InputError
 from monosemantic._version import __version__
-from monosemantic.dictionary import sae as S
+from monosemantic.dictionary import archs
+from monosemantic.dictionary.archs.base import EPS, encode_pre, geometric_median
 from monosemantic.data import to_output
 from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.dictionary.batches import Batches
@@ -33,7 +40,6 @@ from monosemantic.optim import AdamW, lr_at
 
 # Defaults, chosen on the section-5 data (512 features, d 128) and checked on other sizes in the tests.
 DEFAULT_SAMPLES = 3_000_000  # training samples; several passes over a 100k-sample set
-DEFAULT_L1 = {"relu": 0.1}
 WEIGHTS = "sae_weights.safetensors"
 TRAINER = "trainer_state.safetensors"
 
@@ -46,7 +52,7 @@ def _fresh_state(n_latents: int) -> dict[str, torch.Tensor]:
 
 
 class SparseAutoencoder(DictionaryEstimator):
-    """A sparse autoencoder: arch in relu | topk | batchtopk | jumprelu.
+    """A sparse autoencoder: arch names one of `archs.ARCHS` (relu | topk | batchtopk | jumprelu).
 
     n_latents: dictionary size (d_sae). k: active latents per sample (topk; batchtopk on average).
     l1: L1 coefficient of relu (weighted by decoder row norms); l0: L0 coefficient of jumprelu.
@@ -87,15 +93,17 @@ class SparseAutoencoder(DictionaryEstimator):
 
     # ------------------------------------------------------------ checks and helpers
 
+    def _arch(self) -> archs.Arch:
+        """The architecture with this estimator's hyper-parameters (made once per fit or transform, not per step)."""
+        return archs.get(self.arch)(k=self.k, l1=self.l1, l0=self.l0, bandwidth=self.bandwidth)
+
     def _check(self) -> None:
-        if self.arch not in S.ARCHS:
-            raise InputError(f"unknown architecture {self.arch!r} ({', '.join(S.ARCHS)})")
+        arch = self._arch()
         for name in ("n_latents", "batch", "samples"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise InputError(f"{name} must be a positive integer, got {v!r}")
-        if self.arch in ("topk", "batchtopk") and not 0 < self.k < self.n_latents:
-            raise InputError(f"k must lie in [1, latents={self.n_latents}), got {self.k}")
+        arch.check(self.n_latents)
         for name in ("l0", "bandwidth", "aux_coef"):
             if not getattr(self, name) >= 0:
                 raise InputError(f"{name} must be non-negative, got {getattr(self, name)}")
@@ -115,9 +123,12 @@ class SparseAutoencoder(DictionaryEstimator):
 
     @property
     def _penalty(self) -> float:
-        if self.arch == "relu":
-            return DEFAULT_L1["relu"] if self.l1 is None else self.l1
-        return self.l0
+        return self._arch().penalty
+
+    def own_solver(self, codes) -> tuple[str, dict, float]:
+        """The unfolding that codes for this SAE's decoder under its own objective, given the encoder's codes:
+        (sensing method, its keyword arguments, the objective's L1 weight); see `archs.base.Arch.solver`."""
+        return self._arch().solver(codes)
 
     @property
     def components_(self) -> np.ndarray:
@@ -149,19 +160,13 @@ class SparseAutoencoder(DictionaryEstimator):
         sample = batches.sample(8192)
         self.d_in_ = sample.shape[1]
         gen = torch.Generator().manual_seed(self.seed)
-        b_dec = S.geometric_median(sample)
-        self.params_ = S.init_params(self.d_in_, self.n_latents, self.arch, b_dec, gen)
-        pre = S.encode_pre(sample[:2048], self.params_)  # [2048, n]
-        if self.arch == "jumprelu":  # start the thresholds where TopK would cut: the (1 - k/n) quantile of pre
-            self.params_["log_theta"].fill_(math.log(max(float(pre.quantile(1 - self.k / self.n_latents)), 1e-6)))
-        if self.arch == "relu" and self.init_rate < 1:
-            # start sparse: each latent fires on init_rate of the samples, not half of them
-            self.params_["b_enc"] = -pre.quantile(1 - self.init_rate, dim=0).clamp_min(0)
+        arch = self._arch()
+        self.params_ = arch.init_params(self.d_in_, self.n_latents, geometric_median(sample), gen)
+        arch.init_from_data(self.params_, encode_pre(sample[:2048], self.params_), self.init_rate)
         self._new_optimizer()
         self.step_ = 0
         self.state_ = _fresh_state(self.n_latents)
-        if self.arch == "batchtopk":
-            self.state_["threshold"] = torch.tensor(0.0)
+        arch.init_state(self.state_)
         self._gen = gen
         self.train_seconds_, self.n_resampled_ = 0.0, 0
 
@@ -197,6 +202,8 @@ class SparseAutoencoder(DictionaryEstimator):
         lr_peak = self._lr()
         warm = int(self.warmup * steps) if steps else 0
         aux_k = self.aux_k or 2 * self.k
+        arch = self._arch()
+        unit = arch.unit_decoder
         bar = Bar(steps, f"sae {self.arch}") if self.progress and steps else None
         stop = steps if steps is not None else self.step_ + (n_steps or 10 ** 12)
         t_train = 0.0
@@ -208,24 +215,23 @@ class SparseAutoencoder(DictionaryEstimator):
                     break
                 t0 = time.perf_counter()
                 lr = lr_at(self.step_, steps, lr_peak, "cosine", warm) if steps else lr_peak
-                g, info = S.step_grads(x, self.params_, self.arch, self.k, self._penalty, self.bandwidth,
-                                       self.state_, aux_k, self.aux_coef if self.arch in ("topk", "batchtopk") else 0)
+                g, info = arch.step(x, self.params_, self.state_, aux_k, self.aux_coef)
                 if not math.isfinite(info["mse"]):
                     raise InputError(f"training diverged (non-finite loss) at step {self.step_}; lower lr")
-                if self.arch != "relu":  # keep decoder rows on the unit sphere: drop the radial part of the step
+                if unit:  # keep decoder rows on the unit sphere: drop the radial part of the step
                     W = self.params_["W_dec"]
                     g["W_dec"] -= (g["W_dec"] * W).sum(1, keepdim=True) * W
                 self.opt_.step([g[name] for name in self.params_], lr)
-                if self.arch != "relu":
+                if unit:
                     W = self.params_["W_dec"]
-                    W /= W.norm(dim=1, keepdim=True).clamp_min(S._EPS)
+                    W /= W.norm(dim=1, keepdim=True).clamp_min(EPS)
                 self._track(info, x)
                 self.step_ += 1
                 t_train += time.perf_counter() - t0
                 if steps and self.resample_every and self.step_ % self.resample_every == 0 \
                         and self.step_ <= self.resample_until * steps:
                     t0 = time.perf_counter()
-                    self._resample(x, info)
+                    self._resample(x, info, arch)
                     t_train += time.perf_counter() - t0
                 if bar and (self.step_ % 20 == 0 or self.step_ == stop):
                     bar.update(self.step_, f"batch mse {info['mse']:.4g}")
@@ -249,7 +255,7 @@ class SparseAutoencoder(DictionaryEstimator):
         st["dead"] = st["since"] >= self.dead_after  # for the AuxK loss
 
     @torch.no_grad()
-    def _resample(self, x: torch.Tensor, info: dict) -> None:
+    def _resample(self, x: torch.Tensor, info: dict, arch: archs.Arch) -> None:
         """Dead latents restart at the residuals of the batch's worst samples (Adam moments reset)."""
         window = self.resample_every * self.batch
         # "dead": firing at less than dead_frac of the average latent's rate over the window
@@ -268,18 +274,15 @@ class SparseAutoencoder(DictionaryEstimator):
         dead = dead[:n]
         pick = torch.multinomial(se ** 2 / (se ** 2).sum(), n, replacement=False, generator=self._gen)
         resid = -info["err"][pick]  # x - x^ of the worst samples: [n, d]
-        u = resid / resid.norm(dim=1, keepdim=True).clamp_min(S._EPS)
+        u = resid / resid.norm(dim=1, keepdim=True).clamp_min(EPS)
         p = self.params_
         alive = torch.ones(self.n_latents, dtype=torch.bool)
         alive[dead] = False
         enc_norm = p["W_enc_T"][alive].norm(dim=1).mean() if alive.any() else torch.tensor(1.0)
-        p["W_dec"][dead] = u * (p["W_dec"][alive].norm(dim=1).mean() if self.arch == "relu" else 1.0)
+        p["W_dec"][dead] = u * (1.0 if arch.unit_decoder else p["W_dec"][alive].norm(dim=1).mean())
         p["W_enc_T"][dead] = u * enc_norm
-        if self.arch in ("topk", "batchtopk"):
-            p["b_enc"][dead] = 0.0  # competes through the top-k selection
-        else:  # a ReLU-style latent: a bias making it fire about as often as the average one on this batch
-            pre = (x - p["b_dec"]) @ p["W_enc_T"][dead].T  # [B, n]
-            p["b_enc"][dead] = -pre.quantile(1 - float(rate[alive].mean().clamp(1 / len(x), 0.5)), dim=0)
+        # where a bias decides firing: fire about as often as the average latent on this batch
+        arch.restart_bias(p, dead, x, float(rate[alive].mean().clamp(1 / len(x), 0.5)))
         names = list(p)
         for i, name in enumerate(names):
             if name in ("W_dec", "W_enc_T", "b_enc", "log_theta"):
@@ -293,19 +296,18 @@ class SparseAutoencoder(DictionaryEstimator):
     # ------------------------------------------------------------ inference
 
     @torch.no_grad()
-    def _codes(self, X: torch.Tensor):
-        pre = S.encode_pre(X, self.params_)
-        return S.select(pre, self.arch, self.k, S.inference_threshold(self.arch, self.params_, self.state_),
-                        training=False)
+    def _codes(self, X: torch.Tensor, arch: archs.Arch):
+        return arch.select(encode_pre(X, self.params_), self.params_, self.state_, training=False)
 
     @torch.no_grad()
     def transform(self, X, output: str = "scipy", chunk: int = 8192):
         """Sparse codes: scipy CSR [samples, n_latents] float32, or a torch sparse CSR tensor (output='torch')."""
         self._fitted()
         X = self._as_input(X)
+        arch = self._arch()
         rows, cols, vals = [], [], []
         for s in range(0, len(X), chunk):
-            r, c, v = self._codes(torch.as_tensor(np.asarray(X[s:s + chunk], dtype=np.float32)))
+            r, c, v = self._codes(torch.as_tensor(np.asarray(X[s:s + chunk], dtype=np.float32)), arch)
             rows.append(r + s)
             cols.append(c)
             vals.append(v)
@@ -316,10 +318,9 @@ class SparseAutoencoder(DictionaryEstimator):
     # ------------------------------------------------------------ saving
 
     def _cfg(self) -> dict:
-        arch = {"relu": "standard"}.get(self.arch, self.arch)
-        return {"architecture": arch, "d_in": self.d_in_, "d_sae": self.n_latents, "dtype": "float32",
-                "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none",
-                **({"k": self.k} if self.arch in ("topk", "batchtopk") else {}),
+        arch = self._arch()
+        return {"architecture": arch.saelens, "d_in": self.d_in_, "d_sae": self.n_latents, "dtype": "float32",
+                "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none", **arch.cfg(),
                 "monosemantic": {"version": __version__, "params": self.get_params(), "step": self.step_,
                                  "train_seconds": getattr(self, "train_seconds_", 0.0),
                                  "n_resampled": getattr(self, "n_resampled_", 0)}}
@@ -327,7 +328,7 @@ class SparseAutoencoder(DictionaryEstimator):
     def _weights(self) -> dict[str, torch.Tensor]:
         p = self.params_
         w = {"W_enc": p["W_enc_T"].T.contiguous(), "b_enc": p["b_enc"], "W_dec": p["W_dec"], "b_dec": p["b_dec"]}
-        t = S.inference_threshold(self.arch, p, self.state_)
+        t = self._arch().threshold(p, self.state_)
         if t is not None:
             w["threshold"] = t.expand(self.n_latents).contiguous() if t.ndim == 0 else t
         return w
@@ -362,11 +363,11 @@ class SparseAutoencoder(DictionaryEstimator):
             raise InputError(f"not a saved SAE directory: {path}")
         cfg = read_json(path / "cfg.json")
         w = load_tensors(path / WEIGHTS)
-        arch = {"standard": "relu"}.get(cfg.get("architecture", "standard"), cfg.get("architecture"))
-        if arch not in S.ARCHS:
+        arch = archs.from_saelens(cfg.get("architecture", "standard"))
+        if arch is None:
             raise InputError(f"{path}/cfg.json: unsupported architecture {cfg.get('architecture')!r}")
         missing = [k for k in ("W_enc", "b_enc", "W_dec", "b_dec") if k not in w]
-        if arch in ("jumprelu", "batchtopk") and "threshold" not in w:
+        if arch.threshold_weight and "threshold" not in w:
             missing.append("threshold")
         if missing:
             raise InputError(f"{path}/{WEIGHTS} lacks {', '.join(missing)}")
@@ -379,17 +380,15 @@ class SparseAutoencoder(DictionaryEstimator):
             if not torch.isfinite(t.float()).all():
                 raise InputError(f"{path}/{WEIGHTS}: {name} has NaN or Inf")
         params = dict(cfg.get("monosemantic", {}).get("params", {}))
-        params.update(arch=arch, n_latents=int(d_sae), k=int(cfg.get("k", params.get("k", 5))))
+        params.update(arch=arch.name, n_latents=int(d_sae), k=int(cfg.get("k", params.get("k", 5))))
         valid = cls().get_params()
         est = cls(**{k: v for k, v in params.items() if k in valid})
         est.d_in_ = int(d_in)
         est.params_ = {"W_enc_T": w["W_enc"].float().T.contiguous(), "b_enc": w["b_enc"].float(),
                        "W_dec": w["W_dec"].float().contiguous(), "b_dec": w["b_dec"].float()}
         est.state_ = _fresh_state(d_sae)
-        if arch == "jumprelu":
-            est.params_["log_theta"] = w["threshold"].float().clamp_min(1e-12).log()
-        if arch == "batchtopk":
-            est.state_["threshold"] = w["threshold"].float()
+        if arch.threshold_weight:
+            est._arch().load_threshold(w["threshold"], est.params_, est.state_)
         meta = cfg.get("monosemantic", {})
         est.step_ = int(meta.get("step", 0))
         est.train_seconds_ = float(meta.get("train_seconds", 0.0))

@@ -21,12 +21,12 @@ def make_estimator(cfg: SaeTrainConfig, progress: bool = False):
     from monosemantic.dictionary import ICADictionary, MiniBatchDictionary, PCADictionary, SparseAutoencoder
     from monosemantic.dictionary.estimator import DEFAULT_SAMPLES
 
-    if cfg.arch == "mbdl":
-        return MiniBatchDictionary(cfg.latents, cfg.alpha, cfg.samples or 300 * 1024, cfg.batch or 1024, cfg.seed)
-    if cfg.arch == "pca":
-        return PCADictionary(cfg.latents, cfg.seed)
-    if cfg.arch == "ica":
-        return ICADictionary(cfg.latents, cfg.seed)
+    classical = {"mbdl": lambda: MiniBatchDictionary(cfg.latents, cfg.alpha, cfg.samples or 300 * 1024,
+                                                    cfg.batch or 1024, cfg.seed),
+                 "pca": lambda: PCADictionary(cfg.latents, cfg.seed),
+                 "ica": lambda: ICADictionary(cfg.latents, cfg.seed)}
+    if cfg.arch in classical:
+        return classical[cfg.arch]()
     return SparseAutoencoder(arch=cfg.arch, n_latents=cfg.latents, k=cfg.k, l1=cfg.l1, l0=cfg.l0,
                              samples=cfg.samples or DEFAULT_SAMPLES, batch=cfg.batch or 256, lr=cfg.lr,
                              warmup=cfg.warmup, resample_every=cfg.resample_every, seed=cfg.seed, progress=progress,

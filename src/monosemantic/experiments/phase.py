@@ -156,11 +156,11 @@ def uniform(n: int = 200, m: int = 20, levels: int = 20, steps: int = 10_000, se
 # ---- as run directories (the CLI): a resumable sweep in OUT/sweep, the analysis in OUT/diagram ----
 
 def phase_run(kind: str, spec: SweepSpec, out: str | Path, backend: str = "local", workers: int | None = None,
-              ray_address: str | None = None, progress: bool = False, draw=None) -> dict:
+              ray_address: str | None = None, progress: bool = False, draw=None, device: str = "cpu") -> dict:
     """kind "n2m1" or "uniform": run (or finish) the sweep, then write OUT/diagram (config.json, result.json,
     diagram.safetensors and, with `draw` (result -> matplotlib figure), KIND.png). Returns the result."""
     out = Path(out)
-    meta = run_sweep(spec, out / "sweep", backend, workers, ray_address, progress)
+    meta = run_sweep(spec, out / "sweep", backend, workers, ray_address, progress, device=device)
     W = torch.cat([read_run(point_dir(out / "sweep", i))[2]["W"] for i in range(meta["points"])])
     if kind == "n2m1":
         res = n2m1_analyse(*axes(spec).values(), W)

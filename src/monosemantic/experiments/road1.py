@@ -27,6 +27,7 @@ from monosemantic.errors import InputError
 import monosemantic.measures as measures
 from monosemantic.config import EffectiveSizeConfig, L1SweepConfig, MoEConfig, default_lambdas
 from monosemantic.toy.sampler import FeatureSampler, importance, probabilities
+from monosemantic.devices import resolve
 from monosemantic.runs import check_new_dir, write_run
 from monosemantic.toy.models import loss_per_instance, make_model
 from monosemantic.toy.moe import MoEToyModel
@@ -41,16 +42,18 @@ def _held_out(p: torch.Tensor, batch: int, seed: int) -> torch.Tensor:
 
 
 def _train_kept(kind: str, n: int, m: int, p: torch.Tensor, imp: torch.Tensor, steps: int, batch: int, seeds: int,
-                seed: int, eval_batch: int, progress: bool, l1: float | torch.Tensor = 0.0, make=None) -> dict:
-    """train_toy, then the kept instances as a model of their own with a held-out batch and its loss.
+                seed: int, eval_batch: int, progress: bool, l1: float | torch.Tensor = 0.0, make=None,
+                device: str | torch.device = "cpu") -> dict:
+    """train_toy on `device`, then the kept instances as a model of their own on the CPU (where the measures run)
+    with a held-out batch and its loss.
 
-    make(instances, seeds): the model to train and to hold the kept instances (default: make_model(kind, ...))."""
+    make(instances, seeds, device): the model to train and to hold the kept instances (default: make_model)."""
     C = p.shape[0]
-    make = make or (lambda instances, init: make_model(kind, instances, n, m, init))
+    make = make or (lambda instances, init, dev: make_model(kind, instances, n, m, init, device=dev))
     run = train_toy(kind, n, m, p, imp, steps, batch, seeds, seed, eval_batch=eval_batch, progress=progress, l1=l1,
-                    model=make(C * seeds, init_seeds(C * seeds, seed)))
+                    model=make(C * seeds, init_seeds(C * seeds, seed), resolve(device)))
     kept = kept_tensors(run)
-    model = make(C, [0] * C)
+    model = make(C, [0] * C, "cpu")
     model.load(kept)
     x = _held_out(p, eval_batch, seed)
     weight = imp.expand(C, 1, n).contiguous()
@@ -105,6 +108,7 @@ def l1_sweep(
     seed: int = 0,
     eval_batch: int = 16384,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Train one model per lambda (best of `seeds`, all as instances of one batched model) and measure it.
 
@@ -118,7 +122,7 @@ def l1_sweep(
     if S.ndim == 1 and len(S) != n:
         raise InputError(f"per-feature sparsity needs n={n} values, got {len(S)}")
     tr = _train_kept(kind, n, m, probabilities(S.expand(C, n), n), imp, steps, batch, seeds, seed, eval_batch,
-                     progress, l1=torch.tensor(lambdas, dtype=torch.float32))
+                     progress, l1=torch.tensor(lambdas, dtype=torch.float32), device=device)
     run, kept, model, x, loss = tr["run"], tr["kept"], tr["model"], tr["x"], tr["loss"]
     h = model.hidden(x)
     Wu, rep, dense = _dense_measures(kept["W"], h)
@@ -245,14 +249,15 @@ def moe_compare(
     seed: int = 0,
     eval_batch: int = 16384,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Dense (m), MoE (top-k of E experts of m) and dense (E*m) relu-hidden models on the same features.
 
     Flop-matched: dense m against MoE k=1 (m active neurons per input). Neuron-matched: dense E*m.
     Returns {"sparsity", "models": {name: {...per sparsity lists..., "W": ...}}}.
     """
-    def moe(instances: int, init: list[int]) -> MoEToyModel:
-        return MoEToyModel(instances, n, m, experts, k, init, balance)
+    def moe(instances: int, init: list[int], dev: str | torch.device = "cpu") -> MoEToyModel:
+        return MoEToyModel(instances, n, m, experts, k, init, balance, dev)
 
     moe(1, [0])  # checks experts, k and balance before any training
     p = probabilities(sparsities, n)
@@ -260,11 +265,12 @@ def moe_compare(
     out = {"sparsity": list(sparsities), "models": {}}
     dense = {f"dense m={m}": m, f"dense m={experts * m}": experts * m}
     for name, width in dense.items():
-        t = _train_kept("relu-hidden", n, width, p, imp, steps, batch, seeds, seed, eval_batch, progress)
+        t = _train_kept("relu-hidden", n, width, p, imp, steps, batch, seeds, seed, eval_batch, progress,
+                        device=device)
         out["models"][name] = {"active_neurons": width, "params": width * n + n, "wall_s": t["run"].log.wall_s,
                                "loss": t["loss"], **_dense_measures(t["kept"]["W"], t["model"].hidden(t["x"]))[2],
                                **t["kept"]}
-    t = _train_kept("moe", n, m, p, imp, steps, batch, seeds, seed, eval_batch, progress, make=moe)
+    t = _train_kept("moe", n, m, p, imp, steps, batch, seeds, seed, eval_batch, progress, make=moe, device=device)
     tens = t["kept"]
     name = f"MoE k={k} of {experts}x{m}"
     out["models"][name] = {"active_neurons": k * m, "params": experts * m * n + experts * n + n,
@@ -325,6 +331,7 @@ def effective_size(
     seed: int = 0,
     eval_batch: int = 16384,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """k = m'/m per sparsity: m' the narrowest model without superposition as good as the trained one.
 
@@ -334,7 +341,7 @@ def effective_size(
     """
     imp = importance(n, importance_decay)
     t = _train_kept("relu-hidden", n, m, probabilities(sparsities, n), imp, steps, batch, seeds, seed, eval_batch,
-                    progress)
+                    progress, device=device)
     tens, loss = t["kept"], t["loss"]
     density = [1 - s for s in sparsities]
     widths = [narrowest_width(imp, d, ls) for d, ls in zip(density, loss)]
@@ -372,11 +379,13 @@ def _split(res: dict, keys: tuple[str, ...]) -> tuple[dict, dict]:
 def l1_run(cfg: L1SweepConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
     """model.safetensors: W [lambdas, m, n], b [lambdas, n]; result.json: the per-lambda measures."""
     check_new_dir(out, overwrite)
+    device = resolve(cfg.device)
     res = l1_sweep(cfg.lambdas, cfg.n, cfg.m, cfg.sparsity, cfg.importance_decay, cfg.model, cfg.steps, cfg.batch,
-                   cfg.seeds, cfg.seed, cfg.eval_batch, progress)
+                   cfg.seeds, cfg.seed, cfg.eval_batch, progress, device)
     result, tens = _split(res, ("W", "b"))
     result["dropped"] = dropped_by_loss_per_activation(res)
-    write_run(out, {"kind": "road1-l1", **cfg.model_dump()}, result, {"model": tens}, overwrite)
+    write_run(out, {"kind": "road1-l1", **cfg.model_dump(), "device": str(device)}, result, {"model": tens},
+              overwrite)
     return result
 
 
@@ -384,13 +393,14 @@ def moe_run(cfg: MoEConfig, out: str | Path, overwrite: bool = False, progress: 
     """One safetensors file per model (dense: W [sparsities, m, n], b; MoE: W [sparsities, E, m, n], router
     [sparsities, E, n], b); result.json: the per-model, per-sparsity measures."""
     check_new_dir(out, overwrite)
+    device = resolve(cfg.device)
     res = moe_compare(cfg.sparsity, cfg.n, cfg.m, cfg.experts, cfg.k, cfg.importance_decay, cfg.balance, cfg.steps,
-                      cfg.batch, cfg.seeds, cfg.seed, cfg.eval_batch, progress)
+                      cfg.batch, cfg.seeds, cfg.seed, cfg.eval_batch, progress, device)
     tensors, result = {}, {**res, "models": {}}
     for name, rec in res["models"].items():
         result["models"][name], tensors[_stem(name)] = _split(rec, ("W", "b", "router"))
         result["models"][name]["file"] = f"{_stem(name)}.safetensors"
-    write_run(out, {"kind": "road1-moe", **cfg.model_dump()}, result, tensors, overwrite)
+    write_run(out, {"kind": "road1-moe", **cfg.model_dump(), "device": str(device)}, result, tensors, overwrite)
     return result
 
 
@@ -402,10 +412,12 @@ def effective_size_run(cfg: EffectiveSizeConfig, out: str | Path, overwrite: boo
                        progress: bool = False) -> dict:
     """model.safetensors: the superposition models, W [sparsities, m, n], b; result.json: k per sparsity."""
     check_new_dir(out, overwrite)
+    device = resolve(cfg.device)
     res = effective_size(cfg.sparsity, cfg.n, cfg.m, cfg.importance_decay, cfg.steps, cfg.batch,
-                         cfg.seeds, cfg.seed, cfg.eval_batch, progress)
+                         cfg.seeds, cfg.seed, cfg.eval_batch, progress, device)
     result, tens = _split(res, ("W", "b"))
-    write_run(out, {"kind": "road1-effective-size", **cfg.model_dump()}, result, {"model": tens}, overwrite)
+    write_run(out, {"kind": "road1-effective-size", **cfg.model_dump(), "device": str(device)}, result,
+              {"model": tens}, overwrite)
     return result
 
 

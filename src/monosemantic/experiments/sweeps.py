@@ -52,6 +52,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pos
 from monosemantic.errors import InputError
 import monosemantic.measures as measures
 from monosemantic.config import AdamWConfig, Strict, validate
+from monosemantic.devices import resolve
 from monosemantic.progress import Bar
 from monosemantic.runs import read_json, read_run, write_json, write_run, write_text
 
@@ -262,8 +263,9 @@ def initial_weights(cfg: PointConfig, seed: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def train_group(configs: list[dict], seed: int, threads: int | None = None) -> dict:
-    """Train the points of one group as one batched model; return each point's kept weights and figures."""
+def train_group(configs: list[dict], seed: int, threads: int | None = None, device: str = "cpu") -> dict:
+    """Train the points of one group as one batched model on `device`; return each point's kept weights (on the
+    CPU) and figures."""
     from monosemantic.toy.train import kept_tensors, train_toy
 
     if threads:
@@ -274,7 +276,7 @@ def train_group(configs: list[dict], seed: int, threads: int | None = None) -> d
     weight = torch.tensor([c.importance for c in cfgs], dtype=torch.float32)
     init = torch.cat([initial_weights(c, seed) for c in cfgs])
     run = train_toy(c0.model, c0.n, c0.m, p, weight, c0.steps, c0.batch, c0.starts, seed, c0.lr, c0.weight_decay,
-                    c0.schedule, c0.warmup, c0.eval_batch, init=init)
+                    c0.schedule, c0.warmup, c0.eval_batch, init=init, device=device)
     kept = kept_tensors(run)  # W: [points, m, n]
     rows = measures.summarize(kept["W"], c0.model in ("relu-hidden", "abs"))
     wall = run.log.wall_s
@@ -332,11 +334,11 @@ def transitions(records: list[dict], axes: list[str], d_jump: float = D_JUMP) ->
 
 # ---- backends ----
 
-def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int):
+def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, device: str = "cpu"):
     """Yield (group id, result) as groups finish, on `workers` processes (in this process for 1)."""
     if workers <= 1 or len(jobs) <= 1:
         for gid, configs in jobs:
-            yield gid, train_group(configs, seed)
+            yield gid, train_group(configs, seed, device=device)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -344,7 +346,7 @@ def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int):
     # spawn, not fork: torch's thread pools do not survive a fork; one thread per worker process
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"))
     try:
-        futures = {pool.submit(train_group, configs, seed, 1): gid for gid, configs in jobs}
+        futures = {pool.submit(train_group, configs, seed, 1, device): gid for gid, configs in jobs}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
     finally:  # on Ctrl-C or an error, do not wait for the queued groups
@@ -365,7 +367,7 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
         raise InputError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
 
 
-def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None):
+def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None, device: str = "cpu"):
     try:
         import ray
     except ImportError:
@@ -385,7 +387,7 @@ def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, addres
                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     try:
         task = ray.remote(num_cpus=1)(train_group)
-        refs = {task.remote(configs, seed, 1): gid for gid, configs in jobs}
+        refs = {task.remote(configs, seed, 1, device): gid for gid, configs in jobs}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -395,20 +397,21 @@ def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, addres
             ray.shutdown()
 
 
-def _mapper(jobs, seed: int, backend: str, workers: int, ray_address: str | None):
+def _mapper(jobs, seed: int, backend: str, workers: int, ray_address: str | None, device: str = "cpu"):
     if backend == "ray":
-        return _ray_map(jobs, seed, workers, ray_address)
-    return _local_map(jobs, seed, workers)
+        return _ray_map(jobs, seed, workers, ray_address, device)
+    return _local_map(jobs, seed, workers, device)
 
 
 def train_spec(spec: SweepSpec, workers: int = 1, backend: str = "local",
-               ray_address: str | None = None) -> tuple[list[dict], list[dict]]:
+               ray_address: str | None = None, device: str = "cpu") -> tuple[list[dict], list[dict]]:
     """Train every point of a spec in memory, no directories: (points, each point's result, in point order).
     Each result has "tensors" (W: [1, m, n], b: [1, n] as numpy) and "result" (loss, measures, timings)."""
     points, groups = plan(spec)
+    device = str(resolve(device))
     jobs = [(gid, [points[i]["config"].model_dump() for i in g]) for gid, g in enumerate(groups)]
     results: list[dict] = [{}] * len(points)
-    for gid, res in _mapper(jobs, spec.seed, backend, workers, ray_address):
+    for gid, res in _mapper(jobs, spec.seed, backend, workers, ray_address, device):
         for i, pr in zip(groups[gid], res["points"]):
             results[i] = pr
     return points, results
@@ -439,13 +442,16 @@ def run_sweep(
     ray_address: str | None = None,
     progress: bool = False,
     on_group: Callable[[int, int], None] | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Run (or finish) a sweep in OUT; returns the content of sweep.json.
 
     Finished points are skipped; a point directory that is half-written, corrupt or another spec's is
     trained again with a SweepWarning. `on_group(done_groups, total_groups)` is called after each group
-    is written (the CLI's progress, the tests' interruption).
+    is written (the CLI's progress, the tests' interruption). Groups train on `device` (cpu, cuda, cuda:N,
+    auto); it is not part of a point's identity, so a sweep begun on one device can be finished on another.
     """
+    device = str(resolve(device))
     if backend not in ("local", "ray"):
         raise InputError(f"unknown backend {backend!r}; choose local or ray")
     if ray_address and backend != "ray":
@@ -474,12 +480,12 @@ def run_sweep(
             missing.add(pt["index"])
     todo = [(gid, g) for gid, g in enumerate(groups) if missing & set(g)]
     meta = {"spec": spec_json, "points": len(points), "groups": groups, "axes": axes(spec),
-            "backend": backend, "status": "running"}
+            "backend": backend, "device": device, "status": "running"}
     write_json(out / "sweep.json", meta)
 
     workers = workers or os.cpu_count() or 1
     jobs = [(gid, [points[i]["config"].model_dump() for i in g]) for gid, g in todo]
-    mapper = _mapper(jobs, spec.seed, backend, workers, ray_address)
+    mapper = _mapper(jobs, spec.seed, backend, workers, ray_address, device)
     bar = Bar(len(points), "sweep points", len(points) - len(missing)) if progress else None
     start, compute = time.perf_counter(), 0.0  # elapsed includes start-up and writing; compute does not
     try:
@@ -490,7 +496,8 @@ def run_sweep(
                     continue
                 pt = points[i]
                 config = {"kind": "sweep-point", "sweep": spec.name, "index": i, "params": pt["params"],
-                          "point_key": pt["key"], "group": gid, "sweep_seed": spec.seed, **pt["config"].model_dump()}
+                          "point_key": pt["key"], "group": gid, "sweep_seed": spec.seed, "device": device,
+                          **pt["config"].model_dump()}
                 tensors = {k: torch.tensor(v) for k, v in pr["tensors"].items()}  # Ray hands back read-only arrays
                 write_run(point_dir(out, i), config, pr["result"], {"model": tensors}, overwrite=True)
                 if bar:

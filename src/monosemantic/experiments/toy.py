@@ -13,6 +13,7 @@ import torch
 from monosemantic.errors import InputError
 import monosemantic.measures as measures
 from monosemantic.config import ToyTrainConfig
+from monosemantic.devices import resolve
 from monosemantic.toy.sampler import importance, probabilities
 from monosemantic.runs import check_new_dir, read_run, write_json, write_run
 from monosemantic.toy.train import ToyRun, kept_tensors, train_toy
@@ -23,7 +24,7 @@ def run_config(cfg: ToyTrainConfig, progress: bool = False) -> ToyRun:
     return train_toy(
         cfg.model, cfg.n, cfg.m, probabilities(cfg.sparsity, cfg.n), weight, cfg.steps, cfg.batch, cfg.seeds,
         cfg.seed, cfg.lr, cfg.weight_decay, cfg.schedule, cfg.warmup, cfg.eval_batch, cfg.correlated_sets,
-        cfg.anticorrelated_sets, cfg.set_size, progress=progress, l1=cfg.l1,
+        cfg.anticorrelated_sets, cfg.set_size, progress=progress, l1=cfg.l1, device=cfg.device,
     )
 
 
@@ -50,6 +51,7 @@ def train_toy_run(cfg: ToyTrainConfig, out: str | Path, overwrite: bool = False,
     """Train, write a run directory and return its result. A run that diverged is still written (last good weights),
     then reported as an InputError naming the step."""
     check_new_dir(out, overwrite)  # fail before training, not after
+    cfg = cfg.model_copy(update={"device": str(resolve(cfg.device))})  # config.json names the device used
     run = run_config(cfg, progress)
     result = result_of(run, cfg)
     path = write_run(out, {"kind": "toy", **cfg.model_dump()}, result, {"model": kept_tensors(run)}, overwrite)

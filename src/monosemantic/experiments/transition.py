@@ -16,6 +16,7 @@ import torch
 from monosemantic.bounds import (coherence, coherence_guarantee, dt_rho, psi, random_coherence, tail_moment, toy_coherence,
                                  welch_bound)
 from monosemantic.data import random_dictionary
+from monosemantic.devices import resolve
 from monosemantic.errors import InputError
 from monosemantic.progress import track
 from monosemantic.runs import check_new_dir, figure_file, write_run
@@ -83,7 +84,7 @@ def _l1_codes(X: np.ndarray, F: np.ndarray, G: np.ndarray, positive: bool) -> tu
 
 
 def recovery_curve(m: int, n: int, ks, trials: int, method: str = "omp", positive: bool = True,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, device: str | torch.device = "cpu") -> dict:
     """Probability of exact support recovery against k, for one random dictionary F: [n, m] with unit rows.
 
     For each k: `trials` k-sparse codes (support uniform, magnitudes U[1, 2], non-negative unless positive=False),
@@ -94,7 +95,8 @@ def recovery_curve(m: int, n: int, ks, trials: int, method: str = "omp", positiv
     - l1: the lasso min 0.5 ||x - c F||^2 + alpha ||c||_1 (c >= 0 when positive) at alpha = 1e-7 for unit x: its
       solution tends to basis pursuit's (min ||c||_1 subject to c F = x) as alpha -> 0, and the shrinkage
       alpha (G_SS^-1 sign) it leaves is ~1e-5 of the smallest true coefficient here, far below the support
-      threshold. Solved exactly by the LARS homotopy; tests check that its supports equal those of an LP solver.
+      threshold. Solved exactly by the LARS homotopy (scikit-learn, on the CPU whatever `device`, which OMP runs
+      on); tests check that its supports equal those of an LP solver.
     Returns plain lists: ks, success (probability per k), early (L1 samples whose path stopped early, counted as
     failures), k50 (interpolated 50% point, None if not crossed), dt_k (the Donoho-Tanner k at m/n), mu (coherence
     of F) and welch (the bound for n in m) with the k each guarantees, wall_s (unfolding only).
@@ -113,7 +115,7 @@ def recovery_curve(m: int, n: int, ks, trials: int, method: str = "omp", positiv
         X /= np.linalg.norm(X, axis=1, keepdims=True)  # [trials, m]
         t = time.perf_counter()
         if method == "omp":
-            codes = omp(X, F, tol=OMP_TOL, k=k).codes.toarray()
+            codes = omp(X, F, tol=OMP_TOL, k=k, device=device).codes.toarray()
         else:
             codes, e = _l1_codes(X, F, G, positive)
             early += e
@@ -137,7 +139,7 @@ def k_grid(m: int, n: int, fractions) -> list[int]:
 
 
 def curves(omp_m: int | None, l1_m: int | None, ratios, omp_trials: int, l1_trials: int, seed: int = 0,
-           progress: bool = False) -> dict:
+           progress: bool = False, device: str | torch.device = "cpu") -> dict:
     """{"omp": [...], "l1": [...]}: a `recovery_curve` for each n = ratio x m (a method with m None is skipped),
     k on a grid around the Donoho-Tanner k (`k_grid`), dictionary and codes seeded by seed + the ratio's index."""
     jobs = [(method, m, m * int(r), trials, fr, seed + i)
@@ -146,16 +148,18 @@ def curves(omp_m: int | None, l1_m: int | None, ratios, omp_trials: int, l1_tria
             if m is not None for i, r in enumerate(ratios)]
     out = {"omp": [], "l1": []}
     for method, m, n, trials, fr, s in track(jobs, "recovery curves", progress):
-        out[method].append(recovery_curve(m, n, k_grid(m, n, fr), trials, method, seed=s))
+        out[method].append(recovery_curve(m, n, k_grid(m, n, fr), trials, method, seed=s, device=device))
     return out
 
 
 def transition_run(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, methods=METHODS, seed: int = 0,
-                   overwrite: bool = False, progress: bool = False, draw=None):
+                   overwrite: bool = False, progress: bool = False, draw=None, device: str = "cpu"):
     """`monosemantic transition`: the curves at one m for n = ratio x m; writes OUT/config.json, OUT/result.json
     (per method and n: ks, success, k50, the Donoho-Tanner k, mu(F), the Welch bound and both coherence
-    guarantees, wall_s) and, with `draw` (result -> matplotlib figure), OUT/transition.png. Returns the result."""
+    guarantees, wall_s) and, with `draw` (result -> matplotlib figure), OUT/transition.png. OMP runs on `device`
+    (cpu, cuda, cuda:N, auto). Returns the result."""
     out = check_new_dir(out, overwrite)
+    device = resolve(device)
     if m < 1:
         raise InputError(f"m must be positive, got {m}")
     if not ratios or any(int(r) != r or r < 1 for r in ratios):
@@ -167,10 +171,10 @@ def transition_run(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, me
         raise InputError(f"trials must be positive, got {trials}")
     t = time.perf_counter()
     res = curves(m if "omp" in methods else None, m if "l1" in methods else None, ratios, trials, trials, seed,
-                 progress)
+                 progress, device)
     wall = time.perf_counter() - t
     config = {"kind": "transition", "m": m, "ratios": [int(r) for r in ratios], "trials": trials,
-              "methods": list(methods), "seed": seed}
+              "methods": list(methods), "seed": seed, "device": str(device)}
     res = {**res, "wall_s": wall}
     write_run(out, config, res, {}, overwrite,
               extra_files={"transition.png": figure_file(draw(res))} if draw else None)

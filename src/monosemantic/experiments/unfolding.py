@@ -17,6 +17,7 @@ from monosemantic.data import load_data, read_arrays, split, synth_uniform, to_o
 from monosemantic.dictionary import load
 from monosemantic.dictionary.base import DictionaryEstimator
 from monosemantic.config import UnfoldConfig
+from monosemantic.devices import resolve
 from monosemantic.errors import InputError
 from monosemantic.measures import REPRESENTED
 from monosemantic.runs import check_new_dir, write_run
@@ -38,14 +39,14 @@ def atoms_of(dictionary) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def unfold_with(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
-                positive: bool = False, progress: bool = False) -> Unfolding:
-    """`sensing.unfold_info` on an estimator's atoms and offset (or a bare F); method "sae" runs the
-    estimator's own encoder."""
+                positive: bool = False, progress: bool = False, device: str | torch.device = "cpu") -> Unfolding:
+    """`sensing.unfold_info` on an estimator's atoms and offset (or a bare F), solved on `device`; method "sae"
+    runs the estimator's own encoder."""
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     F, offset = atoms_of(dictionary)
     if method != "sae":
-        return unfold_info(X, F, method, tol, k, alpha, positive, progress, offset=offset)
+        return unfold_info(X, F, method, tol, k, alpha, positive, progress, offset=offset, device=device)
     if not isinstance(dictionary, DictionaryEstimator):
         raise InputError("method 'sae' needs a saved dictionary (an SAE directory), not a bare F")
     Xn = check_data(X, F.shape[1])
@@ -54,9 +55,9 @@ def unfold_with(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | 
 
 
 def unfold_codes(X, dictionary, method: str = "omp", tol: float = 1e-6, k: int | None = None, alpha: float = 0.01,
-                 positive: bool = False, output: str = "scipy"):
+                 positive: bool = False, output: str = "scipy", device: str | torch.device = "cpu"):
     """`sensing.unfold` on an estimator (or a bare F): sparse codes [samples, atoms]."""
-    u = unfold_with(X, dictionary, method, tol, k, alpha, positive)
+    u = unfold_with(X, dictionary, method, tol, k, alpha, positive, device=device)
     if method != "sae":
         warn_unconverged(u, method, tol)
     return to_output(u.codes, output)
@@ -83,6 +84,7 @@ def unfold_run(cfg: UnfoldConfig, out: str | Path, overwrite: bool = False, prog
     data, dictionary, method, tol, k, alpha, positive = (cfg.data, cfg.dictionary, cfg.method, cfg.tol, cfg.k,
                                                           cfg.alpha, cfg.positive)
     out = check_new_dir(out, overwrite)
+    device = resolve(cfg.device)
     if not tol > 0:
         raise InputError(f"tol must be > 0 (it is relative: ||x - D c|| <= tol ||x||), got {tol}")
     if not alpha > 0:
@@ -90,7 +92,7 @@ def unfold_run(cfg: UnfoldConfig, out: str | Path, overwrite: bool = False, prog
     D = load_dictionary(dictionary)
     X = load_data(data).X
     t = time.perf_counter()
-    u = unfold_with(X, D, method, tol, k, alpha, positive, progress)
+    u = unfold_with(X, D, method, tol, k, alpha, positive, progress, device)
     wall = time.perf_counter() - t
     C = u.codes
     result = {"shape": list(C.shape), "nnz": int(C.nnz), "l0": float(C.nnz / max(C.shape[0], 1)), "wall_s": wall,
@@ -100,7 +102,7 @@ def unfold_run(cfg: UnfoldConfig, out: str | Path, overwrite: bool = False, prog
     config = {"kind": "unfold", "data": str(data), "dictionary": str(dictionary), "method": method,
               "tol": tol if method == "omp" else None, "k": k if method == "omp" else None,
               "alpha": alpha if method in ("l1", "fista") else None,
-              "positive": positive if method in ("l1", "fista") else None}
+              "positive": positive if method in ("l1", "fista") else None, "device": str(device)}
     codes = {"indptr": torch.from_numpy(C.indptr.astype(np.int64)),
              "indices": torch.from_numpy(C.indices.astype(np.int64)),
              "values": torch.from_numpy(C.data.astype(np.float32))}
@@ -115,7 +117,7 @@ def amortization_gap(sae, X, F, codes_true, enc=None) -> dict[str, dict[str, flo
     """An SAE's encoder against unfolding, on data with known features F: [n_features, d] and codes_true.
 
     Three codes of the same samples X: the encoder's; the best codes for the SAE's own decoder under the SAE's
-    own objective; the same solver on the true dictionary. ReLU+L1 SAEs minimise, per sample,
+    own objective (`sae.own_solver`); the same solver on the true dictionary. ReLU+L1 SAEs minimise, per sample,
     ||x - b_dec - sum_i c_i D_i||^2 + l1 sum_i c_i ||D_i|| over c >= 0, which is exactly `lasso` on the unit
     decoder rows with alpha = l1 / 2, positive: its optimum is computed, not approximated. TopK SAEs minimise
     the squared error over codes with at most k atoms: OMP with k atoms (greedy, signed) stands in for it.
@@ -134,12 +136,7 @@ def amortization_gap(sae, X, F, codes_true, enc=None) -> dict[str, dict[str, flo
     F = np.asarray(F, dtype=np.float64)
     A, mean = atoms_of(sae)
     enc = sae.transform(X) if enc is None else enc
-    if sae.arch == "relu":
-        method, kw = "l1", dict(alpha=sae._penalty / 2, positive=True)
-        alpha = kw["alpha"]
-    else:
-        k = sae.k if sae.arch == "topk" else max(1, round(R.l0(enc)))
-        method, kw, alpha = "omp", dict(k=k, tol=1e-9), 0.0
+    method, kw, alpha = sae.own_solver(enc)
     own = unfold_info(X, A, method, offset=mean, **kw)
     true = unfold_info(X, F, method, **kw)
     exact = unfold_info(X, F, "omp", tol=1e-6)

@@ -10,17 +10,19 @@ The loss of instance i is mean over the batch of sum_k I_k (target_k - out_k)^2.
 take an optional L1 penalty on the hidden activations, l1_i * mean over the batch of sum_j |h_j|,
 with its own lambda per instance (`l1: [instances]`), so a whole lambda sweep is one batched model.
 
-The tied models compute their gradients by hand (`loss_grad`): the step is a handful of small
-`bmm`s and element-wise passes into preallocated buffers, several times faster than autograd
-at these sizes (bound by per-op overhead and allocation, not arithmetic). `forward` is the plain
-definition; the tests check the hand-written gradients against autograd on it. The abs model uses
-autograd.
+Every model is a `torch.nn.Module`: `forward(x)` is the reconstruction, the weights are parameters
+(`.to(device)`, `state_dict`, hooks and autograd work as for any module). The tied models also compute
+their gradients by hand (`loss_grad`): the step is a handful of small `bmm`s and element-wise passes
+into preallocated buffers on the parameters' device, several times faster than autograd at these sizes
+(bound by per-op overhead and allocation, not arithmetic). The tests check the hand-written gradients
+against autograd on `forward`. The abs and MoE models train by autograd.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+from torch import nn
 
 from monosemantic.errors import InputError
 
@@ -68,33 +70,37 @@ def _check_sizes(instances: int, n: int, m: int, seeds: list[int]) -> None:
         raise InputError(f"need one seed per instance: {len(seeds)} seeds for {instances} instances")
 
 
-class TiedToyModel:
+class TiedToyModel(nn.Module):
     """linear, relu-output and relu-hidden: h = W x (ReLU'd for relu-hidden), x' = W^T h + b.
 
-    The bias is stored as one more row of `theta: [instances, m + 1, n]` (rows :m are W, row m is b)
-    so that with a row of ones appended to h^T a single bmm gives W^T h + b in the forward pass and
-    both dL/dW (its W^T h part) and dL/db in the backward pass.
+    The bias is stored as one more row of the parameter `theta: [instances, m + 1, n]` (rows :m are W,
+    row m is b) so that with a row of ones appended to h^T a single bmm gives W^T h + b in the forward
+    pass and both dL/dW (its W^T h part) and dL/db in the backward pass. `W` and `b` are views of it.
+    `loss_grad` writes into the buffer `grad` (autograd's `theta.grad` is left to autograd users).
     """
 
-    def __init__(self, kind: str, instances: int, n: int, m: int, seeds: list[int]):
+    def __init__(self, kind: str, instances: int, n: int, m: int, seeds: list[int],
+                 device: torch.device | str = "cpu"):
         if kind not in ("linear", "relu-output", "relu-hidden"):
             raise InputError(f"unknown tied toy model {kind!r}")
         _check_sizes(instances, n, m, seeds)
+        super().__init__()
         self.kind, self.instances, self.n, self.m = kind, instances, n, m
         self.hidden_relu = kind == "relu-hidden"
         self.output_relu = kind != "linear"
-        self.theta = torch.zeros(instances, m + 1, n)
-        self.theta[:, :m] = xavier_normal(instances, m, n, seeds)
-        self.grad = torch.zeros_like(self.theta)
+        theta = torch.zeros(instances, m + 1, n)
+        theta[:, :m] = xavier_normal(instances, m, n, seeds)  # drawn on the CPU: the same start on every device
+        self.theta = nn.Parameter(theta.to(device))
+        self.register_buffer("grad", torch.zeros_like(self.theta), persistent=False)
         self._ws: dict[str, torch.Tensor] = {}
 
     @property
-    def W(self) -> torch.Tensor:  # [instances, m, n]
-        return self.theta[:, : self.m]
+    def W(self) -> torch.Tensor:  # [instances, m, n], a view of theta outside autograd
+        return self.theta.detach()[:, : self.m]
 
     @property
-    def b(self) -> torch.Tensor:  # [instances, n]
-        return self.theta[:, self.m]
+    def b(self) -> torch.Tensor:  # [instances, n], a view of theta outside autograd
+        return self.theta.detach()[:, self.m]
 
     def params(self) -> list[torch.Tensor]:
         return [self.theta]
@@ -103,8 +109,9 @@ class TiedToyModel:
         return [self.grad]
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"W": self.W.contiguous(), "b": self.b.contiguous()}
+        return {"W": self.W.clone(), "b": self.b.clone()}
 
+    @torch.no_grad()
     def load(self, tensors: dict[str, torch.Tensor]) -> None:
         self.theta[:, : self.m] = tensors["W"]
         self.theta[:, self.m] = tensors["b"]
@@ -118,9 +125,9 @@ class TiedToyModel:
         return h.relu() if self.hidden_relu else h
 
     def forward(self, x: torch.Tensor, W: torch.Tensor | None = None, b: torch.Tensor | None = None) -> torch.Tensor:
-        """x': [instances, batch, n]. Pass W, b to differentiate through them with autograd."""
-        W = self.W if W is None else W
-        b = self.b if b is None else b
+        """x': [instances, batch, n], differentiable in theta (or in W, b when given)."""
+        W = self.theta[:, : self.m] if W is None else W
+        b = self.theta[:, self.m] if b is None else b
         h = torch.bmm(x, W.transpose(1, 2))
         if self.hidden_relu:
             h = h.relu()
@@ -128,16 +135,17 @@ class TiedToyModel:
         return out.relu() if self.output_relu else out
 
     def _workspace(self, batch: int) -> dict[str, torch.Tensor]:
-        if self._ws.get("batch") != batch:
-            I, m, n = self.instances, self.m, self.n
+        key = (batch, self.theta.device, self.theta.dtype)  # rebuilt after a batch change or `.to()`
+        if self._ws.get("batch") != key:
+            I, m, n, new = self.instances, self.m, self.n, self.theta.new_empty
             self._ws = {
-                "batch": batch,
-                "hT": torch.empty(I, m, batch),
-                "hT1": torch.ones(I, m + 1, batch),  # [h^T; 1]
-                "dhT": torch.empty(I, m, batch),
-                "z": torch.empty(I, batch, n),
-                "r": torch.empty(I, batch, n),
-                "dW": torch.empty(I, m, n),
+                "batch": key,
+                "hT": new(I, m, batch),
+                "hT1": new(I, m + 1, batch).fill_(1.0),  # [h^T; 1]
+                "dhT": new(I, m, batch),
+                "z": new(I, batch, n),
+                "r": new(I, batch, n),
+                "dW": new(I, m, n),
             }
         return self._ws
 
@@ -147,6 +155,7 @@ class TiedToyModel:
         of 1 x 2 matrices costs a GEMM call per instance, more than the arithmetic."""
         return 7 * self.n * self.m + 4 * self.n <= 40  # element-wise passes per step, in units of I * B
 
+    @torch.no_grad()
     def loss_grad(self, x: torch.Tensor, weight: torch.Tensor, l1: torch.Tensor | None = None) -> None:
         """Write dL/dtheta of the importance-weighted loss (plus l1 * mean_b ||h||_1) into `self.grad`.
 
@@ -190,10 +199,12 @@ class TiedToyModel:
         that the intermediates stay in cache (the passes are memory-bound)."""
         I, B, n, m = x.shape[0], x.shape[1], self.n, self.m
         chunk = min(chunk, I)
-        if self._ws.get("feature_major") != (B, chunk):
-            self._ws = {"feature_major": (B, chunk), "hT": torch.empty(chunk, m, B), "dhT": torch.empty(chunk, m, B),
-                        "zT": torch.empty(chunk, n, B), "rT": torch.empty(chunk, n, B),
-                        "tmp": torch.empty(chunk, n, B), "g": torch.empty(chunk, n)}
+        key = (B, chunk, self.theta.device, self.theta.dtype)
+        if self._ws.get("feature_major") != key:
+            new = self.theta.new_empty
+            self._ws = {"feature_major": key, "hT": new(chunk, m, B),
+                        "dhT": new(chunk, m, B), "zT": new(chunk, n, B), "rT": new(chunk, n, B),
+                        "tmp": new(chunk, n, B), "g": new(chunk, n)}
         ws, xT_all, c_all = self._ws, x.transpose(1, 2), weight.reshape(I, n, 1) * (2.0 / B)
         for s in range(0, I, chunk):
             e = min(I, s + chunk)
@@ -231,13 +242,15 @@ class TiedToyModel:
 
 
 def batch_buffer(model, batch: int) -> torch.Tensor:
-    """x: [instances, batch, n] for `FeatureSampler.sample_into`, stored the way the model reads it fastest."""
+    """x: [instances, batch, n] for `FeatureSampler.sample_into`, on the model's device and in its dtype, stored
+    the way the model reads it fastest."""
+    new = next(model.parameters()).new_empty
     if getattr(model, "feature_major", False):
-        return torch.empty(model.instances, model.n, batch).transpose(1, 2)
-    return torch.empty(model.instances, batch, model.n)
+        return new(model.instances, model.n, batch).transpose(1, 2)
+    return new(model.instances, batch, model.n)
 
 
-class AutogradToyModel:
+class AutogradToyModel(nn.Module):
     """What the toy models trained by autograd share. A subclass sets `b_out` and defines `_named()` (its
     parameters by their names in `tensors()`, in the optimiser's order) and `_loss(x, weight)`: [instances]."""
 
@@ -283,12 +296,13 @@ class AbsToyModel(AutogradToyModel):
 
     kind = "abs"
 
-    def __init__(self, instances: int, n: int, m: int, seeds: list[int]):
+    def __init__(self, instances: int, n: int, m: int, seeds: list[int], device: torch.device | str = "cpu"):
         _check_sizes(instances, n, m, seeds)
+        super().__init__()
         self.instances, self.n, self.m = instances, n, m
-        self.W1 = xavier_normal(instances, m, n, seeds).requires_grad_()
-        self.W2 = xavier_normal(instances, n, m, [s + 7919 for s in seeds]).requires_grad_()
-        self.b_out = torch.zeros(instances, n, requires_grad=True)
+        self.W1 = nn.Parameter(xavier_normal(instances, m, n, seeds).to(device))
+        self.W2 = nn.Parameter(xavier_normal(instances, n, m, [s + 7919 for s in seeds]).to(device))
+        self.b_out = nn.Parameter(torch.zeros(instances, n, device=device))
 
     @property
     def W(self) -> torch.Tensor:  # the input weights carry the feature directions: [instances, m, n]
@@ -310,12 +324,13 @@ class AbsToyModel(AutogradToyModel):
         return ((self.forward(x) - self.target(x)) ** 2 * weight).sum(dim=2).mean(dim=1)
 
 
-def make_model(kind: str, instances: int, n: int, m: int, seeds: list[int], init: torch.Tensor | None = None):
-    """A batched toy model; `init: [instances, m, n]` replaces the Xavier start of W (biases start at 0)."""
+def make_model(kind: str, instances: int, n: int, m: int, seeds: list[int], init: torch.Tensor | None = None,
+               device: torch.device | str = "cpu"):
+    """A batched toy model on `device`; `init: [instances, m, n]` replaces the Xavier start of W (biases at 0)."""
     if kind == "abs":
-        model = AbsToyModel(instances, n, m, seeds)
+        model = AbsToyModel(instances, n, m, seeds, device)
     elif kind in MODELS:
-        model = TiedToyModel(kind, instances, n, m, seeds)
+        model = TiedToyModel(kind, instances, n, m, seeds, device)
     else:
         raise InputError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
     if init is not None:
@@ -325,14 +340,14 @@ def make_model(kind: str, instances: int, n: int, m: int, seeds: list[int], init
         if not torch.isfinite(init).all():
             raise InputError("init W has NaN or Inf")
         with torch.no_grad():
-            model.W.copy_(init)  # W is a view of the trained storage in both model classes
+            model.W.copy_(init)  # W is a view of the trained parameter in both model classes
     return model
 
 
 @torch.no_grad()
 def hidden_l1_per_instance(model, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """[instances]: mean over the batch of ||h||_1, the quantity the L1 penalty multiplies (float64)."""
-    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for s in range(0, x.shape[1], chunk):
         total += model.hidden(x[:, s : s + chunk]).abs().sum(dim=(1, 2), dtype=torch.float64)
     return total / x.shape[1]
@@ -341,7 +356,7 @@ def hidden_l1_per_instance(model, x: torch.Tensor, chunk: int = 8192) -> torch.T
 @torch.no_grad()
 def loss_per_instance(model, x: torch.Tensor, weight: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """[instances]: mean over the batch of sum_k I_k (target_k - out_k)^2, in float64 accumulation."""
-    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for s in range(0, x.shape[1], chunk):
         xc = x[:, s : s + chunk]
         err = (model.forward(xc) - model.target(xc)) ** 2 * weight

@@ -27,6 +27,7 @@ neurons per input, which is what the comparisons count. Gradients by autograd.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from monosemantic.errors import InputError
 from monosemantic.toy.models import AutogradToyModel, _check_sizes, xavier_normal
@@ -36,7 +37,7 @@ class MoEToyModel(AutogradToyModel):
     kind = "moe"
 
     def __init__(self, instances: int, n: int, m: int, experts: int, k: int, seeds: list[int],
-                 balance: float = 0.01):
+                 balance: float = 0.01, device: torch.device | str = "cpu"):
         _check_sizes(instances, n, m, seeds)
         if experts < 1:
             raise InputError(f"experts must be positive, got {experts}")
@@ -44,12 +45,13 @@ class MoEToyModel(AutogradToyModel):
             raise InputError(f"top-k must lie in [1, experts={experts}], got k={k}")
         if not balance >= 0:
             raise InputError(f"the load-balancing weight must be >= 0, got {balance}")
+        super().__init__()
         self.instances, self.n, self.m, self.experts, self.k, self.balance = instances, n, m, experts, k, balance
         # expert e of instance i from seed (seed_i, e): the experts start apart, like E dense models
         W = torch.stack([xavier_normal(instances, m, n, [s * 131 + e for s in seeds]) for e in range(experts)], 1)
-        self.W_experts = W.requires_grad_()  # [instances, E, m, n]
-        self.router = (0.1 * xavier_normal(instances, experts, n, [s + 104_729 for s in seeds])).requires_grad_()
-        self.b_out = torch.zeros(instances, n, requires_grad=True)
+        self.W_experts = nn.Parameter(W.to(device))  # [instances, E, m, n]
+        self.router = nn.Parameter((0.1 * xavier_normal(instances, experts, n, [s + 104_729 for s in seeds])).to(device))
+        self.b_out = nn.Parameter(torch.zeros(instances, n, device=device))
 
     @property
     def W(self) -> torch.Tensor:  # every expert's neurons stacked: [instances, E * m, n]

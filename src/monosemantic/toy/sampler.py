@@ -114,8 +114,11 @@ class FeatureSampler:
         if not self.dense_only:
             x.copy_(self._sample_structured(x.shape[1]))
             return x
-        u = self._uniform(x.shape[1])  # [1, batch, n], shared by every instance
-        torch.addcmul(self._shift, u, self._scale, out=x)
+        u = self._uniform(x.shape[1])  # [1, batch, n] on the CPU, shared by every instance
+        if self._scale.device != x.device:
+            self._scale, self._shift = self._scale.to(x.device), self._shift.to(x.device)
+        # the same draws on every device (numpy's generator): one upload of [batch, n] per batch on a GPU
+        torch.addcmul(self._shift, u.to(x.device), self._scale, out=x)
         return x.relu_()
 
     def _uniform(self, batch: int) -> torch.Tensor:

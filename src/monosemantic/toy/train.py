@@ -3,6 +3,8 @@
 The loop is nanoGPT-flat: sample a batch into a reused buffer, compute the gradients (by hand for
 the tied models), take an AdamW step. Instances are independent models that happen to share one
 tensor, so "best of N seeds" is just N instances per configuration and a choice at the end.
+Everything lives on the model's device (`train_toy(device=...)`); only the uniform draws go up and
+the logged losses come down.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from monosemantic.devices import resolve, synchronize
 from monosemantic.errors import InputError
 from monosemantic.toy.sampler import FeatureSampler
 from monosemantic.optim import SCHEDULES, AdamW, lr_at
@@ -41,7 +44,7 @@ def train(
     progress: bool = False,
     l1: float | torch.Tensor = 0.0,
 ) -> TrainLog:
-    """Train `model` in place. weight: [instances, n] importances. Returns the loss log.
+    """Train `model` in place, on its device. weight: [instances, n] importances. Returns the loss log.
 
     l1: a penalty l1 * mean_b ||h||_1 on the hidden activations, one number or [instances]. The
     logged loss is the reconstruction loss alone.
@@ -55,10 +58,11 @@ def train(
         raise InputError(f"need lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
     if schedule not in SCHEDULES:
         raise InputError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
-    weight = weight.reshape(model.instances, 1, model.n).float()
-    l1 = check_l1(model.kind, l1, model.instances)
-    opt = AdamW(model.params(), lr=lr, weight_decay=weight_decay)
     x = batch_buffer(model, batch)
+    weight = weight.reshape(model.instances, 1, model.n).to(x)
+    l1 = check_l1(model.kind, l1, model.instances)
+    l1 = None if l1 is None else l1.to(x)
+    opt = AdamW(model.params(), lr=lr, weight_decay=weight_decay)
     log = TrainLog()
     bar = Bar(steps, f"training {model.instances} {model.kind} models") if progress else None
     start = time.perf_counter()
@@ -76,6 +80,7 @@ def train(
             log.loss.append(loss_per_instance(model, x, weight).tolist())
             if bar:
                 bar.update(step + 1, f"best loss {min(log.loss[-1]):.4g}")
+    synchronize(x.device)
     log.wall_s = time.perf_counter() - start
     if bar:
         bar.close()
@@ -122,6 +127,7 @@ def train_toy(
     init: torch.Tensor | None = None,
     l1: float | torch.Tensor = 0.0,
     model=None,
+    device: str | torch.device = "cpu",
 ) -> ToyRun:
     """Train `seeds` instances per configuration and keep, per configuration, the lowest eval loss.
 
@@ -136,7 +142,9 @@ def train_toy(
     `loss` stays the reconstruction loss.
 
     model: a model to train in place of `make_model(kind, ...)` (configs * seeds instances, e.g. a
-    Mixture-of-Experts model); `kind` must then be its kind.
+    Mixture-of-Experts model); `kind` must then be its kind, and it trains on its own device.
+    device: cpu, cuda, cuda:N or auto (CUDA when available). The data stream and the initial weights are
+    drawn on the CPU, so a seed gives the same start and the same batches on every device.
     """
     if seeds < 1:
         raise InputError(f"seeds must be positive, got {seeds}")
@@ -149,7 +157,7 @@ def train_toy(
     lam = check_l1(kind, l1, configs)
     l1_all = 0.0 if lam is None else lam.repeat_interleave(seeds)
     if model is None:
-        model = make_model(kind, configs * seeds, n, m, init_seeds(configs * seeds, seed), init)
+        model = make_model(kind, configs * seeds, n, m, init_seeds(configs * seeds, seed), init, resolve(device))
     elif model.kind != kind or model.instances != configs * seeds or model.n != n:
         raise InputError(f"the given model must be {configs * seeds} instances of {kind} with n={n}")
     sampler_args = dict(signed=kind == "abs", correlated_sets=correlated_sets,
@@ -158,11 +166,11 @@ def train_toy(
     log = train(model, sampler, w_all, steps, batch, lr, weight_decay, schedule, warmup, progress=progress, l1=l1_all)
     t = time.perf_counter()
     x_eval = FeatureSampler(p_all, seed=seed + 10_000_019, **sampler_args).sample_into(
-        torch.empty(configs * seeds, eval_batch, n))
-    eval_loss = loss_per_instance(model, x_eval, w_all.reshape(-1, 1, n)).reshape(configs, seeds)
+        next(model.parameters()).new_empty(configs * seeds, eval_batch, n))
+    eval_loss = loss_per_instance(model, x_eval, w_all.reshape(-1, 1, n).to(x_eval)).reshape(configs, seeds).cpu()
     objective, act = eval_loss, None
     if lam is not None:
-        act = hidden_l1_per_instance(model, x_eval).reshape(configs, seeds)
+        act = hidden_l1_per_instance(model, x_eval).reshape(configs, seeds).cpu()
         objective = eval_loss + lam.double()[:, None] * act
     eval_s = time.perf_counter() - t
     best = objective.argmin(dim=1)
@@ -172,6 +180,6 @@ def train_toy(
 
 
 def kept_tensors(run: ToyRun) -> dict[str, torch.Tensor]:
-    """The kept instances' weights, instance order = configuration order."""
+    """The kept instances' weights on the CPU, instance order = configuration order."""
     idx = torch.tensor(run.kept)
-    return {k: v[idx].contiguous() for k, v in run.model.tensors().items()}
+    return {k: v.cpu()[idx].contiguous() for k, v in run.model.tensors().items()}

@@ -56,10 +56,6 @@ class Loaded:
     tokenizer: object
     path: Path
 
-    @property
-    def name(self) -> str:
-        return self.path.name if self.path != minilm_dir() else "all-MiniLM-L6-v2"
-
 
 def load(name: str | Path = MINILM) -> Loaded:
     """A local Hugging Face encoder or decoder directory (config.json, weights, tokenizer), read offline."""

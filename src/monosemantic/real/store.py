@@ -398,9 +398,5 @@ def _read_rows(p: Path, want: int) -> dict[str, np.ndarray]:
     return got
 
 
-def open_store(path: str | Path) -> Store:
-    return Store(path)
-
-
 def is_store(path: str | Path) -> bool:
     return Path(path).is_dir() and (Path(path) / MANIFEST).is_file()

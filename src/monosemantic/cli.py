@@ -193,7 +193,8 @@ def data_synth(
 
 @sae_app.command("train")
 def sae_train(
-    data: Path = typer.Option(..., help="Training data: .npy, .npz or .safetensors holding X: [samples, d]."),
+    data: Path = typer.Option(..., help="Training data: .npy, .npz or .safetensors holding X: [samples, d], or an "
+                                        "activation store directory (real capture)."),
     out: Path = typer.Option(..., help="Directory to write (SAELens layout: cfg.json, sae_weights.safetensors)."),
     arch: str = opt(SaeTrainConfig, "arch", help="relu | topk | batchtopk | jumprelu | mbdl | pca | ica."),
     latents: int = opt(SaeTrainConfig, "latents", help="Dictionary size (d_sae)."),
@@ -694,6 +695,60 @@ def circuits_cmd(
     for k, v in res["learned"].items():
         typer.echo(f"{k:>20}  {v:.4f}" if isinstance(v, float) else f"{k:>20}  {v}")
     typer.echo(str(out))
+
+
+# ---- a real transformer ----
+real_app = _app("A real transformer (all-MiniLM-L6-v2 by default): activation sites and the sharded store.")
+app.add_typer(real_app, name="real")
+
+
+def _capture_config():
+    from monosemantic.experiments.real import CaptureConfig
+
+    return CaptureConfig
+
+
+from monosemantic.real.model import SITE_HELP  # noqa: E402  (light: transformers is imported on first load)
+
+
+@real_app.command("capture")
+def real_capture(
+    out: Path = typer.Option(..., help="Store directory; running again with the same flags finishes missing shards."),
+    model: str = opt(_capture_config(), "model", help="minilm (the packaged all-MiniLM-L6-v2) or a local Hugging "
+                                                       "Face model directory."),
+    corpus: str = opt(_capture_config(), "corpus", help="fortunes | docstrings | all, or a text file or a directory "
+                                                         "of .txt files."),
+    site: str = opt(_capture_config(), "site", help=f"Where to read: {SITE_HELP}."),
+    tokens: int = opt(_capture_config(), "tokens", help="Tokens (rows) to capture."),
+    split: str = opt(_capture_config(), "split", help="Documents of the train | test | all split."),
+    shard_tokens: int = opt(_capture_config(), "shard_tokens", help="Rows per shard (one task each)."),
+    context: int = opt(_capture_config(), "context", help="Longest window fed to the model, in tokens."),
+    backend: str = opt(_capture_config(), "backend", help="local | ray (one task per shard)."),
+    ray_address: Optional[str] = RAY_ADDRESS,
+    workers: Optional[int] = typer.Option(None, help="ray: CPUs of a new local Ray (default: all)."),
+    progress: bool = PROGRESS,
+) -> None:
+    """Capture a model's activations at SITE over a corpus into a sharded store (`sae train --data STORE` reads it)."""
+    from monosemantic.experiments.real import capture_run
+
+    cfg = validate(_capture_config(), dict(model=model, corpus=corpus, site=site, tokens=tokens, split=split,
+                                           shard_tokens=shard_tokens, context=context, backend=backend,
+                                           ray_address=ray_address, workers=workers))
+    res = capture_run(cfg, out, progress and sys.stderr.isatty())
+    rate = f" ({res['tokens_per_s']:.0f} tokens/s)" if res["tokens_per_s"] else ""
+    _say(f"captured {res['captured_now']} of {res['shards']} shards in {res['wall_s']:.1f}s{rate}; the store holds "
+         f"{res['rows']} rows of d={res['d']} at {res['site']}")
+    typer.echo(str(out))
+
+
+@real_app.command("sites")
+def real_sites(model: str = opt(_capture_config(), "model", help="minilm or a local Hugging Face model directory.")
+               ) -> None:
+    """List the model's sites (what --site accepts)."""
+    from monosemantic.real.model import load, sites
+
+    for name in sites(load(model).model):
+        typer.echo(name)
 
 
 def _expand_multi(argv: list[str]) -> list[str]:

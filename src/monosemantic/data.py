@@ -353,6 +353,12 @@ def check_matrix(name: str, a) -> None:
 def load_data(path: str | Path, mmap: bool = False) -> Data:
     """Read a data file, validating every array. `mmap` memory-maps a .npy X (no copy into memory)."""
     path = Path(path)
+    if path.is_dir():  # an activation store (monosemantic.real.store): its rows, read from the shards on demand
+        from monosemantic.real.store import Store, is_store
+
+        if is_store(path):
+            store = Store(path)
+            return Data(store.X, meta={k: store.manifest[k] for k in ("model", "site", "corpus", "tokens")})
     if not path.is_file():
         raise InputError(f"missing data file: {path}")
     arrays, meta = read_arrays(path, mmap)

@@ -24,8 +24,10 @@ class Batches:
 
     def __init__(self, source, batch: int, seed: int = 0, start_step: int = 0):
         self.batch, self.seed = batch, seed
-        if isinstance(source, (torch.Tensor, np.ndarray)) or hasattr(source, "toarray"):
-            self.X = as_matrix(source)
+        # `on_disk`: an array-like over files (an activation store's rows), read like a memory-mapped array
+        self._disk = isinstance(source, np.memmap) or getattr(source, "on_disk", False)
+        if isinstance(source, (torch.Tensor, np.ndarray)) or hasattr(source, "toarray") or self._disk:
+            self.X = source if getattr(source, "on_disk", False) else as_matrix(source)
             self.n, self.d = self.X.shape
             if self.n < batch:
                 raise InputError(f"{self.n} samples are fewer than one batch of {batch}")
@@ -48,7 +50,7 @@ class Batches:
 
     def _order_of_pass(self, p: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, p])
-        if isinstance(self.X, np.memmap):  # blocks in random order, rows shuffled inside each block
+        if self._disk:  # blocks in random order, rows shuffled inside each block
             starts = rng.permutation(np.arange(0, self.n, BLOCK))
             return np.concatenate([s + rng.permutation(min(BLOCK, self.n - s)) for s in starts])
         return rng.permutation(self.n)
@@ -59,7 +61,9 @@ class Batches:
             self._pass, self._order = p, self._order_of_pass(p)
         idx = self._order[b * self.batch:(b + 1) * self.batch]
         self.step += 1
-        if isinstance(self.X, np.memmap):
+        if getattr(self.X, "on_disk", False):  # reads just the batch's rows, from the block's shards
+            return torch.from_numpy(np.asarray(self.X[idx], dtype=np.float32))
+        if self._disk:
             lo = idx.min()
             block = np.asarray(self.X[lo:idx.max() + 1], dtype=np.float32)  # one sequential read
             return torch.from_numpy(block[idx - lo])

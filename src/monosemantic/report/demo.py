@@ -8,9 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from monosemantic.experiments import dictionaries, phase, road1, toy, transition, unfolding
-from monosemantic.experiments import correlated, diagrams, dynamics, nonuniform
-from monosemantic.experiments import circuits
+from monosemantic.experiments import dictionaries, phase, real, road1, toy, transition, unfolding
+from monosemantic.experiments import circuits, correlated, diagrams, dynamics, nonuniform
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
 from monosemantic.report.sections.overview import picture
@@ -23,6 +22,7 @@ TOPICS = [(toy.demo, sections.toy.section), (phase.demo, sections.phase.section)
 TOPICS += [(diagrams.demo, sections.diagrams.section), (dynamics.demo, sections.dynamics.section),
            (nonuniform.demo, sections.nonuniform.section), (correlated.demo, sections.correlated.section)]
 TOPICS += [(circuits.demo, sections.circuits.section)]
+TOPICS += [(real.demo, sections.real.section)]
 
 
 def _topic(run) -> str:

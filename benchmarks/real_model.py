@@ -1,0 +1,172 @@
+"""Activation capture from the real model (all-MiniLM-L6-v2) and SAE training on the store.
+
+1. Capture at a middle layer's residual stream (resid.3) of the `all` corpus at 64k, 128k and 256k tokens
+   (and 1M with --million), each in a fresh process: tokens/s and CPU seconds of the capture compute and the
+   process's peak RSS. Time should grow linearly with tokens and memory stay flat (one shard in memory at a
+   time). Baseline, in the same process just before: a bare forward pass of the whole model over the same
+   kind of windows (no hooks, nothing stored), so the ratio says what capture costs beyond the model under the
+   same load (capture stops at the site, 4 of 6 blocks, so it can beat 1).
+2. SAE training (TopK, 8x overcomplete, k 32) on the largest store, read shard by shard from disk, against
+   the same rows as one in-memory array: samples/s and peak RSS of each, in fresh processes.
+
+usage: python benchmarks/real_model.py [--sizes 65536 131072 262144] [--million] [--sae-samples 65536]
+                                       [--threads N] [--keep DIR] [--json FILE]
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+SITE = "resid.3"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_capture(tokens: int, out: str) -> dict:
+    """Capture in this process, after a bare forward pass measured the machine's speed just before (so that the
+    ratio stands on a loaded machine), with its wall and CPU seconds (the model and corpus loaded beforehand)."""
+    from monosemantic.experiments.real import CaptureConfig, capture_run
+    from monosemantic.real import corpus as C
+
+    C.load("all")
+    base = child_forward(4096)
+    cpu = time.process_time()
+    res = capture_run(CaptureConfig(corpus="all", site=SITE, tokens=tokens), out)
+    return {**res, "cpu_s": time.process_time() - cpu, "forward_tokens_per_s": base["tokens_per_s"],
+            "peak_rss_mb": _rss_mb()}
+
+
+def child_forward(tokens: int) -> dict:
+    """The baseline: the whole model over windows of the same corpus, batched the way capture batches them."""
+    import torch
+
+    from monosemantic.real import corpus as C
+    from monosemantic.real import store as S
+
+    m = S.loaded("minilm")
+    c = C.load("fortunes")  # the windows' lengths matter, not their source: fortunes load fast
+    shards = S.plan(c, m.tokenizer, tokens, shard_tokens=tokens)
+    texts = [c.docs[d] for d, _, _ in shards[0]]
+    ids = [t[s:e][:S.CONTEXT] for t, (_, s, e) in zip(m.tokenizer(texts, add_special_tokens=False)["input_ids"],
+                                                      shards[0])]
+    cls, sep = m.tokenizer.cls_token_id, m.tokenizer.sep_token_id
+    windows = sorted(([None, None, None, [cls] + i + [sep]] for i in ids), key=lambda w: len(w[3]))
+    t = time.perf_counter()
+    n = 0
+    with torch.no_grad():
+        for group in S._batches(windows, S.BATCH_TOKENS, 0):
+            width = len(group[-1][3])
+            x = torch.zeros((len(group), width), dtype=torch.long)
+            mask = torch.zeros_like(x)
+            for j, w in enumerate(group):
+                x[j, :len(w[3])] = torch.tensor(w[3])
+                mask[j, :len(w[3])] = 1
+                n += len(w[3]) - 2
+            m.model(input_ids=x, attention_mask=mask)
+    wall = time.perf_counter() - t
+    return {"tokens": n, "wall_s": wall, "tokens_per_s": n / wall}
+
+
+def child_sae(store: str, samples: int, in_memory: bool) -> dict:
+    import numpy as np
+
+    from monosemantic.data import load_data
+    from monosemantic.dictionary import SparseAutoencoder
+
+    X = load_data(store).X
+    if in_memory:
+        X = np.ascontiguousarray(X[:])  # the baseline: every row in one array
+    sae = SparseAutoencoder("topk", 8 * X.shape[1], k=32, samples=samples, batch=1024).fit(X)
+    return {"samples": sae.step_ * 1024, "wall_s": sae.train_seconds_,
+            "samples_per_s": sae.step_ * 1024 / sae.train_seconds_, "peak_rss_mb": _rss_mb(),
+            "fvu_first_10k": 1 - sae.score(X[:10_000])}
+
+
+def in_child(kind: str, threads: int, *args) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, __file__, "--child", kind, *map(str, args), "--threads", str(threads)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if res.returncode:
+        sys.exit(f"child {kind} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[65_536, 131_072, 262_144])
+    ap.add_argument("--million", action="store_true", help="add 1,048,576 tokens")
+    ap.add_argument("--sae-samples", type=int, default=65_536)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--keep", type=Path, help="keep the stores under this directory")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.child:
+        kind, *rest = args.child
+        if kind == "capture":
+            out = child_capture(int(rest[0]), rest[1])
+        elif kind == "forward":
+            out = child_forward(int(rest[0]))
+        else:
+            out = child_sae(rest[0], int(rest[1]), rest[2] == "memory")
+        print(json.dumps(out))
+        return
+
+    from common import machine
+
+    print(f"machine: {machine()}")
+    sizes = args.sizes + ([1 << 20] if args.million else [])
+    root = args.keep or Path(tempfile.mkdtemp(prefix="real_model_"))
+    root.mkdir(parents=True, exist_ok=True)
+    report = {"machine": machine(), "site": SITE, "threads": args.threads}
+
+    print("\ncapture at resid.3 of the `all` corpus, each size in a fresh process. wall and CPU s: capture compute")
+    print("(planning included); forward: a bare forward pass of the whole model measured in the same process just")
+    print("before, so `vs forward` compares the two under the same load")
+    print(f"{'tokens':>9} {'wall s':>8} {'CPU s':>7} {'tokens/s':>9} {'forward/s':>9} {'vs forward':>10} "
+          f"{'peak RSS MB':>12}")
+    rows = []
+    for n in sizes:
+        r = in_child("capture", args.threads, n, root / f"store-{n}")
+        rows.append(r)
+        print(f"{n:>9} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f} {r['tokens_per_s']:>9.0f} "
+              f"{r['forward_tokens_per_s']:>9.0f} {r['tokens_per_s'] / r['forward_tokens_per_s']:>9.2f}x "
+              f"{r['peak_rss_mb']:>12.0f}")
+    report["capture"] = rows
+    if len(rows) > 1:
+        a, b = rows[0], rows[-1]
+        print(f"tokens x{sizes[-1] / sizes[0]:.0f}: wall x{b['wall_s'] / a['wall_s']:.2f}, CPU x{b['cpu_s'] / a['cpu_s']:.2f}"
+              f"; peak RSS {b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB")
+
+    store = root / f"store-{sizes[-1]}"
+    print(f"\nSAE training (TopK, 8x = 3072 latents, k 32, batch 1024, {args.sae_samples} samples) on the "
+          f"{sizes[-1]}-row store")
+    sae = {mode: in_child("sae", args.threads, store, args.sae_samples, mode) for mode in ("memory", "store")}
+    for mode, r in sae.items():
+        label = "in-memory array (baseline)" if mode == "memory" else "store, streamed from disk"
+        print(f"  {label:<28} {r['samples_per_s']:>8.0f} samples/s  peak RSS {r['peak_rss_mb']:>6.0f} MB  "
+              f"FVU {r['fvu_first_10k']:.3f}")
+    print(f"  store / in-memory: {sae['store']['samples_per_s'] / sae['memory']['samples_per_s']:.2f}x samples/s")
+    report["sae"] = sae
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)  # only the temporary directory this run made
+
+
+if __name__ == "__main__":
+    main()

@@ -160,12 +160,6 @@ def front_run(cfg: Road3Config, out: str | Path, overwrite: bool = False, progre
     return res
 
 
-def summary_front(res: dict) -> dict:
-    """summary.json's hybrid_front: method -> [{strength, loss, recovered, mmcs}]."""
-    return {k: [{f: p[f] for f in ("strength", "loss", "recovered", "mmcs")} for p in pts]
-            for k, pts in res["front"].items()}
-
-
 def demo(quick: bool, progress: bool) -> dict:
     """The report's front: n=20 into m=5 at S=0.9, two strengths per change in quick mode."""
     strengths = {k: v[1:] for k, v in default_strengths().items()} if quick else default_strengths()

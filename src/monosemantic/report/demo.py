@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from monosemantic.experiments import dictionaries, phase, road1, toy, transition, unfolding
+from monosemantic.experiments import dictionaries, hybrids, phase, road1, road2, toy, transition, unfolding
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
 from monosemantic.runs import write_json
@@ -17,6 +17,7 @@ from monosemantic.runs import write_json
 TOPICS = [(toy.demo, sections.toy.section), (phase.demo, sections.phase.section),
           (road1.demo, sections.road1.section), (dictionaries.demo, sections.dictionary.section),
           (unfolding.demo, sections.unfolding.section), (transition.demo, sections.transition.section)]
+TOPICS += [(road2.demo, sections.road2.section), (hybrids.demo, sections.road2.front_section)]
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = False) -> tuple[Path, Path]:

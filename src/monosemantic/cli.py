@@ -587,7 +587,7 @@ def road3_cmd(
     out: Path = typer.Option(..., help="Run directory to write."),
     strength: Optional[list[str]] = typer.Option(None, help="CHANGE=s1,s2,... (repeat); changes: l1 coherence "
                                                              "noise joint. Default: all four, three strengths each."),
-    road1: Optional[list[float]] = typer.Option(None, help="L1 lambdas of the road-1 end (default 0.1 0.3 1)."),
+    road1: Optional[list[float]] = typer.Option(None, help="L1 lambdas of the road-1 end (default 0.1 to 1)."),
     n: int = opt(Road3Config, "n", help="Number of features."),
     m: int = opt(Road3Config, "m", help="Hidden neurons."),
     sparsity: float = opt(Road3Config, "sparsity", help="Sparsity S of every feature."),
@@ -614,9 +614,10 @@ def road3_cmd(
     res = front_run(validate(Road3Config, data), out, overwrite, progress and sys.stderr.isatty())
     v = res["verdict"]
     _say(f"road2 alone: loss {v['road2']['loss']:.4f}, recovered {v['road2']['recovered']}/{n}")
-    _say(f"road1 (l1 {v['road1']['strength']}): loss {v['road1']['loss']:.4f}, recovered {v['road1']['recovered']}/{n}")
+    _say(f"road1 (l1 {v['road1']['strength']}): loss {v['road1']['loss']:.4f}, recovered {v['road1']['recovered']}/{n}"
+         f"{'' if v['road1']['superposition_free'] else ' (no lambda removed superposition and kept a feature)'}")
     for k, b in v["best"].items():
-        _say(f"{k} {b['strength']}: loss {b['loss']:.4f}, recovered {b['recovered']}/{n}, "
+        _say(f"{k} {b['strength']}: loss {b['loss']:.4f}, recovered {b['recovered']}/{n} ({b['gain']:+d} on road 2), "
              f"{'above' if b['above_line'] else 'not above'} the line between the ends")
     _say(f"done in {res['wall_s']:.1f}s")
     typer.echo(str(out))

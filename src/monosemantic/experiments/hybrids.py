@@ -41,7 +41,7 @@ class Road3Config(Strict):
     m: PositiveInt = 5
     sparsity: float = Field(default=0.9, ge=0, lt=1)
     strengths: dict[str, list[NonNegativeFloat]] = Field(default_factory=default_strengths)
-    road1: list[PositiveFloat] = Field(default=[0.1, 0.3, 1.0], min_length=1)  # L1 lambdas of the road-1 end
+    road1: list[PositiveFloat] = Field(default=[0.1, 0.3, 0.5, 0.7, 1.0], min_length=1)  # L1 lambdas, road 1's end
     joint_latents: PositiveInt | None = None  # None: n
     joint_k: PositiveInt = 3
     steps: PositiveInt = 3000
@@ -127,12 +127,16 @@ def front(cfg: Road3Config, progress: bool = False) -> dict:
 
 
 def verdict(front: dict, m: int) -> dict:
-    """The straight line between the ends (road 2 alone; road 1 at its weakest lambda with no more features than
-    neurons) and, per hybrid, its best point (most recovered, then lowest loss), whether it lies above the line,
-    and the loss it paid per feature made recoverable beyond road 2."""
+    """The straight line between the ends and, per hybrid, its best point (most recovered, then lowest loss): its
+    gain in recovered features over road 2 alone, whether it lies above the line, and the loss it paid per feature
+    made recoverable beyond road 2 (None without a gain).
+
+    Road 1's end is its weakest lambda that leaves between 1 and m features represented (no superposition left);
+    when no lambda does, the strongest that keeps any feature, marked superposition_free False."""
     r2 = front["road2"][0]
-    free = [p for p in front["road1"] if p["represented"] <= m] or front["road1"][-1:]
-    r1 = free[0]
+    road1 = sorted(front["road1"], key=lambda p: p["strength"])
+    free = [p for p in road1 if 1 <= p["represented"] <= m]
+    r1 = free[0] if free else ([p for p in road1 if p["represented"] > 0] or road1)[-1]
 
     def line(loss: float) -> float:  # recovered on the line through the ends, at this loss
         if r1["loss"] == r2["loss"]:
@@ -145,11 +149,12 @@ def verdict(front: dict, m: int) -> dict:
             continue
         p = max(pts, key=lambda p: (p["recovered"], -p["loss"]))
         gain = p["recovered"] - r2["recovered"]
-        best[method] = {"strength": p["strength"], "loss": p["loss"], "recovered": p["recovered"],
+        best[method] = {"strength": p["strength"], "loss": p["loss"], "recovered": p["recovered"], "gain": gain,
                         "above_line": p["recovered"] > line(p["loss"]),
                         "loss_per_feature": (p["loss"] - r2["loss"]) / gain if gain > 0 else None}
     return {"road2": {k: r2[k] for k in ("loss", "recovered")},
-            "road1": {"strength": r1["strength"], "loss": r1["loss"], "recovered": r1["recovered"]}, "best": best}
+            "road1": {"strength": r1["strength"], "loss": r1["loss"], "recovered": r1["recovered"],
+                      "represented": r1["represented"], "superposition_free": bool(free)}, "best": best}
 
 
 def front_run(cfg: Road3Config, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
@@ -163,6 +168,6 @@ def front_run(cfg: Road3Config, out: str | Path, overwrite: bool = False, progre
 def demo(quick: bool, progress: bool) -> dict:
     """The report's front: n=20 into m=5 at S=0.9, the two stronger strengths of each change (one in quick mode)."""
     strengths = {k: v[1:2] if quick else v[1:] for k, v in default_strengths().items()}
-    cfg = Road3Config(strengths=strengths, road1=[0.3] if quick else [0.3, 1.0], steps=300 if quick else 1500,
+    cfg = Road3Config(strengths=strengths, road1=[0.3] if quick else [0.3, 0.7], steps=300 if quick else 1500,
                       batch=256 if quick else 1024, samples=8000 if quick else 20_000, device="cpu")
     return front(cfg, progress)

@@ -42,9 +42,11 @@ def front_section(result: dict):
     sec.add(table([{"method": k, **p} for k, pts in result["front"].items() for p in pts], cols))
     v = result["verdict"]
     sec.add(table([{"method": k, **b} for k, b in v["best"].items()],
-                  ["method", "strength", "loss", "recovered", "above_line", "loss_per_feature"]))
+                  ["method", "strength", "loss", "recovered", "gain", "above_line", "loss_per_feature"]))
     sec.text(f"Ends: road 2 alone (loss {v['road2']['loss']:.4f}, recovered {v['road2']['recovered']}) and road 1 at "
-             f"lambda {v['road1']['strength']} (loss {v['road1']['loss']:.4f}, recovered {v['road1']['recovered']}). "
+             f"lambda {v['road1']['strength']} (loss {v['road1']['loss']:.4f}, recovered {v['road1']['recovered']}, "
+             f"{v['road1']['represented']} represented; superposition removed: {v['road1']['superposition_free']}). "
+             "gain: features recovered beyond road 2 alone. "
              "above_line: the hybrid's best point recovers more than the straight line between the ends at its loss. "
              "loss_per_feature: extra loss over road 2 per extra feature recovered. max_cos: the largest |cosine| "
              "between represented features.", note=True)

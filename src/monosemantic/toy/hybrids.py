@@ -121,14 +121,19 @@ class Hybrid:
         return torch.stack(self.terms).cpu() if self.terms else torch.zeros(0, self.model.instances)
 
 
+def _cosines(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos(W_i, W_j): [I, n, n] and the feature norms [I, n] of W: [I, m, n]."""
+    norms = W.norm(dim=1)
+    U = W / norms[:, None, :].clamp_min(1e-8)
+    return torch.bmm(U.transpose(1, 2), U), norms
+
+
 def coherence_excess(W: torch.Tensor, target: float) -> torch.Tensor:
     """[I]: mean over pairs of represented features (||W_i|| > REPRESENTED) of relu(|cos(W_i, W_j)| - target)^2.
 
     W: [I, m, n]. Features below the threshold are left alone, so the term does not score by pushing a represented
     feature to interfere less with one the model does not use."""
-    norms = W.norm(dim=1)  # [I, n]
-    U = W / norms[:, None, :].clamp_min(1e-8)
-    cos = torch.bmm(U.transpose(1, 2), U)  # [I, n, n]
+    cos, norms = _cosines(W)
     rep = (norms.detach() > REPRESENTED).to(W.dtype)
     mask = rep[:, :, None] * rep[:, None, :] * (1 - torch.eye(W.shape[2], device=W.device, dtype=W.dtype))
     excess = (cos.abs() - target).relu() ** 2 * mask
@@ -137,9 +142,7 @@ def coherence_excess(W: torch.Tensor, target: float) -> torch.Tensor:
 
 def max_cosine(W: torch.Tensor) -> list[float]:
     """Per instance, the largest |cos| between two represented features of W: [I, m, n] (0 with fewer than two)."""
-    norms = W.norm(dim=1)
-    U = W / norms[:, None, :].clamp_min(1e-8)
-    cos = torch.bmm(U.transpose(1, 2), U).abs()
-    rep = norms > REPRESENTED
+    cos, norms = _cosines(W)
+    cos, rep = cos.abs(), norms > REPRESENTED
     mask = rep[:, :, None] & rep[:, None, :] & ~torch.eye(W.shape[2], dtype=torch.bool, device=W.device)
     return [float(c[mk].max()) if mk.any() else 0.0 for c, mk in zip(cos, mask)]

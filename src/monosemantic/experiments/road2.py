@@ -135,8 +135,10 @@ def bounds_at(W: torch.Tensor, p: float) -> dict:
     delta = min(1.0, m / max(r, 1))
     dt_k = dt_rho(delta) * m
     mu = c["coherence_no_antipodal"]
+    guarantee = coherence_guarantee(min(mu, 1.0))
     return {"dims_per_feature": m / n, "expected_active": k, "coherence": mu, "welch": c["welch"],
-            "coherence_k": coherence_guarantee(min(mu, 1.0)), "dt_k": dt_k, "dt_ok": bool(k < dt_k)}
+            "coherence_k": guarantee if math.isfinite(guarantee) else None,  # None (JSON null): no bound
+            "dt_k": dt_k, "dt_ok": bool(k < dt_k)}
 
 
 def toy_recovery(cfg: Road2ToyConfig, progress: bool = False) -> dict:

@@ -168,6 +168,6 @@ def front_run(cfg: Road3Config, out: str | Path, overwrite: bool = False, progre
 def demo(quick: bool, progress: bool) -> dict:
     """The report's front: n=20 into m=5 at S=0.9, the two stronger strengths of each change (one in quick mode)."""
     strengths = {k: v[1:2] if quick else v[1:] for k, v in default_strengths().items()}
-    cfg = Road3Config(strengths=strengths, road1=[0.3] if quick else [0.3, 0.7], steps=300 if quick else 1500,
-                      batch=256 if quick else 1024, samples=8000 if quick else 20_000, device="cpu")
+    cfg = Road3Config(strengths=strengths, road1=[0.3] if quick else [0.3, 0.7], steps=300 if quick else 1000,
+                      batch=256 if quick else 1024, samples=8000 if quick else 15_000, device="cpu")
     return front(cfg, progress)

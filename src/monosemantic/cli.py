@@ -18,15 +18,17 @@ from monosemantic.config import (EffectiveSizeConfig, FeaturesConfig, L1SweepCon
 from monosemantic.data import synth
 from monosemantic.devices import DEFAULT as DEFAULT_DEVICE
 from monosemantic.errors import InputError
-from monosemantic.experiments.diagrams import protocols_run
-from monosemantic.experiments.dynamics import dynamics as dynamics_run
-from monosemantic.runs import check_new_dir
-from monosemantic.experiments.phase import MIN_PLATEAU_LEVELS, n2m1_spec, phase_run, uniform_spec
-from monosemantic.experiments.transition import transition_run
 from monosemantic.experiments.adversarial import adversarial as adversarial_run, check_norm
 from monosemantic.experiments.circuits import circuits_run
 from monosemantic.experiments.computation import computation as computation_run
+from monosemantic.experiments.diagrams import protocols_run
+from monosemantic.experiments.dynamics import dynamics as dynamics_run
+from monosemantic.experiments.hybrids import Road3Config
+from monosemantic.experiments.phase import MIN_PLATEAU_LEVELS, n2m1_spec, phase_run, uniform_spec
 from monosemantic.experiments.privileged import privileged as privileged_run
+from monosemantic.experiments.road2 import Road2ToyConfig
+from monosemantic.experiments.transition import transition_run
+from monosemantic.runs import check_new_dir
 
 
 def _app(help: str, **kw) -> typer.Typer:
@@ -45,7 +47,7 @@ app.add_typer(sae_app, name="sae")
 
 # Options that take several values after one flag (`--sparsity 0 0.8 0.9`); Click wants the flag
 # repeated, so `main` rewrites the first form into the second before parsing.
-MULTI_VALUE = ("--sparsity", "--importance", "--lambdas", "--ratios", "--methods")
+MULTI_VALUE = ("--sparsity", "--importance", "--lambdas", "--ratios", "--methods", "--archs", "--road1")
 
 
 PROGRESS = typer.Option(True, help="Show a progress bar.")
@@ -749,6 +751,99 @@ def real_sites(model: str = opt(_capture_config(), "model", help="minilm or a lo
 
     for name in sites(load(model).model):
         typer.echo(name)
+# --- road 2 on toy activations, and road 3: hybrids ---
+road2_app = _app("Road 2: dictionaries learned from a model's activations, scored against its own features.")
+app.add_typer(road2_app, name="road2")
+
+
+def _pairs_of(values: list[str], what: str, sep: str) -> list[tuple[str, str]]:
+    out = []
+    for v in values:
+        a, found, b = v.partition(sep)
+        if not found or not a or not b:
+            raise InputError(f"{what} must look like A{sep}B, got {v!r}")
+        out.append((a.strip(), b.strip()))
+    return out
+
+
+def _numbers(text: str, what: str, cast=float) -> list:
+    try:
+        return [cast(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InputError(f"{what}: not a list of numbers: {text!r}") from None
+
+
+@road2_app.command("toy")
+def road2_toy(
+    out: Path = typer.Option(..., help="Run directory to write."),
+    shape: Optional[list[str]] = typer.Option(None, help="Toy model n x m, e.g. 80x20 (repeat; default 20x5 and 80x20)."),
+    sparsity: Optional[list[float]] = typer.Option(None, help="Sparsities S (default 0.8 0.9 0.97)."),
+    ratios: Optional[list[float]] = typer.Option(None, help="Dictionary sizes as multiples of n, in (0, 64]."),
+    archs: Optional[list[str]] = typer.Option(None, help="Dictionaries: topk relu mbdl (default all)."),
+    steps: int = opt(Road2ToyConfig, "steps", help="Toy model training steps."),
+    samples: int = opt(Road2ToyConfig, "samples", help="Activations each dictionary trains on."),
+    seed: int = opt(Road2ToyConfig, "seed", help="Seed."),
+    device: str = opt(Road2ToyConfig, "device", help=DEVICE_HELP),
+    overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
+) -> None:
+    """Train toy models in superposition, learn dictionaries from h = W x, and score them against W's represented
+    columns: MMCS, recovered@0.9, dead latents, splits, unfolding with the learned dictionary against the true W."""
+    from monosemantic.experiments.road2 import toy_recovery_run
+
+    data = dict(steps=steps, samples=samples, seed=seed, device=device)
+    if shape:
+        data["shapes"] = [(_numbers(a, "n", int)[0], _numbers(b, "m", int)[0]) for a, b in _pairs_of(shape, "shape", "x")]
+    for key, v in (("sparsity", sparsity), ("ratios", ratios), ("archs", archs)):
+        if v:
+            data[key] = v
+    res = toy_recovery_run(validate(Road2ToyConfig, data), out, overwrite, progress and sys.stderr.isatty())
+    for b in res["best"]:
+        _say(f"n={b['n']} m={b['m']} S={b['sparsity']}: best {b['arch']} x{b['latents']} recovered "
+             f"{b['recovered']}/{b['represented']} represented (of {b['n']}), MMCS {b['mmcs']:.3f}")
+    _say(f"done in {res['wall_s']:.1f}s")
+    typer.echo(str(out))
+
+
+@app.command("road3")
+def road3_cmd(
+    out: Path = typer.Option(..., help="Run directory to write."),
+    strength: Optional[list[str]] = typer.Option(None, help="CHANGE=s1,s2,... (repeat); changes: l1 coherence "
+                                                             "noise joint. Default: all four, three strengths each."),
+    road1: Optional[list[float]] = typer.Option(None, help="L1 lambdas of the road-1 end (default 0.1 to 1)."),
+    n: int = opt(Road3Config, "n", help="Number of features."),
+    m: int = opt(Road3Config, "m", help="Hidden neurons."),
+    sparsity: float = opt(Road3Config, "sparsity", help="Sparsity S of every feature."),
+    joint_latents: Optional[int] = opt(Road3Config, "joint_latents", help="Joint dictionary's latents (default n; >= m)."),
+    joint_k: int = opt(Road3Config, "joint_k", help="Joint dictionary's active latents."),
+    steps: int = opt(Road3Config, "steps", help="Training steps of every point."),
+    batch: int = opt(Road3Config, "batch", help="Samples per step."),
+    samples: int = opt(Road3Config, "samples", help="Activations road 2's dictionary trains on, per point."),
+    seed: int = opt(Road3Config, "seed", help="Seed (the same initial W for every point)."),
+    device: str = opt(Road3Config, "device", help=DEVICE_HELP),
+    overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
+) -> None:
+    """Hybrids: train with each change over its strength, then score loss against road 2's recovery (the number
+    of the n features represented and matched by an atom at cosine > 0.9), beside road 1 and road 2 alone."""
+    from monosemantic.experiments.hybrids import front_run
+
+    data = dict(n=n, m=m, sparsity=sparsity, joint_latents=joint_latents, joint_k=joint_k, steps=steps,
+                batch=batch, samples=samples, seed=seed, device=device)
+    if strength:
+        data["strengths"] = {k: _numbers(v, k) for k, v in _pairs_of(strength, "strength", "=")}
+    if road1:
+        data["road1"] = road1
+    res = front_run(validate(Road3Config, data), out, overwrite, progress and sys.stderr.isatty())
+    v = res["verdict"]
+    _say(f"road2 alone: loss {v['road2']['loss']:.4f}, recovered {v['road2']['recovered']}/{n}")
+    _say(f"road1 (l1 {v['road1']['strength']}): loss {v['road1']['loss']:.4f}, recovered {v['road1']['recovered']}/{n}"
+         f"{'' if v['road1']['superposition_free'] else ' (no lambda removed superposition and kept a feature)'}")
+    for k, b in v["best"].items():
+        _say(f"{k} {b['strength']}: loss {b['loss']:.4f}, recovered {b['recovered']}/{n} ({b['gain']:+d} on road 2), "
+             f"{'above' if b['above_line'] else 'not above'} the line between the ends")
+    _say(f"done in {res['wall_s']:.1f}s")
+    typer.echo(str(out))
 
 
 def _expand_multi(argv: list[str]) -> list[str]:

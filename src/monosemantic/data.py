@@ -206,10 +206,22 @@ def toy_activations(run_dir: str | Path, instance: int = 0, samples: int = 100_0
                              correlated_sets=config.get("correlated_sets", 0),
                              anticorrelated_sets=config.get("anticorrelated_sets", 0),
                              set_size=config.get("set_size", 2))
+    if not (W.norm(dim=0) > REPRESENTED).any():
+        raise InputError(f"{run_dir}: instance {instance} represents no feature (every ||W_i|| <= {REPRESENTED})")
+    X, F, codes, keep = activations_of(W, sampler, samples)
+    return Data(X, F, codes, _meta_of(X, codes, kind="toy", run_dir=str(run_dir), instance=instance,
+                                      sparsity=sparsity, represented=keep.tolist(), n=n, m=m, seed=seed))
+
+
+def activations_of(W, sampler, samples: int) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix, "torch.Tensor"]:
+    """X = h = W x: [samples, m] for x from `sampler` (one instance), with the truth: F: [represented, m] the
+    represented columns of W: [m, n] (norm > 0.5) normalised, codes x_i * ||W_i||, and the represented indices."""
+    from monosemantic.measures import REPRESENTED
+
+    W = W.double()
+    m, n = W.shape
     norms = W.norm(dim=0)  # [n]
     keep = (norms > REPRESENTED).nonzero().flatten()
-    if len(keep) == 0:
-        raise InputError(f"{run_dir}: instance {instance} represents no feature (every ||W_i|| <= {REPRESENTED})")
     F = (W[:, keep] / norms[keep]).T.float().numpy()  # [n_represented, m]
     X = np.empty((samples, m), dtype=np.float32)
     parts = []
@@ -218,9 +230,7 @@ def toy_activations(run_dir: str | Path, instance: int = 0, samples: int = 100_0
         x = sampler.sample(e - s)[:, 0, :].double()  # [b, n]
         X[s:e] = (x @ W.T).float().numpy()
         parts.append(sp.csr_matrix((x[:, keep] * norms[keep]).float().numpy()))
-    codes = sp.vstack(parts, format="csr")
-    return Data(X, F, codes, _meta_of(X, codes, kind="toy", run_dir=str(run_dir), instance=instance,
-                                      sparsity=sparsity, represented=keep.tolist(), n=n, m=m, seed=seed))
+    return X, F, sp.vstack(parts, format="csr"), keep
 
 
 def read_toy_run(run_dir: str | Path) -> tuple[dict, torch.Tensor]:

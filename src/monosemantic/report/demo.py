@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from monosemantic.experiments import dictionaries, phase, real, road1, toy, transition, unfolding
+from monosemantic.experiments import dictionaries, hybrids, phase, real, road1, road2, toy, transition, unfolding
 from monosemantic.experiments import circuits, correlated, diagrams, dynamics, nonuniform
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
@@ -22,6 +22,7 @@ TOPICS = [(toy.demo, sections.toy.section), (phase.demo, sections.phase.section)
 TOPICS += [(diagrams.demo, sections.diagrams.section), (dynamics.demo, sections.dynamics.section),
            (nonuniform.demo, sections.nonuniform.section), (correlated.demo, sections.correlated.section)]
 TOPICS += [(circuits.demo, sections.circuits.section)]
+TOPICS += [(road2.demo, sections.road2.section), (hybrids.demo, sections.road2.front_section)]
 TOPICS += [(real.demo, sections.real.section)]
 
 

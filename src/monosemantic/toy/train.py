@@ -46,6 +46,7 @@ def train(
     progress: bool = False,
     l1: float | torch.Tensor = 0.0,
     snapshot_every: int = 0,
+    hybrid=None,
 ) -> TrainLog:
     """Train `model` in place, on its device. weight: [instances, n] importances. Returns the loss log.
 
@@ -69,7 +70,9 @@ def train(
     weight = weight.reshape(model.instances, 1, model.n).to(x)
     l1 = check_l1(model.kind, l1, model.instances)
     l1 = None if l1 is None else l1.to(x)
-    opt = AdamW(model.params(), lr=lr, weight_decay=weight_decay)
+    step_grad = model.loss_grad if hybrid is None else hybrid.loss_grad
+    extra = [] if hybrid is None else hybrid.params()
+    opt = AdamW(model.params() + extra, lr=lr, weight_decay=weight_decay)
     log = TrainLog()
     bar = Bar(steps, f"training {model.instances} {model.kind} models") if progress else None
     if snapshot_every:
@@ -78,8 +81,8 @@ def train(
     start = time.perf_counter()
     for step in range(steps):
         sampler.sample_into(x)
-        model.loss_grad(x, weight, l1)
-        grads = model.grads()
+        step_grad(x, weight, l1)
+        grads = model.grads() + ([] if hybrid is None else hybrid.grads())
         if not all(math.isfinite(float(g.sum())) for g in grads):  # NaN and inf both survive a sum
             log.diverged_at = step
             break
@@ -142,6 +145,7 @@ def train_toy(
     model=None,
     device: str | torch.device = "cpu",
     snapshot_every: int = 0,
+    hybrid=None,
 ) -> ToyRun:
     """Train `seeds` instances per configuration and keep, per configuration, the lowest eval loss.
 
@@ -159,6 +163,7 @@ def train_toy(
     Mixture-of-Experts model); `kind` must then be its kind, and it trains on its own device.
     device: cpu, cuda, cuda:N or auto (CUDA when available). The data stream and the initial weights are
     drawn on the CPU, so a seed gives the same start and the same batches on every device.
+    hybrid: a training change on `model` (`toy.hybrids.Hybrid`), which must then be given.
     """
     if seeds < 1:
         raise InputError(f"seeds must be positive, got {seeds}")
@@ -174,11 +179,13 @@ def train_toy(
         model = make_model(kind, configs * seeds, n, m, init_seeds(configs * seeds, seed), init, resolve(device))
     elif model.kind != kind or model.instances != configs * seeds or model.n != n:
         raise InputError(f"the given model must be {configs * seeds} instances of {kind} with n={n}")
+    if hybrid is not None and hybrid.model is not model:
+        raise InputError("a hybrid change must be built on the model it trains (pass it as model)")
     sampler_args = dict(signed=kind == "abs", correlated_sets=correlated_sets,
                         anticorrelated_sets=anticorrelated_sets, set_size=set_size)
     sampler = FeatureSampler(p_all, seed=seed, **sampler_args)
     log = train(model, sampler, w_all, steps, batch, lr, weight_decay, schedule, warmup, progress=progress, l1=l1_all,
-                snapshot_every=snapshot_every)
+                snapshot_every=snapshot_every, hybrid=hybrid)
     t = time.perf_counter()
     x_eval = FeatureSampler(p_all, seed=seed + 10_000_019, **sampler_args).sample_into(
         next(model.parameters()).new_empty(configs * seeds, eval_batch, n))

@@ -1,6 +1,6 @@
 """Report sections: each assembles one topic's figures and tables from an experiment's result."""
-from monosemantic.report.sections import dictionary, phase, real, road1, toy, transition, unfolding
+from monosemantic.report.sections import dictionary, phase, real, road1, road2, toy, transition, unfolding
 from monosemantic.report.sections import circuits, correlated, diagrams, dynamics, nonuniform
 
-__all__ = ["dictionary", "phase", "real", "road1", "toy", "transition", "unfolding", "diagrams", "dynamics",
-           "nonuniform", "correlated", "circuits"]
+__all__ = ["dictionary", "phase", "real", "road1", "road2", "toy", "transition", "unfolding", "diagrams",
+           "dynamics", "nonuniform", "correlated", "circuits"]

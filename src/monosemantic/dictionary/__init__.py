@@ -25,8 +25,8 @@ def load(path: str | Path) -> DictionaryEstimator:
     cfg = read_json(path / "cfg.json")
     if not isinstance(cfg, dict):
         raise InputError(f"{path}/cfg.json must be a JSON object")
-    arch = cfg.get("architecture")
-    if isinstance(arch, str) and arch in CLASSICAL:
+    kind = cfg.get("architecture")
+    if isinstance(kind, str) and kind in CLASSICAL:
         if not isinstance(cfg.get("params", {}), dict):
             raise InputError(f"{path}/cfg.json: params must be a JSON object")
         est = load_classical(path, cfg)

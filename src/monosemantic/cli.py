@@ -316,8 +316,9 @@ def phase_n2m1(
         raise InputError(f"--grid must be at least 2, got {grid}")
     res = _phase_run("n2m1", n2m1_spec(grid, steps, seeds, candidates, seed), out, backend, workers,
                          ray_address, progress, device)
-    _say(f"agreement with the analytic diagram: {res['agreement_far']:.1%} of {res['far_points']} points away "
-         f"from the boundary, {res['agreement_all']:.1%} of all; {len(res['transitions'])} transitions")
+    far, every = (f"{v:.1%}" if v is not None else "n/a" for v in (res["agreement_far"], res["agreement_all"]))
+    _say(f"agreement with the analytic diagram: {far} of {res['far_points']} points away "
+         f"from the boundary, {every} of all; {len(res['transitions'])} transitions")
     typer.echo(str(out / "diagram"))
 
 

@@ -23,10 +23,9 @@ def load(path: str | Path) -> DictionaryEstimator:
     if not path.is_dir():
         raise InputError(f"not a saved dictionary directory: {path}")
     cfg = read_json(path / "cfg.json")
-    if not isinstance(cfg, dict):
-        raise InputError(f"{path}/cfg.json must be a JSON object")
-    kind = cfg.get("architecture")
-    if isinstance(kind, str) and kind in CLASSICAL:
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("architecture", ""), str):
+        raise InputError(f"{path}/cfg.json must be a JSON object whose architecture is a name")
+    if cfg.get("architecture") in CLASSICAL:
         if not isinstance(cfg.get("params", {}), dict):
             raise InputError(f"{path}/cfg.json: params must be a JSON object")
         est = load_classical(path, cfg)

@@ -1,7 +1,7 @@
 """The paper's toy-model findings (Elhage et al. 2022), reproduced with stated tolerances.
 
 Training follows the paper: AdamW lr 1e-3, batch 1024, 10k steps. Plain training from a random
-start does not always reach the paper's layout (../shared/README.md section 3: at n=5, m=2, S=0.8
+start does not always reach the paper's layout (at n=5, m=2, S=0.8
 3 of 10 notebook-style starts did), so the ReLU model keeps the best of several seeds by loss on a
 fixed evaluation batch; with 20 seeds the chance that none reaches it is about 0.7^20 < 0.1%.
 """

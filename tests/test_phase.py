@@ -10,7 +10,7 @@ from monosemantic.runs import read_json
 
 
 def test_ideal_losses_and_the_analytic_boundary():
-    # ../shared/README.md section 3: superposition below s = 4r/(2+5r) (r <= 1), 4/(5+2r) (r >= 1)
+    # the closed form: superposition below s = 4r/(2+5r) (r <= 1), 4/(5+2r) (r >= 1)
     assert phase.ideal_losses(1.0, 0.5).tolist() == pytest.approx([0.5 / 3 - 0.0625, 0.5 / 3 - 0.0625, 2 * 0.25 / 6])
     for r in (0.1, 0.3, 0.5, 2.0, 10.0):
         edge = 4 * r / (2 + 5 * r) if r <= 1 else 4 / (5 + 2 * r)

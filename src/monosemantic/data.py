@@ -6,7 +6,7 @@ X = C @ F (up to the unrepresented features of a toy model). Three sources:
 
 * `synth_uniform`  shared/README.md section 5: n random unit directions, each on independently with
                    p = k / n, magnitude U(0, 1). With the same seed and sizes it draws exactly the data
-                   of ../shared/peers/make_synthetic.py (same generator, same order of draws).
+                   of the peers' synthetic-data recipe (same generator, same order of draws; tests/reference_peers.py).
 * `synth_sharkey`  Sharkey, Braun & Millidge (2022): 512 features in 256 dims, frequencies falling as
                    decay**i scaled so that about k are on, optionally correlated through a Gaussian copula
                    (marginal frequencies unchanged).
@@ -307,7 +307,7 @@ def save_data(path: str | Path, data: Data) -> Path:
     return atomic_file(path, write)
 
 
-# the peers' names (../shared/peers/make_synthetic.py) -> ours
+# the peers' names (tests/reference_peers.py) -> ours
 _ALIASES = {"D": "F", "codes_indptr": "indptr", "codes_indices": "indices", "codes_data": "values"}
 
 

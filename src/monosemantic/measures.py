@@ -1,4 +1,5 @@
-"""Measures of superposition on a batch of toy models, as ../shared/README.md section 4 defines them.
+"""Measures of superposition on a batch of toy models, with the definitions of Elhage et al. 2022
+(each function's docstring gives its formula).
 
 All functions take `W: [instances, m, n]` (column i of W[k] is feature i's direction in instance
 k's hidden space) and return per-instance tensors.

@@ -2,7 +2,7 @@
 FastICA as floors (at most d atoms, and sign-free: score them with `absolute=True`, see `sign_free`).
 
 All fit in float64: on float32 input sklearn's coordinate-descent lasso often cannot reach its duality-gap
-tolerance, runs to max_iter and floods ConvergenceWarnings (~4x slower per batch; ../shared/peers/README.md).
+tolerance, runs to max_iter and floods ConvergenceWarnings (~4x slower per batch).
 Saved as a directory: `cfg.json` and `dictionary.safetensors` (components: [n_atoms, d], mean: [d]).
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Superposition as a phase change (Elhage et al. 2022), on sweeps.
 
 - n=2, m=1: which of feature 1, feature 2 or both (an antipodal pair) the trained model keeps, over
-  relative importance r and density s, against the closed-form boundary of ../shared/README.md
-  section 3 (three ideal layouts compared by their losses).
+  relative importance r and density s, against the closed-form boundary of toy/theory.py
+  (three ideal layouts compared by their losses).
 - uniform importance (n=200, m=20 by default): dimensions per feature D* against 1/(1-S), sticky
   at 1/2 (antipodal pairs), and the feature dimensionalities D_i with the paper's fractions.
 - sharp transitions: along any sweep axis, where a feature switches on or off, its D_i jumps, or
@@ -51,7 +51,7 @@ def n2m1_spec(grid: int = 20, steps: int = 10_000, seeds: int = 0, candidates: b
     """The phase-diagram sweep: importance_ratio r (rows) x density (columns), both log-spaced.
 
     Plain training from random starts often stays in a one-feature minimum inside the superposition
-    phase (../shared/README.md section 3), so by default each point starts from each of the three
+    phase, so by default each point starts from each of the three
     ideal layouts (slightly perturbed) and keeps the lowest loss.
     """
     return parse_spec({

@@ -7,7 +7,6 @@ is the run's artifact: its manifest records every setting and the package versio
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -16,6 +15,7 @@ from pydantic import NonNegativeInt, PositiveInt
 
 from monosemantic.config import Strict
 from monosemantic.errors import InputError
+from monosemantic.experiments.sweeps import ray_session
 from monosemantic.progress import Bar
 from monosemantic.real import store as S
 from monosemantic.real.model import MINILM
@@ -45,36 +45,6 @@ def _ray_task(fn: Callable, threads: int = 1):
         torch.set_num_threads(threads)
         return fn(*args)
     return run
-
-
-@contextmanager
-def ray_session(workers: int | None, address: str | None):
-    """Ray, joined at `address` or started locally with `workers` CPUs (and shut down after, if started here).
-    The same start-up as the sweeps' Ray backend."""
-    from monosemantic.experiments.sweeps import check_ray_address
-
-    try:
-        import ray
-    except ImportError:
-        raise InputError("the ray backend needs the `ray` package (pip install ray)") from None
-    if address:
-        check_ray_address(address)
-    started = not ray.is_initialized()
-    if started:
-        try:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                         object_store_memory=200 * 2**20)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise InputError(f"cannot start or join Ray at {address or 'a new local instance'}: "
-                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    try:
-        yield ray
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def ray_map(workers: int | None, address: str | None) -> Callable[[Callable, Iterable[tuple]], Iterator[dict]]:

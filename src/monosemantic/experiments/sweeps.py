@@ -43,6 +43,7 @@ import time
 import tomllib
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -385,7 +386,9 @@ def _import_ray():
     return ray
 
 
-def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None, device: str = "cpu"):
+@contextmanager
+def ray_session(workers: int | None, address: str | None):
+    """Ray, joined at `address` or started locally with `workers` CPUs (and shut down after, if started here)."""
     ray = _import_ray()
     if address:  # train_spec's only check; run_sweep checks earlier, before it writes OUT
         check_ray_address(address)
@@ -401,15 +404,20 @@ def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, addres
             raise InputError(f"cannot start or join Ray at {address or 'a new local instance'}: "
                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None, device: str = "cpu"):
+    with ray_session(workers, address) as ray:
         task = ray.remote(num_cpus=1)(train_group)
         refs = {task.remote(configs, seed, 1, device): gid for gid, configs in jobs}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield refs[done[0]], ray.get(done[0])
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _mapper(jobs, seed: int, backend: str, workers: int, ray_address: str | None, device: str = "cpu"):

@@ -55,7 +55,7 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
     t = time.perf_counter()
     est.fit(data.X)  # refuses fewer samples than one batch (Batches), and PCA/ICA latents > d (_fit_floor)
     wall = getattr(est, "train_seconds_", None) or time.perf_counter() - t
-    seen = getattr(est, "step_", 1) * batch if cfg.arch not in ("pca", "ica") else len(data.X)
+    seen = est.step_ * batch if hasattr(est, "step_") else len(data.X)  # PCA and ICA fit on every row once
     result = {"wall_s": wall, "samples": seen, "samples_per_s": seen / wall if wall > 0 else None,
               "fvu_train_sample": 1 - est.score(data.X[: min(len(data.X), 10_000)]),
               "n_resampled": getattr(est, "n_resampled_", 0)}

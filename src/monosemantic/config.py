@@ -213,9 +213,11 @@ class SaeTrainConfig(Strict):
 
     @model_validator(mode="after")
     def _k(self) -> SaeTrainConfig:
-        if self.arch in ("topk", "batchtopk") and self.k >= self.latents:
-            raise ValueError(f"k ({self.k}) must be smaller than latents ({self.latents})")
-        if self.checkpoint is not None and self.arch in ("mbdl", "pca", "ica"):
+        from monosemantic.dictionary import archs
+
+        if self.arch in archs.ARCHS:  # each SAE architecture refuses its own impossible settings (k >= latents)
+            archs.get(self.arch)(k=self.k, l1=self.l1, l0=self.l0).check(self.latents)
+        elif self.checkpoint is not None:  # the classical learners
             raise ValueError(f"the {self.arch} learner cannot resume from a checkpoint (only the SAEs can); "
                              f"drop --checkpoint")
         self.check_memory(1)

@@ -239,6 +239,11 @@ def read_toy_run(run_dir: str | Path) -> tuple[dict, torch.Tensor]:
     from monosemantic.runs import read_run
 
     config, _, tensors = read_run(run_dir)
+    return config, check_toy_run(run_dir, config, tensors)
+
+
+def check_toy_run(run_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    """W: [instances, m, n] of a toy run's tensors, checked against its config (see `read_toy_run`)."""
     where = f"{run_dir}/model.safetensors"
     if not isinstance(config, dict):
         raise InputError(f"{run_dir}/config.json must be a JSON object")
@@ -268,7 +273,7 @@ def read_toy_run(run_dir: str | Path) -> tuple[dict, torch.Tensor]:
             raise InputError(f"{where}: {name} has NaN or Inf")
     if isinstance(sparsity, list) and not all(isinstance(s, (int, float)) and 0 <= s < 1 for s in sparsity):
         raise InputError(f"{run_dir}/config.json: sparsity must be a list of numbers in [0, 1)")
-    return config, W
+    return W
 
 
 # ---------------------------------------------------------------- files

@@ -38,6 +38,7 @@ import json
 import math
 import os
 import shutil
+import functools
 import socket
 import time
 import tomllib
@@ -362,6 +363,7 @@ def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, devi
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+@functools.lru_cache(maxsize=None)  # once per address: commands check early, then again when the session starts
 def check_ray_address(address: str, timeout: float = 5.0) -> None:
     """Fail fast, naming the address, when nothing listens there (ray.init would retry for a minute)."""
     if address in ("auto", "local"):

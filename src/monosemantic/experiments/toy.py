@@ -16,7 +16,7 @@ import monosemantic.measures as measures
 from monosemantic.config import ToyTrainConfig, validate
 from monosemantic.devices import resolve
 from monosemantic.toy.sampler import importance, probabilities
-from monosemantic.data import read_toy_run
+from monosemantic.data import check_toy_run, read_toy_run
 from monosemantic.runs import check_new_dir, read_run, write_json, write_run
 from monosemantic.toy.train import ToyRun, kept_snapshots, kept_tensors, train_toy
 
@@ -177,6 +177,6 @@ def load_run(run_dir: str | Path) -> ToyResult:
     if not isinstance(config, dict) or config.get("kind") != "toy" or "W" not in tensors:
         kind = config.get("kind") if isinstance(config, dict) else None
         raise InputError(f"{run_dir} is not a toy run directory (config.json kind {kind!r})")
-    read_toy_run(run_dir)  # the weights checked against config.json
+    check_toy_run(run_dir, config, tensors)
     cfg = validate(ToyTrainConfig, {k: v for k, v in config.items() if k in ToyTrainConfig.model_fields})
     return ToyResult(cfg, tensors, result)

@@ -327,7 +327,7 @@ def test_cli_train_and_score(small, tmp_path, capsys):
     from monosemantic.data import load_data
 
     assert scores["mmcs"] == pytest.approx(R.dictionary_scores(load_data(data).F, load(out).components_)["mmcs"])
-    for args, msg in ((["--k", "64"], "k (64) must be smaller"), (["--arch", "gated"], "arch")):
+    for args, msg in ((["--k", "64"], "k must lie in [1, latents=64), got 64"), (["--arch", "gated"], "arch")):
         with pytest.raises(SystemExit) as e:
             main(["sae", "train", "--data", str(data), "--latents", "64", "--out", str(tmp_path / "x"), *args])
         assert e.value.code == 2 and msg in capsys.readouterr().err

@@ -298,6 +298,7 @@ def features_of(test: S.Store, neurons: S.Store, codes, mean: "np.ndarray", rng)
     t = time.perf_counter()
     feats = enumerate_features(codes, test.token)
     neuron_mono = unit_monosemanticity(_dense(neurons.X), test.token)
+    neuron_fired = sum((A > 0).sum(0) for A in _dense(neurons.X))  # [neurons] tokens where each is positive
     pit, pairs = cosine_pitfall(test.X, codes, mean, rng)
     live = feats["fired"] > 0
     fm, nm = feats["monosemanticity"], neuron_mono
@@ -309,7 +310,13 @@ def features_of(test: S.Store, neurons: S.Store, codes, mean: "np.ndarray", rng)
                                 "neurons_scored": int(np.isfinite(nm).sum()), "feature_quartiles": quartiles(fm),
                                 "neuron_quartiles": quartiles(nm),
                                 "features_above_neuron_median": float((fm[np.isfinite(fm)] > _median(nm)).mean())
-                                if np.isfinite(fm).any() and _median(nm) is not None else None},
+                                if np.isfinite(fm).any() and _median(nm) is not None else None,
+                                # a control at equal counts: units positive on at least top_k tokens, whose entropy
+                                # is normalised by the same log(top_k)
+                                "neurons_full": int((neuron_fired >= TOP_K).sum()),
+                                "neuron_median_full": _median(nm[neuron_fired >= TOP_K]),
+                                "features_full": int((feats["fired"] >= TOP_K).sum()),
+                                "feature_median_full": _median(fm[feats["fired"] >= TOP_K])},
             "enumeration": {"live": int(live.sum()), "median_density": _median(feats["density"][live]),
                             "median_fired": _median(feats["fired"][live].astype(float)), "hist_bins": HIST_BINS,
                             "top_k": TOP_K, "contexts": "neighbouring rows of the test store (same document)"},

@@ -45,21 +45,27 @@ def features(sec: Section, r: dict) -> None:
              f"activation histogram and top {e['top_k']} contexts are in the feature browser: "
              f"{BROWSER} beside this page (one static page; search by token, sort by density or monosemanticity).")
     sec.add(f'<p><a href="{BROWSER}">Open the feature browser</a></p>')
-    cols = ["units", "scored", "median", "quartile_25", "quartile_75"]
+    q = {"neurons": m["neuron_quartiles"] or [None] * 3, "features": m["feature_quartiles"] or [None] * 3}
     rows = [{"units": f"MLP neurons ({r['neuron_site']})", "scored": m["neurons_scored"],
-             "median": r["neuron_monosemanticity"], "quartile_25": (m["neuron_quartiles"] or [None] * 3)[0],
-             "quartile_75": (m["neuron_quartiles"] or [None] * 3)[2]},
+             "median": r["neuron_monosemanticity"], "quartile_25": q["neurons"][0], "quartile_75": q["neurons"][2],
+             "full_top_k": m["neurons_full"], "median_full_top_k": m["neuron_median_full"]},
             {"units": f"SAE latents ({r['site']})", "scored": m["features_scored"],
-             "median": r["feature_monosemanticity"], "quartile_25": (m["feature_quartiles"] or [None] * 3)[0],
-             "quartile_75": (m["feature_quartiles"] or [None] * 3)[2]}]
-    sec.add(table(rows, cols))
+             "median": r["feature_monosemanticity"], "quartile_25": q["features"][0], "quartile_75": q["features"][2],
+             "full_top_k": m["features_full"], "median_full_top_k": m["feature_median_full"]}]
+    sec.add(table(rows, list(rows[0])))
+    above = m["features_above_neuron_median"]
+    nm, fm = r["neuron_monosemanticity"], r["feature_monosemanticity"]
+    if nm is not None and fm is not None:
+        sec.text(f"Are the dictionary's features more monosemantic than the model's neurons, as the paper expects? "
+                 f"By this measure, on these tokens: {'yes' if fm > nm else 'no'} (median {fm:.3f} for the latents "
+                 f"against {nm:.3f} for the neurons).")
     sec.text(f"Monosemanticity of a unit = 1 - H / log(n), with H the entropy of the token ids of its top "
              f"{m['top_k']} activating test tokens (n of them, those where it is positive): 1 when they are all one "
              f"token, 0 when all differ. Neurons and latents are scored on the same test tokens (the {r['neuron_site']} "
              f"activations are captured for exactly the rows of the {r['site']} test store); units positive on fewer "
-             f"than two tokens are not scored. Latents above the neurons' median: "
-             f"{m['features_above_neuron_median']:.0%}." if m["features_above_neuron_median"] is not None else
-             "No unit could be scored.", note=True)
+             f"than two tokens are not scored. full_top_k: the units positive on at least {m['top_k']} tokens, so "
+             f"that every score is normalised by the same log({m['top_k']}), and their median. Latents above the "
+             f"neurons' median: {'n/a' if above is None else f'{above:.0%}'}.", note=True)
     sec.add(figure(monosemanticity(r), alt="monosemanticity of neurons and of latents"))
     sec.add("<h3>Where cosine similarity misleads, on real activations</h3>")
     t = p["thresholds"]

@@ -35,9 +35,9 @@ def _browser(*args, timeout=120):
     return subprocess.run([BROWSER, *FLAGS, *args], capture_output=True, text=True, timeout=timeout)
 
 
-def _probe(page):
+def _probe(page, probe=PROBE):
     probed = page.with_name("probed.html")
-    probed.write_text(page.read_text().replace("<head>", "<head>" + PROBE, 1))
+    probed.write_text(page.read_text().replace("<head>", "<head>" + probe, 1))
     out = _browser("--virtual-time-budget=10000", "--dump-dom", probed.as_uri())
     m = re.search(r'<pre id="probe">(.*?)</pre>', out.stdout, flags=re.S)
     assert m, f"the page did not finish loading: {out.stderr[-2000:]}"
@@ -66,3 +66,43 @@ def test_report_in_headless_chromium(tmp_path):
     out = _browser(f"--screenshot={shot}", "--window-size=1280,1600", page.as_uri())
     assert shot.exists() and shot.stat().st_size > 10_000, out.stderr[-2000:]
     print(f"browser: {len(r['images'])} figures decoded; screenshot {shot}")
+
+
+# the feature browser: after load, its entries, then a token search typed into the box and one that matches nothing
+FEATURES_PROBE = PROBE.split('window.addEventListener("load"')[0] + """window.addEventListener("load", () => {
+  const n = () => document.querySelectorAll("#list .feat").length;
+  const q = document.getElementById("q"), type = v => { q.value = v; q.dispatchEvent(new Event("input")); };
+  const r = {errors: window.__errors, entries: n(), count: document.getElementById("count").textContent,
+             bars: document.querySelectorAll("#list svg rect").length, marks: document.querySelectorAll("#list mark").length,
+             injected: document.querySelectorAll("#list img, #list script").length + (window.__pwned ? 1 : 0)};
+  type("onerror"); r.searched = document.getElementById("count").textContent;
+  type("no-such-token"); r.none = n();
+  type(""); r.back = n();
+  const pre = document.createElement("pre"); pre.id = "probe"; pre.textContent = JSON.stringify(r);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@pytest.mark.slow
+def test_feature_browser_in_headless_chromium(tmp_path):
+    from test_real_enumeration import fake_result
+
+    from monosemantic.report import browser
+
+    result = fake_result(rows=600, latents=80)
+    page = tmp_path / "features.html"
+    page.write_text(browser.page(result))
+    data = browser.page_data(result)
+    live = len(data["features"])
+    r = _probe(page, FEATURES_PROBE)
+    assert r["errors"] == [] and r["injected"] == 0
+    assert r["entries"] == min(live, browser.PER_PAGE) and r["count"] == f"{live} of {live} live latents"
+    assert r["bars"] > 0 and r["marks"] >= r["entries"]
+    hits = sum(any("onerror" in data["text"][row].strip() for row in f[6]) for f in data["features"])
+    assert 0 < hits < live and r["searched"] == f"{hits} of {live} live latents"
+    assert r["none"] == 0 and r["back"] == r["entries"]
+    shot = tmp_path / "features.png"
+    out = _browser(f"--screenshot={shot}", "--window-size=1280,1600", page.as_uri())
+    assert shot.exists() and shot.stat().st_size > 10_000, out.stderr[-2000:]
+    print(f"feature browser: {r['entries']} of {live} entries on page 1, search 'onerror': {hits}; screenshot {shot}")

@@ -752,6 +752,73 @@ def real_sites(model: str = opt(_capture_config(), "model", help="minilm or a lo
 
     for name in sites(load(model).model):
         typer.echo(name)
+def _real_sae_config():
+    from monosemantic.experiments.real import RealSaeConfig
+
+    return RealSaeConfig
+
+
+@real_app.command("sae")
+def real_sae(
+    out: Path = typer.Option(..., help="Run directory to write (must not exist, unless --overwrite); it holds the "
+                                       "feature browser, features.html."),
+    stores: Path = typer.Option(..., help="Directory for the train and test stores: captured there, or reused and "
+                                          "finished when a run with the same settings left them."),
+    site: str = opt(_real_sae_config(), "site", help=f"Where the dictionary reads: {SITE_HELP}."),
+    neuron_site: str = opt(_real_sae_config(), "neuron_site", help="The MLP neurons scored against the latents."),
+    corpus: str = opt(_real_sae_config(), "corpus", help="fortunes | docstrings | all, or a text file or directory."),
+    train_tokens: int = opt(_real_sae_config(), "train_tokens", help="Train-split tokens the SAE learns from."),
+    test_tokens: int = opt(_real_sae_config(), "test_tokens", help="Test-split tokens it is scored and read on."),
+    expansion: int = opt(_real_sae_config(), "expansion", help="Latents = expansion x d."),
+    k: int = opt(_real_sae_config(), "k", help="Active latents per token (TopK)."),
+    epochs: int = opt(_real_sae_config(), "epochs", help="Passes over the train store."),
+    splice_texts: int = opt(_real_sae_config(), "splice_texts", help="Test documents for embedding recovered."),
+    seed: int = opt(_real_sae_config(), "seed", help="Seed."),
+    overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
+) -> None:
+    """A TopK SAE on MiniLM's activations: FVU, L0, dead latents, embedding recovered; every latent's density,
+    activation histogram and top contexts; neurons against latents in monosemanticity; the cosine pitfall.
+
+    Writes OUT/result.json (the figures), OUT/features.safetensors (per latent: fired, density, max, hist:
+    [latents, 20], top_rows and top_values: [latents, 32], monosemanticity), neurons.safetensors, pairs.safetensors,
+    rows.safetensors and row_text.json (the test rows), and OUT/features.html (the feature browser)."""
+    from monosemantic.experiments.real import sae_run, small
+    from monosemantic.report.browser import page
+
+    cfg = validate(_real_sae_config(), dict(site=site, neuron_site=neuron_site, corpus=corpus,
+                                            train_tokens=train_tokens, test_tokens=test_tokens, expansion=expansion,
+                                            k=k, epochs=epochs, splice_texts=splice_texts, seed=seed))
+    res = small(sae_run(cfg, stores, progress and sys.stderr.isatty(), out=out, overwrite=overwrite,
+                        pages={"features.html": page}))
+    _say(f"{res['latents']} latents at {res['site']}: FVU {res['fvu']:.3f}, L0 {res['l0']:.1f}, {res['dead']} dead, "
+         f"embedding recovered {res['embedding_recovered']:.3f}; monosemanticity median: neurons "
+         f"{_num(res['neuron_monosemanticity'])}, latents {_num(res['feature_monosemanticity'])}")
+    typer.echo(str(out))
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+@real_app.command("browse")
+def real_browse(
+    run_dir: Path = typer.Argument(..., help="A run directory of `real sae`."),
+    out: Optional[Path] = typer.Option(None, help="HTML file to write (default RUN_DIR/features.html)."),
+) -> None:
+    """Write the feature browser of a `real sae` run: one static HTML page, no server, works offline."""
+    from monosemantic.experiments.real import read_real_run
+    from monosemantic.report.browser import page
+    from monosemantic.runs import check_output_path, disk_errors, write_text
+
+    target = check_output_path(out or run_dir / "features.html")
+    text = page(read_real_run(run_dir))
+    with disk_errors(target):
+        target.absolute().parent.mkdir(parents=True, exist_ok=True)
+        write_text(target, text)
+    typer.echo(str(target))
+
+
 # --- road 2 on toy activations, and road 3: hybrids ---
 road2_app = _app("Road 2: dictionaries learned from a model's activations, scored against its own features.")
 app.add_typer(road2_app, name="road2")

@@ -120,6 +120,7 @@ class RealSaeConfig(Strict):
     epochs: PositiveInt = 4  # SAE training samples = epochs * train_tokens
     splice_texts: PositiveInt = 128  # test-split documents whose embeddings are compared
     seed: NonNegativeInt = 0
+    neuron_site: str = "mlp.3"  # the model's MLP neurons, scored on the same test rows as the latents
 
 
 def density_histogram(fired: "np.ndarray", rows: int, bins: int = 30) -> dict:
@@ -132,16 +133,21 @@ def density_histogram(fired: "np.ndarray", rows: int, bins: int = 30) -> dict:
     return {"log10_density_edges": edges.tolist(), "counts": counts.tolist(), "dead": int((fired == 0).sum())}
 
 
-def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False) -> dict:
+def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False, out: str | Path | None = None,
+            overwrite: bool = False, pages: dict[str, Callable[[dict], str]] | None = None) -> dict:
     """Capture train and test stores under WORK (resumable), fit a TopK SAE on the train store (streamed), and
-    score it on the test split: FVU, L0, dead latents, the density histogram, and embedding recovered."""
+    score it on the test split: FVU, L0, dead latents, the density histogram, and embedding recovered; then read
+    its features on the test rows (`features_of`). With OUT, write the run directory (`write_real_run`)."""
     import numpy as np
     import torch
 
     from monosemantic.dictionary import SparseAutoencoder
     from monosemantic.real import corpus as C
     from monosemantic.real.splice import embedding_recovered
+    from monosemantic.runs import check_new_dir
 
+    if out is not None:
+        check_new_dir(out, overwrite)  # before minutes of work
     work = Path(work)
     stores = {}
     for split, tokens in (("train", cfg.train_tokens), ("test", cfg.test_tokens)):
@@ -162,14 +168,207 @@ def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False) -> dic
 
     corpus = C.load(cfg.corpus)
     texts = [corpus.docs[i] for i in corpus.ids("test")[:cfg.splice_texts]]
+    mean = train.mean()  # [d]
     t = time.perf_counter()
-    splice = embedding_recovered(S.loaded(MINILM), cfg.site, texts, reconstruct, torch.from_numpy(train.mean()))
-    return {"site": cfg.site, "corpus": cfg.corpus, "d": d, "tokens": len(train), "test_tokens": len(test),
-            "latents": sae.n_latents, "k": cfg.k, "samples": sae.step_ * sae.batch, "train_s": sae.train_seconds_,
-            "samples_per_s": sae.step_ * sae.batch / sae.train_seconds_, "fvu": fvu,
-            "l0": float(codes.nnz / len(Xt)), "dead": int((fired == 0).sum()), "dead_fraction": float((fired == 0).mean()),
-            "density": density_histogram(fired, len(Xt)), **splice, "splice_s": time.perf_counter() - t,
-            "capture": {k: {"tokens_per_s": v["tokens_per_s"], "wall_s": v["wall_s"]} for k, v in stores.items()}}
+    splice = embedding_recovered(S.loaded(MINILM), cfg.site, texts, reconstruct, torch.from_numpy(mean))
+    splice_s = time.perf_counter() - t
+    neurons = capture_run(CaptureConfig(corpus=cfg.corpus, site=cfg.neuron_site, tokens=cfg.test_tokens, split="test"),
+                          work / f"store-test-{cfg.neuron_site}", progress)
+    stores[cfg.neuron_site] = neurons
+    read = features_of(test, S.Store(work / f"store-test-{cfg.neuron_site}"), codes, mean,
+                       np.random.default_rng(cfg.seed))
+    result = {"site": cfg.site, "corpus": cfg.corpus, "d": d, "tokens": len(train), "test_tokens": len(test),
+              "latents": sae.n_latents, "k": cfg.k, "samples": sae.step_ * sae.batch, "train_s": sae.train_seconds_,
+              "samples_per_s": sae.step_ * sae.batch / sae.train_seconds_, "fvu": fvu,
+              "l0": float(codes.nnz / len(Xt)), "dead": int((fired == 0).sum()), "dead_fraction": float((fired == 0).mean()),
+              "density": density_histogram(fired, len(Xt)), **splice, "splice_s": splice_s,
+              "capture": {k: {"tokens_per_s": v["tokens_per_s"], "wall_s": v["wall_s"]} for k, v in stores.items()},
+              "neuron_site": cfg.neuron_site, **read}
+    if out is not None:
+        write_real_run(out, cfg, result, work, overwrite, pages)
+    return result
+
+
+# ---------------------------------------------------------------- reading the dictionary's features
+# Every latent is enumerated on the test rows: how often it fires, the histogram of its activations, and its
+# top-activating rows. Contexts are read from the test store's own rows (doc, pos, token): a store holds its
+# split's documents whole and in order (only the last one may be cut by the token budget), so the tokens around a
+# row are its neighbours in the store; nothing is re-tokenized. The same rows are captured at the model's MLP
+# (`neuron_site`), so neurons and latents are scored by one measure (`real.features`) on the same tokens.
+
+HIST_BINS = 20  # bins of each latent's activation histogram, over (0, its largest activation]
+PAIR_ROWS = 1500  # test rows whose every pair is scored for the cosine pitfall (~1.1M pairs)
+PAIR_PLOTTED = 3000  # random pairs kept for the scatter
+HIGH_COS, LOW_COS, MOSTLY_SHARED = 0.8, 0.3, 0.5  # the thresholds of the toy unfolding's cosine pitfall
+BIG = ("tensors", "row_text")  # result keys that go to the run directory's files, not to result.json
+
+
+def _dense(A, chunk: int = 2048) -> Iterator["np.ndarray"]:
+    """Row chunks of a scipy sparse matrix or a store's rows, as dense arrays."""
+    import numpy as np
+
+    for s in range(0, A.shape[0], chunk):
+        part = A[s:s + chunk]
+        yield part.toarray() if hasattr(part, "toarray") else np.asarray(part)
+
+
+def enumerate_features(codes, token: "np.ndarray", bins: int = HIST_BINS) -> dict[str, "np.ndarray"]:
+    """Every latent of `codes: [rows, latents]` (scipy sparse, non-negative) on rows whose token ids are
+    `token: [rows]`: `fired` (rows where it is non-zero) and `density` ([latents]), its largest activation `max`,
+    `hist: [latents, bins]` (its non-zero activations in equal bins over (0, max]), its top rows
+    `top_rows`/`top_values: [latents, TOP_K]` (-1/-inf where it fired on fewer rows; zeros count as rows) and
+    `monosemanticity` (NaN where it fired on fewer than two rows)."""
+    import numpy as np
+
+    from monosemantic.real.features import top_rows, unit_monosemanticity
+
+    C = codes.tocsc()
+    C.eliminate_zeros()
+    n_rows, latents = C.shape
+    fired = np.diff(C.indptr)  # [latents]
+    vmax = np.zeros(latents, np.float32)
+    has = fired > 0
+    if has.any():  # the max over each non-empty column's stored values (empty columns hold none in between)
+        vmax[has] = np.maximum.reduceat(C.data, C.indptr[:-1][has])
+    col = np.repeat(np.arange(latents), fired)  # [nnz] latent of each stored value
+    b = np.minimum((C.data / np.maximum(vmax[col], 1e-30) * bins).astype(np.int64), bins - 1)
+    hist = np.bincount(col * bins + np.maximum(b, 0), minlength=latents * bins).reshape(latents, bins)
+    values, rows = top_rows(_dense(codes))
+    return {"fired": fired.astype(np.int64), "density": (fired / n_rows).astype(np.float32), "max": vmax,
+            "hist": hist.astype(np.int32), "top_rows": rows.numpy(), "top_values": values.numpy(),
+            "monosemanticity": unit_monosemanticity(_dense(codes), token)}
+
+
+def cosine_pitfall(X: "np.ndarray", codes, mean: "np.ndarray", rng, n: int = PAIR_ROWS) -> tuple[dict, dict]:
+    """The cosine of activation rows against the Jaccard overlap of their SAE supports, over every pair of `n`
+    random rows of `X: [rows, d]`: Pearson r (raw cosine, and cosine after subtracting the train mean `mean: [d]`),
+    the pairs with high cosine but disjoint supports and the reverse, and the most striking pair of each kind
+    (test-row indices). Returns (figures, arrays of PAIR_PLOTTED random pairs for the scatter)."""
+    import numpy as np
+
+    pick = np.sort(rng.choice(len(X), min(n, len(X)), replace=False))
+    a, b = np.triu_indices(len(pick), k=1)  # every pair once: [pairs]
+
+    def cosines(H):
+        H = H / np.maximum(np.linalg.norm(H, axis=1, keepdims=True), 1e-30)
+        return (H @ H.T)[a, b]
+
+    H = np.asarray(X[pick], np.float64)
+    cos, cos_c = cosines(H), cosines(H - mean)
+    on = (codes[pick] != 0).astype(np.float64)  # [n, latents] sparse supports
+    inter = np.asarray((on @ on.T).todense())[a, b]
+    size = np.asarray(on.sum(1)).ravel()
+    jac = inter / np.maximum(size[a] + size[b] - inter, 1)
+    high, disjoint = cos > HIGH_COS, inter == 0
+    shared = jac >= MOSTLY_SHARED
+    examples = []
+    for kind, pool, best in (("high cosine, no shared latent", np.flatnonzero(disjoint), np.argmax),
+                             ("low cosine, mostly shared", np.flatnonzero(shared), np.argmin)):
+        if len(pool):
+            i = pool[best(cos[pool])]
+            examples.append({"kind": kind, "cosine": float(cos[i]), "jaccard": float(jac[i]), "shared": int(inter[i]),
+                             "row_a": int(pick[a[i]]), "row_b": int(pick[b[i]])})
+    shown = np.sort(rng.choice(len(cos), min(PAIR_PLOTTED, len(cos)), replace=False))
+    figures = {"rows": int(len(pick)), "pairs": int(len(cos)), "correlation": float(np.corrcoef(cos, jac)[0, 1]),
+               "correlation_centred": float(np.corrcoef(cos_c, jac)[0, 1]), "median_cosine": float(np.median(cos)),
+               "high_cos": int(high.sum()), "disjoint": int(disjoint.sum()),
+               "high_cos_no_shared": int((high & disjoint).sum()),
+               "low_cos_mostly_shared": int(((cos < LOW_COS) & shared).sum()), "mostly_shared": int(shared.sum()),
+               "thresholds": {"high_cos": HIGH_COS, "low_cos": LOW_COS, "mostly_shared_jaccard": MOSTLY_SHARED},
+               "examples": examples}
+    return figures, {"cos": cos[shown].astype(np.float32), "jaccard": jac[shown].astype(np.float32)}
+
+
+def _median(v: "np.ndarray") -> float | None:
+    import numpy as np
+
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if len(v) else None
+
+
+def features_of(test: S.Store, neurons: S.Store, codes, mean: "np.ndarray", rng) -> dict:
+    """Enumeration, monosemanticity of latents and neurons, and the cosine pitfall on the test rows: the small
+    figures, and under BIG the per-latent arrays and the rows' text (for the run directory and the browser)."""
+    import numpy as np
+
+    from monosemantic.real.features import TOP_K, document_runs, unit_monosemanticity
+
+    if not (np.array_equal(test.doc, neurons.doc) and np.array_equal(test.pos, neurons.pos)):
+        raise InputError(f"stores {test.path} and {neurons.path} do not hold the same rows")
+    t = time.perf_counter()
+    feats = enumerate_features(codes, test.token)
+    neuron_mono = unit_monosemanticity(_dense(neurons.X), test.token)
+    neuron_fired = sum((A > 0).sum(0) for A in _dense(neurons.X))  # [neurons] tokens where each is positive
+    pit, pairs = cosine_pitfall(test.X, codes, mean, rng)
+    live = feats["fired"] > 0
+    fm, nm = feats["monosemanticity"], neuron_mono
+    start, stop = document_runs(test.doc, test.pos)
+    quartiles = lambda v: np.nanpercentile(v, [25, 50, 75]).tolist() if np.isfinite(v).any() else None  # noqa: E731
+    return {"neurons": int(neurons.X.shape[1]),
+            "neuron_monosemanticity": _median(nm), "feature_monosemanticity": _median(fm),
+            "monosemanticity": {"top_k": TOP_K, "features_scored": int(np.isfinite(fm).sum()),
+                                "neurons_scored": int(np.isfinite(nm).sum()), "feature_quartiles": quartiles(fm),
+                                "neuron_quartiles": quartiles(nm),
+                                "features_above_neuron_median": float((fm[np.isfinite(fm)] > _median(nm)).mean())
+                                if np.isfinite(fm).any() and _median(nm) is not None else None,
+                                # a control at equal counts: units positive on at least top_k tokens, whose entropy
+                                # is normalised by the same log(top_k)
+                                "neurons_full": int((neuron_fired >= TOP_K).sum()),
+                                "neuron_median_full": _median(nm[neuron_fired >= TOP_K]),
+                                "features_full": int((feats["fired"] >= TOP_K).sum()),
+                                "feature_median_full": _median(fm[feats["fired"] >= TOP_K])},
+            "enumeration": {"live": int(live.sum()), "median_density": _median(feats["density"][live]),
+                            "median_fired": _median(feats["fired"][live].astype(float)), "hist_bins": HIST_BINS,
+                            "top_k": TOP_K, "contexts": "neighbouring rows of the test store (same document)"},
+            "pitfall": pit, "read_s": time.perf_counter() - t,
+            "tensors": {"features": feats, "neurons": {"monosemanticity": nm}, "pairs": pairs,
+                        "rows": {"doc": test.doc, "pos": test.pos, "token": test.token, "start": start, "stop": stop}},
+            "row_text": test.token_text(slice(None))}
+
+
+def small(result: dict) -> dict:
+    """The result without its per-latent arrays (what result.json and the CLI show)."""
+    return {k: v for k, v in result.items() if k not in BIG}
+
+
+def write_real_run(out: str | Path, cfg: RealSaeConfig, result: dict, stores: str | Path, overwrite: bool = False,
+                   pages: dict[str, Callable[[dict], str]] | None = None) -> Path:
+    """The run directory: config.json, result.json (the figures), the per-latent arrays in `<stem>.safetensors`
+    (features: fired, density, max, hist, top_rows, top_values, monosemanticity; neurons: monosemanticity;
+    pairs: cos, jaccard; rows: doc, pos, token, start, stop of the test rows), `row_text.json` (the test rows'
+    token text) and `pages` (file name -> function of the result writing that file's text, e.g. the browser)."""
+    import numpy as np
+    import torch
+
+    from monosemantic.runs import write_run
+
+    tensors = {stem: {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in part.items()}
+               for stem, part in result["tensors"].items()}
+    files = {name: (lambda p, f=f: p.write_text(f(result), encoding="utf-8")) for name, f in (pages or {}).items()}
+    return write_run(out, {**cfg.model_dump(), "stores": str(stores)}, small(result), tensors, overwrite,
+                     extra_json={"row_text.json": result["row_text"]}, extra_files=files)
+
+
+def read_real_run(run: str | Path) -> dict:
+    """A run directory written by `write_real_run`, read back into the result (arrays as numpy)."""
+    from monosemantic.runs import load_tensors, read_json
+
+    run = Path(run)
+    if not run.is_dir():
+        raise InputError(f"{run} is not a directory")
+    if not (run / "result.json").is_file() or not (run / "features.safetensors").is_file():
+        raise InputError(f"{run} is not a real-model SAE run directory (no result.json and features.safetensors; "
+                         f"write one with `monosemantic real sae`)")
+    result = read_json(run / "result.json")
+    if not isinstance(result, dict) or "enumeration" not in result:
+        raise InputError(f"{run}/result.json is not a real-model SAE run's result")
+    result["tensors"] = {stem: {k: v.numpy() for k, v in load_tensors(run / f"{stem}.safetensors").items()}
+                         for stem in ("features", "neurons", "pairs", "rows")}
+    result["row_text"] = read_json(run / "row_text.json")
+    rows = len(result["tensors"]["rows"]["token"])
+    if not isinstance(result["row_text"], list) or len(result["row_text"]) != rows:
+        raise InputError(f"{run}/row_text.json does not hold the text of its {rows} rows")
+    return result
 
 
 def demo(quick: bool, progress: bool) -> dict:

@@ -69,3 +69,18 @@ def unit_monosemanticity(chunks: Iterable[torch.Tensor | np.ndarray], token_ids:
     token_ids = np.asarray(token_ids)
     tokens = np.where(rows.numpy() >= 0, token_ids[rows.clamp(min=0).numpy()], -1)
     return monosemanticity(values, tokens)
+
+
+def document_runs(doc: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of a store, the row range [start, stop) of its run: the adjacent rows of the same document at
+    consecutive positions (a store holds a split's documents in order, so a run is a whole document unless the
+    token budget cut it). A row's context is taken inside its run. doc, pos: [rows]; returns two [rows] int64."""
+    doc, pos = np.asarray(doc), np.asarray(pos)
+    if len(doc) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    new = np.ones(len(doc), bool)
+    new[1:] = (doc[1:] != doc[:-1]) | (pos[1:] != pos[:-1] + 1)
+    starts = np.flatnonzero(new)
+    run = np.cumsum(new) - 1  # [rows] run index
+    stops = np.append(starts[1:], len(doc))
+    return starts[run].astype(np.int64), stops[run].astype(np.int64)

@@ -108,6 +108,7 @@ def save_figure(fig, path: str | Path) -> Path:
 class Section:
     title: str
     parts: list[str] = field(default_factory=list)  # HTML fragments, in order
+    files: dict[str, str] = field(default_factory=dict)  # pages the section links to: name -> HTML, written beside
 
     def text(self, s: str, note: bool = False) -> Section:
         cls = ' class="note"' if note else ""
@@ -160,7 +161,8 @@ def write_figures(folder: str | Path, sections: list[Section]) -> list[Path]:
 
 
 def write_report(path: str | Path, title: str, sections: list[Section], intro: str = "", lead: str = "") -> Path:
-    """The page (self-contained: figures inline) and every figure as a PNG in `figures/` beside it.
+    """The page (self-contained: figures inline), every figure as a PNG in `figures/` beside it, and the pages the
+    sections link to (`Section.files`) beside it.
     `lead`: an HTML fragment shown before the table of contents."""
     path = Path(path)
     toc = "".join(f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>' for i, s in enumerate(sections))
@@ -171,4 +173,6 @@ def write_report(path: str | Path, title: str, sections: list[Section], intro: s
             f"{lead}<ul>{toc}</ul>{body}</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_figures(path.parent / "figures", sections)
+    for name, text in (f for s in sections for f in s.files.items()):
+        write_text(path.parent / name, text)
     return write_text(path, page)

@@ -1,10 +1,13 @@
 """The report's real-model section: a TopK SAE on MiniLM's residual stream, and what survives splicing it in."""
 from __future__ import annotations
 
-from monosemantic.report.figures.real import density
+from monosemantic.report import browser
+from monosemantic.report.figures.real import density, monosemanticity, pitfall
 from monosemantic.report.html import Section, figure, table
 
-SUMMARY_KEYS = ("site", "tokens", "latents", "dead", "fvu", "l0", "embedding_recovered", "embedding_recovered_mean")
+SUMMARY_KEYS = ("site", "tokens", "latents", "dead", "fvu", "l0", "embedding_recovered", "embedding_recovered_mean",
+                "neuron_monosemanticity", "feature_monosemanticity")
+BROWSER = "features.html"  # the feature browser, written beside the report
 
 
 def section(result: dict):
@@ -24,4 +27,59 @@ def section(result: dict):
              f"the site's mean over the train rows. Dead: latents that never fire on the test tokens. Targets on "
              f"this slice: FVU < 0.3, embedding recovered >= 0.7, fewer than 20% dead.", note=True)
     sec.add(figure(density(r), alt="latent density histogram"))
+    features(sec, r)
     return sec, {"real_model": {k: r[k] for k in SUMMARY_KEYS}}
+
+
+def _ctx(r: dict, row: int) -> str:
+    before, tok, after = browser.context(r, row, 6)
+    return f"{before.strip()} [{tok.strip()}] {after.strip()}"
+
+
+def features(sec: Section, r: dict) -> None:
+    """Enumeration, neurons against latents, the cosine pitfall, and the feature browser (a page beside)."""
+    e, m, p = r["enumeration"], r["monosemanticity"], r["pitfall"]
+    sec.add("<h3>Every feature, and how monosemantic it is</h3>")
+    sec.text(f"On the {r['test_tokens']} test tokens, {e['live']} of {r['latents']} latents fire; a live latent's "
+             f"median density is {e['median_density']:.4f} ({e['median_fired']:.0f} tokens). Each latent's density, "
+             f"activation histogram and top {e['top_k']} contexts are in the feature browser: "
+             f"{BROWSER} beside this page (one static page; search by token, sort by density or monosemanticity).")
+    sec.add(f'<p><a href="{BROWSER}">Open the feature browser</a></p>')
+    q = {"neurons": m["neuron_quartiles"] or [None] * 3, "features": m["feature_quartiles"] or [None] * 3}
+    rows = [{"units": f"MLP neurons ({r['neuron_site']})", "scored": m["neurons_scored"],
+             "median": r["neuron_monosemanticity"], "quartile_25": q["neurons"][0], "quartile_75": q["neurons"][2],
+             "full_top_k": m["neurons_full"], "median_full_top_k": m["neuron_median_full"]},
+            {"units": f"SAE latents ({r['site']})", "scored": m["features_scored"],
+             "median": r["feature_monosemanticity"], "quartile_25": q["features"][0], "quartile_75": q["features"][2],
+             "full_top_k": m["features_full"], "median_full_top_k": m["feature_median_full"]}]
+    sec.add(table(rows, list(rows[0])))
+    above = m["features_above_neuron_median"]
+    nm, fm = r["neuron_monosemanticity"], r["feature_monosemanticity"]
+    if nm is not None and fm is not None:
+        sec.text(f"Are the dictionary's features more monosemantic than the model's neurons, as the paper expects? "
+                 f"By this measure, on these tokens: {'yes' if fm > nm else 'no'} (median {fm:.3f} for the latents "
+                 f"against {nm:.3f} for the neurons).")
+    sec.text(f"Monosemanticity of a unit = 1 - H / log(n), with H the entropy of the token ids of its top "
+             f"{m['top_k']} activating test tokens (n of them, those where it is positive): 1 when they are all one "
+             f"token, 0 when all differ. Neurons and latents are scored on the same test tokens (the {r['neuron_site']} "
+             f"activations are captured for exactly the rows of the {r['site']} test store); units positive on fewer "
+             f"than two tokens are not scored. full_top_k: the units positive on at least {m['top_k']} tokens, so "
+             f"that every score is normalised by the same log({m['top_k']}), and their median. Latents above the "
+             f"neurons' median: {'n/a' if above is None else f'{above:.0%}'}.", note=True)
+    sec.add(figure(monosemanticity(r), alt="monosemanticity of neurons and of latents"))
+    sec.add("<h3>Where cosine similarity misleads, on real activations</h3>")
+    t = p["thresholds"]
+    sec.add(table([{k: p[k] for k in ("pairs", "correlation", "correlation_centred", "median_cosine", "high_cos",
+                                      "high_cos_no_shared", "mostly_shared", "low_cos_mostly_shared")}]))
+    sec.text(f"Every pair of {p['rows']} random test tokens: the cosine of their {r['site']} activations against the "
+             f"Jaccard overlap of their SAE supports (the latents active on each). correlation: Pearson r; "
+             f"correlation_centred: the same with the train mean subtracted before the cosine. high_cos: pairs with "
+             f"cosine > {t['high_cos']}; high_cos_no_shared: of those, pairs that share no active latent; "
+             f"mostly_shared: Jaccard >= {t['mostly_shared_jaccard']}; low_cos_mostly_shared: of those, cosine < "
+             f"{t['low_cos']} (the thresholds of the unfolding section).", note=True)
+    sec.add(table([{"kind": x["kind"], "cosine": x["cosine"], "jaccard": x["jaccard"], "shared latents": x["shared"],
+                    "token a": _ctx(r, x["row_a"]), "token b": _ctx(r, x["row_b"])} for x in p["examples"]]))
+    sec.text("The pair with the highest cosine among those sharing no latent, and the pair with the lowest cosine "
+             "among those whose supports overlap by Jaccard >= 0.5 (each token in brackets, in its context).", note=True)
+    sec.add(figure(pitfall(r), alt="cosine against support overlap"))
+    sec.files[BROWSER] = browser.page(r)

@@ -1,7 +1,10 @@
-"""Helpers shared by the benchmarks: the machine line, the notebook-style reference trainer."""
+"""Helpers shared by the benchmarks: the machine line, the notebook-style reference trainer, where SAELens is."""
 import os
 import platform
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +19,24 @@ def machine() -> str:
         pass
     return (f"{cpu}; {os.cpu_count()} cpus; torch {torch.__version__}, {torch.get_num_threads()} threads; "
             f"python {platform.python_version()}")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SAELENS_INSTALL = ("pip install -e '.[bench]' (or a separate venv holding sae-lens at .peers/venv or $PEERS_DIR/venv; "
+                   "see docs/real.md)")
+
+
+def saelens_python(venv: str | None = None) -> str | None:
+    """A Python that has sae_lens: VENV's when given; else this one, $PEERS_DIR/venv's or the repository's
+    .peers/venv's, the first that has it. None when none has."""
+    found = [Path(venv) / "bin/python"] if venv else [
+        Path(sys.executable), *([Path(os.environ["PEERS_DIR"]) / "venv/bin/python"] if os.environ.get("PEERS_DIR") else []),
+        ROOT / ".peers/venv/bin/python"]
+    has = "import importlib.util, sys; sys.exit(importlib.util.find_spec('sae_lens') is None)"
+    for py in found:
+        if py.exists() and subprocess.run([str(py), "-c", has], capture_output=True).returncode == 0:
+            return str(py)
+    return None
 
 
 def notebook_train(W, probs, imp, steps, batch, generator, weight_decay=0.01):

@@ -9,7 +9,8 @@ samples to reach recovered@0.9 >= 0.98, and the final FVU, L0, MMCS and recovere
 * SAELens 6 TopK (k 5) and standard ReLU + L1 (l1 0.1): the peers' settings (lr 1e-3, batch 1024, 20 epochs),
   run by `_saelens_runner.py` in a fresh process, with this Python when it has SAELens (the `bench` extra:
       pip install -c requirements.lock '.[bench]'
-  ) or with the Python of another venv (--peers-venv DIR). Without SAELens its rows are skipped.
+  ) or with the Python of another venv (--peers-venv DIR, else $PEERS_DIR/venv or .peers/venv). Without SAELens its
+  rows are skipped.
 * scikit-learn MiniBatchDictionaryLearning (alpha 0.1, batch 1024, 300 batches, float64): the peers' setting.
 
 Targets: ours reaches recovered@0.9 >= 0.98 >= 3x sooner than SAELens for TopK and >= 2x sooner for
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import SAELENS_INSTALL, machine, saelens_python  # noqa: E402
 
 import monosemantic.recovery as R  # noqa: E402
 from monosemantic.data import save_data, split, synth_uniform  # noqa: E402
@@ -157,13 +158,9 @@ def main():
     data = synth_uniform(512, 128, 5, 200_000, seed=0)
     tr, ev = split(data, 10_000)
     F = data.F
-    peers_py = str(Path(a.peers_venv) / "bin/python") if a.peers_venv else sys.executable
-    has_saelens = Path(peers_py).exists() and subprocess.run(
-        [peers_py, "-c", "import sae_lens"], capture_output=True, env={**os.environ, "TQDM_DISABLE": "1"}).returncode == 0
-    if not has_saelens:
-        print(f"SAELens not found in {peers_py}: its rows are skipped (install: pip install -c requirements.lock "
-              f"'.[bench]', or pass --peers-venv DIR).")
-        peers_py = None
+    peers_py = saelens_python(a.peers_venv)
+    if not peers_py:
+        print(f"SAELens not found: its rows are skipped (install: {SAELENS_INSTALL}, or pass --peers-venv DIR).")
     rows = []
     for arch, sl_arch in (("topk", "topk"), ("relu", "standard")):
         rows.append(run_ours(arch, tr, ev, F, a.eval_every, a.device))

@@ -191,9 +191,10 @@ def test_other_archs_learn_and_round_trip(small, tmp_path, arch):
     C = sae.transform(ev.X)
     back = load(sae.save(tmp_path / arch))
     assert (abs(back.transform(ev.X) - C)).max() < 1e-6
+    assert back.arch == arch
     if arch != "relu":
         w = json.loads((tmp_path / arch / "cfg.json").read_text())
-        assert w["architecture"] == arch
+        assert w["architecture"] == "jumprelu"  # SAELens saves a BatchTopK as a jumprelu too
         from safetensors.torch import load_file
 
         assert load_file(str(tmp_path / arch / "sae_weights.safetensors"))["threshold"].shape == (64,)
@@ -338,39 +339,11 @@ def test_cli_train_and_score(small, tmp_path, capsys):
     assert e.value.code == 2 and "fewer than one batch" in capsys.readouterr().err
 
 
-PEERS_PY = __import__("pathlib").Path(__file__).parent.parent / ".peers/venv/bin/python"
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not PEERS_PY.exists(), reason="no SAELens venv at .peers/venv (see benchmarks/dictionary.py)")
-def test_saelens_opens_our_saved_saes_with_identical_codes(small, tmp_path):
-    import os
-    import subprocess
-
-    tr, ev = small
-    np.save(tmp_path / "x.npy", ev.X[:200])
-    ours = {}
-    for arch in ("topk", "relu", "jumprelu"):
-        sae = SparseAutoencoder(arch, 64, 3, samples=20_000).fit(tr.X)
-        sae.save(tmp_path / arch)
-        ours[arch] = sae.transform(ev.X[:200]).toarray()
-    code = ("import numpy as np, torch, sys; from sae_lens import SAE; x = torch.from_numpy(np.load(sys.argv[1] + '/x.npy'))\n"
-            "for a in ('topk', 'relu', 'jumprelu'):\n"
-            "    s = SAE.load_from_disk(sys.argv[1] + '/' + a, device='cpu')\n"
-            "    np.save(sys.argv[1] + f'/{a}.npy', s.encode(x).detach().numpy())")
-    out = subprocess.run([str(PEERS_PY), "-c", code, str(tmp_path)], capture_output=True, text=True,
-                         env={**os.environ, "TQDM_DISABLE": "1"})
-    if out.returncode != 0 and "No module named 'sae_lens'" in out.stderr:
-        pytest.skip("sae_lens is not installed in .peers/venv")
-    assert out.returncode == 0, out.stderr[-1000:]
-    for arch, codes in ours.items():
-        np.testing.assert_allclose(np.load(tmp_path / f"{arch}.npy"), codes, atol=1e-5, err_msg=arch)
-
-
 def test_registry_lists_the_architectures_and_refuses_unknown_ones(small):
     assert list(archs.ARCHS) == ["relu", "topk", "batchtopk", "jumprelu"]
     assert all(archs.get(name).name == name for name in archs.ARCHS)
-    assert [archs.from_saelens(a.saelens) for a in archs.ARCHS.values()] == list(archs.ARCHS.values())
+    assert [archs.from_saelens(a.saelens, a.name) for a in archs.ARCHS.values()] == list(archs.ARCHS.values())
+    assert archs.from_saelens("jumprelu") is archs.ARCHS["jumprelu"] and archs.from_saelens("gated") is None
     msg = "unknown architecture 'gated' (one of relu, topk, batchtopk, jumprelu)"
     with pytest.raises(InputError) as e:
         archs.get("gated")

@@ -36,7 +36,7 @@ import torch
 from monosemantic.devices import check_dtype, resolve, synchronize
 from monosemantic.errors import InputError
 from monosemantic._version import __version__
-from monosemantic.dictionary import archs
+from monosemantic.dictionary import archs, saelens
 from monosemantic.dictionary.archs.base import EPS, encode_pre, geometric_median
 from monosemantic.data import to_output
 from monosemantic.dictionary.base import DictionaryEstimator
@@ -48,7 +48,7 @@ from monosemantic.optim import AdamW, lr_at
 
 # Defaults, chosen on the section-5 data (512 features, d 128) and checked on other sizes in the tests.
 DEFAULT_SAMPLES = 3_000_000  # training samples; several passes over a 100k-sample set
-WEIGHTS = "sae_weights.safetensors"
+WEIGHTS = saelens.WEIGHTS
 TRAINER = "trainer_state.safetensors"
 
 
@@ -356,12 +356,10 @@ class SparseAutoencoder(DictionaryEstimator):
 
     def _cfg(self) -> dict:
         arch = self._arch()
-        return {"architecture": arch.saelens, "d_in": self.d_in_, "d_sae": self.n_latents, "dtype": "float32",
-                "device": str(self.device_), "apply_b_dec_to_input": True, "normalize_activations": "none",
-                **arch.cfg(),
-                "monosemantic": {"version": __version__, "params": self.get_params(), "step": self.step_,
-                                 "train_seconds": getattr(self, "train_seconds_", 0.0),
-                                 "n_resampled": getattr(self, "n_resampled_", 0)}}
+        return saelens.cfg(arch.saelens, self.d_in_, self.n_latents, str(self.device_), arch.cfg(),
+                           {"version": __version__, "params": self.get_params(), "step": self.step_,
+                            "train_seconds": getattr(self, "train_seconds_", 0.0),
+                            "n_resampled": getattr(self, "n_resampled_", 0)})
 
     def _weights(self) -> dict[str, torch.Tensor]:
         p = self.params_
@@ -396,7 +394,8 @@ class SparseAutoencoder(DictionaryEstimator):
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> SparseAutoencoder:
-        """Open a saved directory (ours, or an SAELens standard/topk/jumprelu one) onto `device`; never unpickles."""
+        """Open a saved directory (ours, or a SAELens standard/topk/jumprelu one, read as `saelens` says) onto
+        `device`; never unpickles."""
         path = Path(path)
         if not path.is_dir():
             raise InputError(f"not a saved SAE directory: {path}")
@@ -411,33 +410,8 @@ class SparseAutoencoder(DictionaryEstimator):
 
     @classmethod
     def _from_saved(cls, path: Path, cfg: dict, w: dict[str, torch.Tensor], device: str) -> SparseAutoencoder:
-        if not isinstance(cfg, dict):
-            raise InputError(f"{path}/cfg.json must be a JSON object")
-        arch = archs.from_saelens(cfg.get("architecture", "standard"))
-        if arch is None:
-            raise InputError(f"{path}/cfg.json: unsupported architecture {cfg.get('architecture')!r}")
-        missing = [k for k in ("W_enc", "b_enc", "W_dec", "b_dec") if k not in w]
-        if arch.threshold_weight and "threshold" not in w:
-            missing.append("threshold")
-        if missing:
-            raise InputError(f"{path}/{WEIGHTS} lacks {', '.join(missing)}")
-        d_in, d_sae = w["W_enc"].shape if w["W_enc"].ndim == 2 else (None, None)
-        want = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)}
-        for name, shape in want.items():
-            if tuple(w[name].shape) != shape:
-                raise InputError(f"{path}/{WEIGHTS}: {name} has shape {list(w[name].shape)}, want {list(shape)}")
-        for name, t in w.items():
-            if not t.is_floating_point():
-                raise InputError(f"{path}/{WEIGHTS}: {name} is {t.dtype}, not a float tensor")
-            if not torch.isfinite(t.float()).all():
-                raise InputError(f"{path}/{WEIGHTS}: {name} has NaN or Inf")
-        for key, have in (("d_in", d_in), ("d_sae", d_sae)):
-            if key in cfg and cfg[key] != have:
-                raise InputError(f"{path}/cfg.json says {key}={cfg[key]} but {WEIGHTS} has {have}")
-        dtype = str(cfg.get("dtype", "float32")).removeprefix("torch.")
-        for name, t in w.items():
-            if dtype != str(t.dtype).removeprefix("torch."):
-                raise InputError(f"{path}/cfg.json says dtype {dtype} but {WEIGHTS} holds {name} as {t.dtype}")
+        arch, cfg, tensors, threshold = saelens.read(path, cfg, w)
+        d_sae, d_in = tensors["W_dec"].shape
         meta = cfg.get("monosemantic", {})
         params = dict(meta.get("params", {}))
         params.update(arch=arch.name, n_latents=int(d_sae), k=int(cfg.get("k", params.get("k", 5))))
@@ -448,11 +422,10 @@ class SparseAutoencoder(DictionaryEstimator):
         except InputError as e:
             raise InputError(f"{path}/cfg.json: {e}") from None
         est.d_in_ = int(d_in)
-        est.params_ = {"W_enc_T": w["W_enc"].float().T.contiguous(), "b_enc": w["b_enc"].float(),
-                       "W_dec": w["W_dec"].float().contiguous(), "b_dec": w["b_dec"].float()}
+        est.params_ = tensors
         est.state_ = _fresh_state(d_sae)
         if arch.threshold_weight:
-            est._arch().load_threshold(w["threshold"], est.params_, est.state_)
+            est._arch().load_threshold(threshold, est.params_, est.state_)
         est.step_ = int(meta.get("step", 0))
         est.train_seconds_ = float(meta.get("train_seconds", 0.0))
         est.n_resampled_ = int(meta.get("n_resampled", 0))

@@ -28,12 +28,14 @@ def get(name: str) -> type[Arch]:
     return ARCHS[name]
 
 
-def from_saelens(name: str) -> type[Arch] | None:
-    """The architecture of a cfg.json's "architecture" (SAELens's name, or ours); None when unknown."""
-    for cls in ARCHS.values():
-        if name in (cls.saelens, cls.name):
-            return cls
-    return None
+def from_saelens(name: str, ours: str | None = None) -> type[Arch] | None:
+    """The architecture of a cfg.json's "architecture" (SAELens's name, or ours); None when unknown. `ours`, the
+    architecture our own metadata names, wins where SAELens's name fits it (a batchtopk saved as a jumprelu)."""
+    if ours in ARCHS and name in (ARCHS[ours].saelens, ours):
+        return ARCHS[ours]
+    if name in ARCHS:
+        return ARCHS[name]
+    return next((cls for cls in ARCHS.values() if cls.saelens == name), None)
 
 
 __all__ = ["ARCHS", "Arch", "get", "from_saelens"]

@@ -98,6 +98,7 @@ class Arch:
     saelens = ""              # cfg.json "architecture" in SAELens's layout
     unit_decoder = True       # decoder rows kept on the unit sphere (only ReLU+L1 weights its penalty by their norms)
     threshold_weight = False  # inference cuts at a per-latent threshold, saved as the "threshold" weight
+    saelens_rescale = False   # SAELens's cfg may say rescale_acts_by_decoder_norm (it does for its topk)
 
     def __init__(self, k: int = 5, l1: float | None = None, l0: float = 0.01, bandwidth: float = 0.05):
         self.k = k

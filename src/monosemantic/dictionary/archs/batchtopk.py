@@ -1,7 +1,7 @@
 """BatchTopK: the batch keeps its k * batch largest pre-activations, so a sample may use more or fewer than k.
 
 At inference there is no batch: a threshold, the running mean of the smallest kept activation, replaces it
-(saved as SAELens's per-latent "threshold" weight).
+(saved as SAELens saves a BatchTopK: a jumprelu with a per-latent "threshold" weight).
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from monosemantic.dictionary.archs.topk import TopK
 
 class BatchTopK(TopK):
     name = "batchtopk"
-    saelens = "batchtopk"
+    saelens = "jumprelu"  # SAELens has no batchtopk at inference
     threshold_weight = True
+    saelens_rescale = False
 
     def init_state(self, state):
         state["threshold"] = torch.tensor(0.0)
@@ -31,6 +32,9 @@ class BatchTopK(TopK):
 
     def solver(self, codes):  # k is a batch average, not a cap per sample: OMP at the encoder's mean L0
         return Arch.solver(self, codes)
+
+    def cfg(self):
+        return {"k": self.k}  # read back by our loader; SAELens's jumprelu ignores it
 
     def load_threshold(self, t, p, state):
         state["threshold"] = t.float()

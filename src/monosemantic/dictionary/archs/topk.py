@@ -14,6 +14,7 @@ from monosemantic.dictionary.archs.base import Arch, relu_kept
 class TopK(Arch):
     name = "topk"
     saelens = "topk"
+    saelens_rescale = True
 
     def check(self, n_latents):
         if not 0 < self.k < n_latents:
@@ -30,7 +31,7 @@ class TopK(Arch):
         return "omp", dict(k=self.k, tol=1e-9), 0.0
 
     def cfg(self):
-        return {"k": self.k}
+        return {"k": self.k, "rescale_acts_by_decoder_norm": False}
 
     def step(self, x, p, state, aux_k, aux_coef):
         xc = x - p["b_dec"]

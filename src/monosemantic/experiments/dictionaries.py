@@ -59,6 +59,8 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
     result = {"wall_s": wall, "samples": seen, "samples_per_s": seen / wall if wall > 0 else None,
               "fvu_train_sample": 1 - est.score(data.X[: min(len(data.X), 10_000)]),
               "n_resampled": getattr(est, "n_resampled_", 0)}
+    if getattr(est, "history_", None):  # SAEs: loss, MSE, FVU, L0 and dead latents over training
+        result["history"] = est.history_
     config = {"kind": "dictionary", **cfg.model_dump(), "device": str(getattr(est, "device_", "cpu")),
               "environment": environment()}
     est.save(out, overwrite, extra_json={"config.json": config, "result.json": result})

@@ -23,6 +23,7 @@ def test_history_records_the_training_and_changes_nothing(data):
     sae = SparseAutoencoder(**kw, history_every=10).fit(tr.X)
     h = sae.history_
     assert list(h) == list(HISTORY_KEYS)
+    assert h["resampled"] == sorted(h["resampled"]) and h["resampled"][-1] == sae.n_resampled_
     assert h["step"] == list(range(10, 121, 10)) and h["samples"] == [s * 256 for s in h["step"]]
     assert all(len(v) == 12 for v in h.values())
     assert all(v == pytest.approx(3.0) for v in h["l0"])  # TopK: exactly k latents per sample while training

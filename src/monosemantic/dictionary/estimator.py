@@ -49,7 +49,7 @@ from monosemantic.optim import AdamW, lr_at
 # Defaults, chosen on the section-5 data (512 features, d 128) and checked on other sizes in the tests.
 DEFAULT_SAMPLES = 3_000_000  # training samples; several passes over a 100k-sample set
 HISTORY_POINTS = 200  # training-history records per fit when history_every is None
-HISTORY_KEYS = ("step", "samples", "loss", "mse", "fvu", "l0", "dead")
+HISTORY_KEYS = ("step", "samples", "loss", "mse", "fvu", "l0", "dead", "resampled")
 WEIGHTS = "sae_weights.safetensors"
 TRAINER = "trainer_state.safetensors"
 
@@ -75,7 +75,8 @@ class SparseAutoencoder(DictionaryEstimator):
     per fit; 0: none).
 
     After a fit, `history_` holds lists keyed step, samples, loss (the training objective), mse, fvu, l0 (each the
-    mean over the steps since the previous record) and dead (latents silent for the last `dead_after` samples).
+    mean over the steps since the previous record), dead (latents silent for the last `dead_after` samples) and
+    resampled (latent restarts so far).
     """
 
     def __init__(self, arch: str = "topk", n_latents: int = 512, k: int = 5, l1: float | None = None,
@@ -580,6 +581,7 @@ class _Window:
         h["fvu"].append(self.mse / n / est._data_var if est._data_var > 0 else float("nan"))
         h["l0"].append(self.l0 / n)
         h["dead"].append(int((est.state_["since"] >= est.dead_after).sum()))
+        h["resampled"].append(est.n_resampled_)
         self.__init__()
 
 

@@ -48,6 +48,8 @@ from monosemantic.optim import AdamW, lr_at
 
 # Defaults, chosen on the section-5 data (512 features, d 128) and checked on other sizes in the tests.
 DEFAULT_SAMPLES = 3_000_000  # training samples; several passes over a 100k-sample set
+HISTORY_POINTS = 200  # training-history records per fit when history_every is None
+HISTORY_KEYS = ("step", "samples", "loss", "mse", "fvu", "l0", "dead", "resampled")
 WEIGHTS = saelens.WEIGHTS
 TRAINER = "trainer_state.safetensors"
 
@@ -69,6 +71,12 @@ class SparseAutoencoder(DictionaryEstimator):
     resample_every: steps between resamplings (0: never), which stop after `resample_until` of the run; a latent
     firing at less than `dead_frac` of the mean latent's rate over the window is resampled. aux_coef: weight of the AuxK loss
     (topk/batchtopk) on latents silent for `dead_after` samples; aux_k: its k (None: 2 k).
+    history_every: steps between the training-history records of `history_` (None: about HISTORY_POINTS records
+    per fit; 0: none).
+
+    After a fit, `history_` holds lists keyed step, samples, loss (the training objective), mse, fvu, l0 (each the
+    mean over the steps since the previous record), dead (latents silent for the last `dead_after` samples) and
+    resampled (latent restarts so far).
     """
 
     def __init__(self, arch: str = "topk", n_latents: int = 512, k: int = 5, l1: float | None = None,
@@ -77,7 +85,7 @@ class SparseAutoencoder(DictionaryEstimator):
                  resample_until: float = 0.8, init_rate: float = 0.02, dead_frac: float = 0.1,
                  dead_after: int = 100_000, aux_coef: float = 1 / 32, aux_k: int | None = None, seed: int = 0,
                  progress: bool = False, checkpoint: str | None = None, checkpoint_every: int = 1000,
-                 device: str = "cpu", dtype: str = "float32"):
+                 device: str = "cpu", dtype: str = "float32", history_every: int | None = None):
         self.arch = arch
         self.n_latents = n_latents
         self.k = k
@@ -101,6 +109,7 @@ class SparseAutoencoder(DictionaryEstimator):
         self.checkpoint_every = checkpoint_every
         self.device = device
         self.dtype = dtype
+        self.history_every = history_every
 
     # ------------------------------------------------------------ checks and helpers
 
@@ -120,6 +129,9 @@ class SparseAutoencoder(DictionaryEstimator):
                 raise InputError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.l1 is not None and not self.l1 >= 0:
             raise InputError(f"l1 must be non-negative, got {self.l1}")
+        if self.history_every is not None and (not isinstance(self.history_every, (int, np.integer))
+                                               or self.history_every < 0):
+            raise InputError(f"history_every must be a non-negative integer or None, got {self.history_every!r}")
         if self.lr is not None and not self.lr > 0:
             raise InputError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.warmup < 1 or not 0 <= self.resample_until <= 1:
@@ -197,6 +209,8 @@ class SparseAutoencoder(DictionaryEstimator):
         self._new_optimizer()
         self._gen = gen
         self.train_seconds_, self.n_resampled_ = 0.0, 0
+        self.history_ = {key: [] for key in HISTORY_KEYS}
+        self._data_var = total_variance(sample)
 
     def fit(self, X, y=None, callback=None, eval_every: int = 0) -> SparseAutoencoder:
         """Train for `samples` samples with the full schedule; resumes from `checkpoint` when it holds a run.
@@ -236,6 +250,12 @@ class SparseAutoencoder(DictionaryEstimator):
         compute = check_dtype(self.dtype, self.device_)  # bfloat16: the step on bfloat16 copies of the weights
         bar = Bar(steps, f"sae {self.arch}") if self.progress and steps else None
         stop = steps if steps is not None else self.step_ + (n_steps or 10 ** 12)
+        every = self._history_every(steps)
+        window = _Window()
+        if every and not hasattr(self, "history_"):  # loaded from a saved directory: the history starts here
+            self.history_ = {key: [] for key in HISTORY_KEYS}
+        if every and not hasattr(self, "_data_var"):
+            self._data_var = total_variance(batches.sample(8192))
         t_train = 0.0
         try:
             while self.step_ < stop:
@@ -261,6 +281,10 @@ class SparseAutoencoder(DictionaryEstimator):
                     W /= W.norm(dim=1, keepdim=True).clamp_min(EPS)
                 self._track(info, x)
                 self.step_ += 1
+                if every:
+                    window.add(info)
+                    if self.step_ % every == 0 or self.step_ == stop:
+                        window.record(self)
                 t_train += time.perf_counter() - t0
                 if steps and self.resample_every and self.step_ % self.resample_every == 0 \
                         and self.step_ <= self.resample_until * steps:
@@ -277,9 +301,16 @@ class SparseAutoencoder(DictionaryEstimator):
             if bar:
                 bar.close()
         synchronize(self.device_)
+        if every and window.steps:  # a data iterator that ran out between records
+            window.record(self)
         self.train_seconds_ += t_train
         if self.checkpoint and steps:
             self._save_dir(Path(self.checkpoint), trainer=True)
+
+    def _history_every(self, steps: int | None) -> int:
+        if self.history_every is not None:
+            return self.history_every
+        return max(1, (steps or 50 * HISTORY_POINTS) // HISTORY_POINTS)
 
     def _track(self, info: dict, x: torch.Tensor) -> None:
         st = self.state_
@@ -389,7 +420,8 @@ class SparseAutoencoder(DictionaryEstimator):
             files[TRAINER] = lambda f: save_tensors(f, {k: v.cpu() for k, v in t.items()})
             files["trainer.json"] = lambda f: write_json(f, {"step": self.step_, "adam_t": self.opt_.t,
                                                               "n_resampled": getattr(self, "n_resampled_", 0),
-                                                              "data": getattr(self, "_data_fp", None)})
+                                                              "data": getattr(self, "_data_fp", None),
+                                                              "history": getattr(self, "history_", None)})
         write_dir(path, files)
 
     @classmethod
@@ -457,7 +489,7 @@ class SparseAutoencoder(DictionaryEstimator):
     def _resume(self, path: Path) -> bool:
         old = SparseAutoencoder.load(path, self.device)
         mine = {k: v for k, v in self.get_params().items()
-                if k not in ("progress", "checkpoint", "checkpoint_every", "device")}
+                if k not in ("progress", "checkpoint", "checkpoint_every", "device", "history_every")}
         theirs = {k: v for k, v in old.get_params().items() if k in mine}
         if mine != theirs:
             diff = sorted(k for k in mine if mine[k] != theirs.get(k))
@@ -488,6 +520,9 @@ class SparseAutoencoder(DictionaryEstimator):
         self.state_ = {n[6:]: v if n[6:] != "threshold" else v.reshape(()) for n, v in t.items()
                        if n.startswith("state.")}
         self.n_resampled_ = int(info.get("n_resampled", 0))
+        history = info.get("history")
+        ok = isinstance(history, dict) and all(isinstance(history.get(key), list) for key in HISTORY_KEYS)
+        self.history_ = {key: list(history[key]) if ok else [] for key in HISTORY_KEYS}
         fresh = _fresh_state(self.n_latents)
         for n, v in fresh.items():
             if n not in self.state_ or self.state_[n].shape != v.shape or self.state_[n].dtype != v.dtype:
@@ -495,6 +530,37 @@ class SparseAutoencoder(DictionaryEstimator):
         self._gen = torch.Generator()
         self._gen.set_state(t["rng"])
         return True
+
+
+class _Window:
+    """Sums of the training figures since the last history record: floats the step has already synchronised, so
+    the bookkeeping adds no work on the device. FVU divides by the data's variance, measured once per fit."""
+
+    def __init__(self):
+        self.steps, self.loss, self.mse, self.l0 = 0, 0.0, 0.0, 0.0
+
+    def add(self, info: dict) -> None:
+        self.steps += 1
+        self.mse += info["mse"]
+        self.loss += info["mse"] + info.get("penalty", 0.0) + info.get("aux", 0.0)
+        self.l0 += info["l0"]
+
+    def record(self, est: SparseAutoencoder) -> None:
+        h, n = est.history_, self.steps
+        h["step"].append(est.step_)
+        h["samples"].append(est.step_ * est.batch)
+        h["loss"].append(self.loss / n)
+        h["mse"].append(self.mse / n)
+        h["fvu"].append(self.mse / n / est._data_var if est._data_var > 0 else float("nan"))
+        h["l0"].append(self.l0 / n)
+        h["dead"].append(int((est.state_["since"] >= est.dead_after).sum()))
+        h["resampled"].append(est.n_resampled_)
+        self.__init__()
+
+
+def total_variance(X: torch.Tensor) -> float:
+    """The summed per-dimension variance of X: [samples, d], the denominator of FVU."""
+    return float(X.double().var(0, unbiased=False).sum())
 
 
 def data_fingerprint(X) -> str:

@@ -59,6 +59,8 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
     result = {"wall_s": wall, "samples": seen, "samples_per_s": seen / wall if wall > 0 else None,
               "fvu_train_sample": 1 - est.score(data.X[: min(len(data.X), 10_000)]),
               "n_resampled": getattr(est, "n_resampled_", 0)}
+    if getattr(est, "history_", None):  # SAEs: loss, MSE, FVU, L0 and dead latents over training
+        result["history"] = est.history_
     config = {"kind": "dictionary", **cfg.model_dump(), "device": str(getattr(est, "device_", "cpu")),
               "environment": environment()}
     est.save(out, overwrite, extra_json={"config.json": config, "result.json": result})
@@ -93,14 +95,23 @@ def _traj_callback(F, traj):
     return cb
 
 
-def run_methods(quick: bool, progress: bool = False) -> tuple[dict, dict, dict, dict]:
-    """Fit every method on section-5 data; returns (final scores, trajectories, best cosines, amortization gaps)
-    by method (gaps for the SAEs only: `amortization_gap` on the held-out samples)."""
-    n, d, k, samples, sae_samples, mbdl_batches = (
-        (96, 48, 3, 30_000, 120_000, 6) if quick else (512, 128, 5, 110_000, 600_000, 25))
-    data = synth_uniform(n, d, k, samples, seed=1)  # seed 1: not the benchmark's data
-    tr, ev = split(data, 10_000)
-    F = data.F
+def _sizes(quick: bool) -> tuple[int, int, int, int, int, int]:
+    """(features n, d, k, samples, SAE training samples, MBDL batches) of the demo's section-5 data."""
+    return (96, 48, 3, 30_000, 120_000, 6) if quick else (512, 128, 5, 110_000, 600_000, 25)
+
+
+def _demo_data(quick: bool):
+    n, d, k, samples, _, _ = _sizes(quick)
+    return split(synth_uniform(n, d, k, samples, seed=1), 10_000)  # seed 1: not the benchmark's data
+
+
+def run_methods(quick: bool, progress: bool = False) -> tuple[dict, dict, dict, dict, dict, dict]:
+    """Fit every method on section-5 data; returns (final scores, trajectories, best cosines, amortization gaps,
+    training histories, latent densities) by method (the last three for the SAEs only: `amortization_gap` on the
+    held-out samples, `history_`, the share of held-out samples on which each latent fires)."""
+    n, d, k, samples, sae_samples, mbdl_batches = _sizes(quick)
+    tr, ev = _demo_data(quick)
+    F = tr.F
     methods = {
         "ours TopK": (SparseAutoencoder("topk", n, k, samples=sae_samples, progress=progress), 100),
         "ours ReLU+L1": (SparseAutoencoder("relu", n, samples=sae_samples, progress=progress), 100),
@@ -108,7 +119,7 @@ def run_methods(quick: bool, progress: bool = False) -> tuple[dict, dict, dict, 
         "PCA (floor)": (PCADictionary(d), 0),
         "FastICA (floor)": (ICADictionary(d, max_iter=200), 0),
     }
-    scores, trajs, best, gaps = {}, {}, {}, {}
+    scores, trajs, best, gaps, histories, density = {}, {}, {}, {}, {}, {}
     for name, (est, every) in methods.items():
         traj = [(0.0, R.recovered(F, random_dictionary(np.random.default_rng(0), n, d)))] if every else []
         if every:
@@ -123,9 +134,31 @@ def run_methods(quick: bool, progress: bool = False) -> tuple[dict, dict, dict, 
         best[name] = R.best_cosines(F, est.components_, absolute=est.sign_free)
         if isinstance(est, SparseAutoencoder):
             gaps[name] = amortization_gap(est, ev.X, F, ev.codes, enc=C)
-    return scores, trajs, best, gaps
+            histories[name] = est.history_
+            density[name] = np.asarray((C != 0).mean(axis=0)).ravel()
+    return scores, trajs, best, gaps, histories, density
+
+
+def frontier(quick: bool, progress: bool = False) -> list[dict]:
+    """The L0-FVU frontier on the demo's data: TopK over k and ReLU+L1 over its L1 coefficient, every SAE trained on
+    the same (shortened) number of samples and scored on the held-out samples."""
+    n, _, k, _, sae_samples, _ = _sizes(quick)
+    tr, ev = _demo_data(quick)
+    samples = sae_samples // 4
+    sweeps = [("TopK", "k", v, SparseAutoencoder("topk", n, v, samples=samples, progress=progress))
+              for v in sorted({1, max(1, k // 2), k, 2 * k, 4 * k})]
+    sweeps += [("ReLU+L1", "l1", v, SparseAutoencoder("relu", n, l1=v, samples=samples, progress=progress))
+               for v in (0.03, 0.1, 0.3, 1.0)]
+    points = []
+    for method, knob, value, est in sweeps:
+        est.fit(tr.X)
+        C = est.transform(ev.X)
+        points.append({"method": method, knob: value, "l0": R.l0(C), "fvu": R.fvu(ev.X, est.inverse_transform(C)),
+                       "recovered": R.recovered(tr.F, est.components_), "train_s": est.train_seconds_})
+    return points
 
 
 def demo(quick: bool, progress: bool) -> dict:
-    scores, trajs, best, gaps = run_methods(quick, progress)
-    return {"scores": scores, "trajectories": trajs, "best": best, "gaps": gaps}
+    scores, trajs, best, gaps, histories, density = run_methods(quick, progress)
+    return {"scores": scores, "trajectories": trajs, "best": best, "gaps": gaps, "history": histories,
+            "latent_density": density, "frontier": frontier(quick, progress), "true_l0": _sizes(quick)[2]}

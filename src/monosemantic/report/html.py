@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import os
 import re
 import textwrap
@@ -18,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from monosemantic.runs import atomic_file, write_text  # noqa: E402
 
@@ -74,15 +76,38 @@ def _legend_beside(ax) -> None:
               frameon=False, fontsize=MIN_FONT)
 
 
+def _tick_label(v: float, _pos=None) -> str:
+    return f"{v:g}"
+
+
+def _one_two_five(v: float, _pos=None) -> str:
+    return f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v)), 6) in (2, 5) else ""
+
+
+def _plain_log_labels(ax) -> None:
+    """Log axes labelled 0.01, 0.02, 0.05, 0.1 (decades only beyond three decades) instead of matplotlib's
+    3x10^-3, 4x10^-3, ..., which run into each other at the report's font size."""
+    for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        lo, hi = sorted(lim)
+        if axis.get_scale() != "log" or lo <= 0:
+            continue
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(_tick_label))
+        wide = math.log10(hi / lo) > 3
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter() if wide
+                                 else matplotlib.ticker.FuncFormatter(_one_two_five))
+
+
 def style(fig):
     """The report's look on any figure, in place: no text under MIN_FONT points, legends moved beside their
-    axes (never over the data), titles wrapped to their axes' width, a layout that keeps it all in the frame."""
+    axes (never over the data), titles wrapped to their axes' width, log axes labelled in plain numbers, a layout that
+    keeps it all in the frame."""
     for text in fig.findobj(matplotlib.text.Text):
         if text.get_fontsize() < MIN_FONT:
             text.set_fontsize(MIN_FONT)
     for ax in fig.axes:
         _legend_beside(ax)
         _wrap_title(ax)
+        _plain_log_labels(ax)
     try:
         fig.set_layout_engine("constrained")
     except RuntimeError:  # a figure whose layout engine cannot change keeps its own

@@ -15,8 +15,8 @@ from monosemantic.report.html import plt  # pyplot on the Agg backend
 
 
 def n2m1(res: dict):
-    """The trained diagram (colours) with the analytic boundary (black), departures (red x) and the
-    transitions found along density (white ticks)."""
+    """The trained diagram (colours) with the analytic boundary (black), departures (red crosses) and the
+    transitions found along density (white dots); every marker has a black edge, to show on any colour."""
     r, s = np.asarray(res["r"]), np.asarray(res["density"])
     labels = np.asarray(res["labels"])
     fig, ax = plt.subplots(figsize=(6.4, 5))
@@ -32,13 +32,14 @@ def n2m1(res: dict):
         ax.plot(rr, ss, color="black", lw=2)
     dep = res["departures"]
     if dep:
-        ax.scatter([d["r"] for d in dep], [d["density"] for d in dep], marker="x", color="red", s=40, zorder=3,
-                   label="trained != analytic")
+        ax.scatter([d["r"] for d in dep], [d["density"] for d in dep], marker="X", color="red", edgecolors="black",
+                   linewidths=0.8, s=50, zorder=3, label="trained != analytic")
     tr = [t for t in res.get("transitions", [])
           if t["axis"] == "density" and t["kind"] in ("switches on", "switches off")]
     if tr:
         ax.scatter([t["at"]["importance_ratio"] for t in tr], [math.sqrt(t["from"] * t["to"]) for t in tr],
-                   marker="_", color="white", s=60, zorder=3, label="a feature switches (along density)")
+                   marker="o", color="white", edgecolors="black", linewidths=0.8, s=28, zorder=3,
+                   label="a feature switches (along density)")
     ax.set_xscale("log"), ax.set_yscale("log")
     ax.set_xlabel("relative importance r of feature 2"), ax.set_ylabel("feature density 1 - S")
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(5)]

@@ -1,7 +1,7 @@
 """The report's dictionary-learning section: known features recovered per method, and the amortization gap."""
 from __future__ import annotations
 
-from monosemantic.report.figures.dictionary import plots
+from monosemantic.report.figures.dictionary import frontier, latent_density, plots, training_curves
 from monosemantic.report.html import Section, figure, table
 
 
@@ -20,6 +20,27 @@ def section(result: dict):
     sec.text("recovered = share of true features whose best atom has cosine > 0.9; support F1 and code error compare "
              "the codes with the true codes after a one-to-one (Hungarian) matching of atoms to features. Times are "
              "training compute on this machine and vary by up to 25% between runs.", note=True)
+    if "history" in result:  # results from before the SAEs kept a training history have none
+        sec.add("<h3>Training: the SAEs' objective, FVU, L0 and dead latents</h3>")
+        sec.add(figure(training_curves(result["history"]), "SAE training curves"))
+        sec.text("Each point is the mean over the training batches since the previous point (about 200 points per "
+                 "run). FVU divides the batch MSE by the training data's variance. A latent counts as dead once it "
+                 "has not fired for the estimator's dead_after samples (100k), so that curve is zero before; the "
+                 "dashed lines count the latents restarted so far (resampling until 80% of the run, towards the "
+                 "worst-reconstructed samples), which is where dying latents go while resampling is on.",
+                 note=True)
+        sec.add(figure(latent_density(result["latent_density"]), "latent densities"))
+        sec.text("How often each latent fires on the held-out samples. A true feature fires on k/n of the samples "
+                 f"({result['true_l0']}/{n} = {result['true_l0'] / n:.3g}); a latent far above that carries several "
+                 "features or a direction shared by many.", note=True)
+        sec.add("<h3>The L0-FVU frontier</h3>")
+        pts = result["frontier"]
+        sec.text(f"TopK over k and ReLU+L1 over its L1 coefficient, each trained on a quarter of the samples of "
+                 f"the runs above and scored on the held-out samples: how much reconstruction each sparsity buys, and "
+                 f"whether the best reconstruction is also the best recovery of the true features.")
+        sec.add(figure(frontier(pts, result["true_l0"]), "L0-FVU frontier"))
+        fcols = ["method", "k", "l1", "l0", "fvu", "recovered", "train_s"]
+        sec.add(table([{c: p.get(c, "") for c in fcols} for p in pts], fcols))
     sec.add("<h3>Amortization gap: the SAE's encoder against unfolding</h3>")
     sec.text("The same held-out samples coded three ways: by the SAE's encoder; by the best codes for the SAE's own "
              "decoder under the SAE's own objective (ReLU+L1: the exact non-negative lasso at alpha = l1/2, which is "

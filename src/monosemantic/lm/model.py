@@ -224,8 +224,10 @@ class ByteLM(nn.Module):
         g = torch.Generator().manual_seed(seed)
         resid_std = 0.02 / math.sqrt(2 * self.cfg.layers)  # the projections into the residual stream
         for name, p in self.named_parameters():
-            if p.ndim < 2 or name.startswith("saes."):
-                continue
+            if name.endswith(("bias", "b_in", "b_out")):
+                p.zero_()
+            if p.ndim < 2 or name.startswith("saes.") or name.endswith("b_in"):
+                continue  # LayerNorm weights stay 1
             std = resid_std if name.endswith(("proj.weight", "w_out")) else 0.02
             p.copy_(torch.randn(p.shape, generator=g) * std)
         for sae in self.saes or []:

@@ -400,15 +400,15 @@ def lines(result: dict) -> list[str]:
 
 
 def demo_config(quick: bool) -> RoadsConfig:
-    """A tiny model and budget (the documented comparison is `RoadsConfig()`): two local workers."""
+    """A tiny model and budget (the documented comparison is `RoadsConfig()`): two local workers (quick: one, in this
+    process)."""
     train = LMTrainConfig(layers=1, d_model=64, heads=4, width=256, experts=4, top_k=2, positions=32, context=32,
                           batch=32, tokens=16_384 if quick else 240_000, lr=3e-3,
                           eval_tokens=4_096 if quick else 16_384, joint_latents=512, joint_k=16, joint_rows=128,
                           checkpoint_every=10_000)
-    measure = MeasureConfig(measure_tokens=4_096 if quick else 16_384, sae_latents=512, sae_k=16,
-                            sae_tokens=4_096 if quick else 16_384, sae_samples=8_192 if quick else 49_152)
-    return RoadsConfig(train=train, measure=measure, seeds=2 if quick else 3,
-                       workers=2)
+    measure = MeasureConfig(measure_tokens=2_048 if quick else 16_384, sae_latents=128 if quick else 512, sae_k=16,
+                            sae_tokens=2_048 if quick else 16_384, sae_samples=2_048 if quick else 49_152)
+    return RoadsConfig(train=train, measure=measure, seeds=2 if quick else 3, workers=1 if quick else 2)
 
 
 def demo(quick: bool, progress: bool) -> dict:

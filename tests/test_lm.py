@@ -94,7 +94,8 @@ def test_l1_lowers_the_mlp_activations_l1(corpus, tmp_path):
         train(cfg_of(corpus, tokens=8 * 16 * 40, lr=1e-2, **kw), tmp_path / name)
         model = load(tmp_path / name)[0]
         h = torch.from_numpy(site_rows(model, "mlp.0", windows))
-        return float((h @ model.blocks[0].mlp.proj.weight.norm(dim=0)).mean()), float(h.sum(1).mean())
+        with torch.no_grad():
+            return float((h @ model.blocks[0].mlp.proj.weight.norm(dim=0)).mean()), float(h.sum(1).mean())
 
     dense, l1 = weighted_l1("dense"), weighted_l1("l1", variant="l1", strength=0.1)
     assert l1[0] < 0.5 * dense[0] and l1[1] < dense[1]

@@ -317,7 +317,11 @@ def findings(rows: list[dict]) -> dict:
     moe = {v: {"loss_vs_dense": by[(v, 0.0)]["lm_loss"] - dense["lm_loss"],
                "monosemanticity_vs_dense": by[(v, 0.0)]["neuron_monosemanticity"] - dense["neuron_monosemanticity"]}
            for v in ("moe-flop", "moe-width") if (v, 0.0) in by}
+    best = max(l1, key=lambda r: r["neuron_monosemanticity"] if r["neuron_monosemanticity"] is not None else -1)
     return {
+        "most_monosemantic_l1": best["strength"],
+        "most_monosemantic_l1_gain": best["neuron_monosemanticity"] - dense["neuron_monosemanticity"],
+        "most_monosemantic_l1_cost_nats": best["lm_loss"] - dense["lm_loss"],
         "strongest_l1": top["strength"],
         "l1_monosemanticity_gain": gain,
         "seed_spread": spread,

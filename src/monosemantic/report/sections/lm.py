@@ -29,7 +29,9 @@ def section(result: dict):
              f"top-activating test rows (a row's token: its byte and the {m['mono_bytes'] - 1} before it), averaged "
              f"over the neurons that fire. The strongest L1 ({f['strongest_l1']:g}) {raised} it above dense beyond twice "
              f"the seed spread: {f['l1_monosemanticity_gain']:+.3f} (spread {f['seed_spread']:.3f}), at "
-             f"{f['l1_cost_nats']:+.4f} nats per byte. SAE: TopK, {m['sae_latents']} latents, L0 = {m['sae_k']}, on the "
+             f"{f['l1_cost_nats']:+.4f} nats per byte; the most monosemantic L1 ({f['most_monosemantic_l1']:g}, one "
+             f"seed unless it is the strongest) is {f['most_monosemantic_l1_gain']:+.3f} from dense at "
+             f"{f['most_monosemantic_l1_cost_nats']:+.4f} nats per byte. SAE: TopK, {m['sae_latents']} latents, L0 = {m['sae_k']}, on the "
              f"last block's MLP; CE recovered = (CE_ablate - CE_splice) / (CE_ablate - CE_clean) with the site zeroed. "
              f"dead_fraction: neurons that never fire on the test rows; loss_per_activation: a neuron's first-order "
              f"ablation loss divided by its firing rate (median over live neurons).", note=True)

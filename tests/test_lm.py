@@ -209,3 +209,10 @@ def test_roads_resume_after_a_kill_and_fill_the_table(corpus, tmp_path):
     assert all(0 <= r["neuron_monosemanticity"] <= 1 for r in res["table"] if r["neuron_monosemanticity"] is not None)
     with pytest.raises(InputError, match="other settings"):
         roads(cfg.model_copy(update={"hybrid": 0.5}), tmp_path / "r")
+
+
+@pytest.mark.slow
+def test_map_jobs_on_local_processes_returns_every_job():
+    from monosemantic.experiments.sweeps import map_jobs
+
+    assert dict(map_jobs(math.factorial, [(3,), (4,), (5,)], workers=2)) == {0: 6, 1: 24, 2: 120}

@@ -328,7 +328,6 @@ def findings(rows: list[dict]) -> dict:
         "l1_raises_monosemanticity": bool(gain > 2 * spread and gain > 0),
         "l1_cost_nats": top["lm_loss"] - dense["lm_loss"],
         "l1_monosemanticity_steps": steps,  # between neighbouring strengths, dense first
-        "largest_step_share": (max(steps, key=abs) / gain) if gain else None,
         "moe": moe,
     }
 
@@ -404,15 +403,18 @@ def lines(result: dict) -> list[str]:
 
 
 def demo_config(quick: bool) -> RoadsConfig:
-    """A tiny model and budget (the documented comparison is `RoadsConfig()`): two local workers (quick: one, in this
-    process)."""
-    train = LMTrainConfig(layers=1, d_model=64, heads=4, width=256, experts=4, top_k=2, positions=32, context=32,
-                          batch=32, tokens=16_384 if quick else 240_000, lr=3e-3,
-                          eval_tokens=4_096 if quick else 16_384, joint_latents=512, joint_k=16, joint_rows=128,
+    """A tiny model and budget (the documented comparison is `RoadsConfig()`) on two local workers; quick: a smoke
+    test of the pipeline (a smaller model, a few steps, in this process)."""
+    if quick:
+        train = LMTrainConfig(layers=1, d_model=32, heads=2, width=64, positions=16, context=16, batch=16,
+                              tokens=4_096, eval_tokens=1_024, joint_latents=128, joint_k=8, joint_rows=64)
+        measure = MeasureConfig(measure_tokens=1_024, sae_latents=64, sae_k=8, sae_tokens=1_024, sae_samples=1_024)
+        return RoadsConfig(train=train, measure=measure, seeds=2)
+    train = LMTrainConfig(layers=1, d_model=64, heads=4, width=256, positions=32, context=32, batch=32,
+                          tokens=240_000, lr=3e-3, eval_tokens=16_384, joint_latents=512, joint_k=16, joint_rows=128,
                           checkpoint_every=10_000)
-    measure = MeasureConfig(measure_tokens=2_048 if quick else 16_384, sae_latents=128 if quick else 512, sae_k=16,
-                            sae_tokens=2_048 if quick else 16_384, sae_samples=2_048 if quick else 49_152)
-    return RoadsConfig(train=train, measure=measure, seeds=2 if quick else 3, workers=1 if quick else 2)
+    measure = MeasureConfig(measure_tokens=16_384, sae_latents=512, sae_k=16, sae_tokens=16_384, sae_samples=49_152)
+    return RoadsConfig(train=train, measure=measure, workers=2)
 
 
 def demo(quick: bool, progress: bool) -> dict:

@@ -18,6 +18,7 @@ def test_quick_demo_writes_every_section(tmp_path):
         assert key in s, key
     for key in ("privileged_basis", "abs_computation", "adversarial", "circuits"):
         assert key in s, key
+    assert {e["variant"] for e in s["lm_roads"]} == {"dense", "l1", "moe-flop", "moe-width", "hybrid-joint"}
     assert "correlation_with_features_per_dim" in s["adversarial"]
     assert math.isfinite(s["demo_wall_s"]) and s["demo_wall_s"] > 0
     # the codes that made the data are found again by OMP on the true features, for every SAE of the table

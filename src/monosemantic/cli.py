@@ -914,6 +914,100 @@ def road3_cmd(
     typer.echo(str(out))
 
 
+
+# ---- a language model trained here: roads 1 and 3 on a real network ----
+lm_app = _app("Small byte-level language models trained here: dense, L1, MoE and hybrid MLPs, measured.")
+app.add_typer(lm_app, name="lm")
+
+from monosemantic.experiments.lm import MeasureConfig, RoadsConfig  # noqa: E402
+from monosemantic.lm.train import LMTrainConfig  # noqa: E402
+
+LM_OUT = typer.Option(..., help="Run directory; running again with the same settings resumes it.")
+
+
+@lm_app.command("train")
+def lm_train(
+    out: Path = LM_OUT,
+    variant: str = opt(LMTrainConfig, "variant", help="dense | l1 | moe-flop | moe-width | hybrid-joint."),
+    strength: float = opt(LMTrainConfig, "strength", help="l1: penalty coefficient; hybrid-joint: dictionary term "
+                                                          "weight (0 for the others)."),
+    layers: int = opt(LMTrainConfig, "layers", help="Transformer blocks."),
+    d_model: int = opt(LMTrainConfig, "d_model", help="Residual stream width."),
+    heads: int = opt(LMTrainConfig, "heads", help="Attention heads."),
+    width: int = opt(LMTrainConfig, "width", help="MLP neurons (moe-flop: per expert; moe-width: in all)."),
+    experts: int = opt(LMTrainConfig, "experts", help="MoE experts."),
+    top_k: int = opt(LMTrainConfig, "top_k", help="moe-width: experts per token (moe-flop routes top-1)."),
+    positions: int = opt(LMTrainConfig, "positions", help="Positional table: the longest context."),
+    corpus: str = opt(LMTrainConfig, "corpus", help="fortunes | docstrings | all, or a text file or directory."),
+    context: int = opt(LMTrainConfig, "context", help="Bytes per training window (at most --positions)."),
+    batch: int = opt(LMTrainConfig, "batch", help="Windows per step."),
+    tokens: int = opt(LMTrainConfig, "tokens", help="Training budget in predicted bytes."),
+    lr: float = opt(LMTrainConfig, "lr", help="Peak AdamW learning rate (warm-up, then cosine decay)."),
+    weight_decay: float = opt(LMTrainConfig, "weight_decay", help="AdamW weight decay on the matrices."),
+    warmup: float = opt(LMTrainConfig, "warmup", help="Share of the steps spent warming up."),
+    eval_tokens: int = opt(LMTrainConfig, "eval_tokens", help="Test-split bytes of the held-out loss."),
+    checkpoint_every: int = opt(LMTrainConfig, "checkpoint_every", help="Steps between checkpoints."),
+    seed: int = opt(LMTrainConfig, "seed", help="Seed (initialisation and batches)."),
+    device: str = opt(LMTrainConfig, "device", help=DEVICE_HELP),
+    progress: bool = PROGRESS,
+) -> None:
+    """Train one byte-level LM into OUT (config.json, model.safetensors, trainer.safetensors, result.json);
+    checkpointed every --checkpoint-every steps, resumed when run again with the same settings."""
+    from monosemantic.experiments.lm import train_run
+
+    cfg = validate(LMTrainConfig, dict(
+        variant=variant, strength=strength, layers=layers, d_model=d_model, heads=heads, width=width,
+        experts=experts, top_k=top_k, positions=positions, corpus=corpus, context=context, batch=batch,
+        tokens=tokens, lr=lr, weight_decay=weight_decay, warmup=warmup, eval_tokens=eval_tokens,
+        checkpoint_every=checkpoint_every, seed=seed, device=device))
+    res = train_run(cfg, out, progress and sys.stderr.isatty())
+    _say(f"{cfg.variant}: test loss {res['test_loss']:.4f} nats/byte after {res['tokens']} tokens "
+         f"({res['tokens_per_s']:.0f} tokens/s, {res['wall_s']:.1f}s)")
+    typer.echo(str(out))
+
+
+@lm_app.command("roads")
+def lm_roads(
+    out: Path = typer.Option(..., help="Directory: OUT/points/NAME per run (resumable), OUT/result.json."),
+    l1: Optional[str] = typer.Option(None, help="L1 strengths, comma-separated (at least 4; default "
+                                                 f"{','.join(f'{x:g}' for x in default(RoadsConfig, 'l1'))})."),
+    hybrid: float = opt(RoadsConfig, "hybrid", help="hybrid-joint's strength."),
+    seeds: int = opt(RoadsConfig, "seeds", help="Seeds of dense and the strongest L1 (others: 1)."),
+    layers: int = opt(LMTrainConfig, "layers", help="Transformer blocks."),
+    d_model: int = opt(LMTrainConfig, "d_model", help="Residual stream width."),
+    width: int = opt(LMTrainConfig, "width", help="MLP neurons of the dense model."),
+    experts: int = opt(LMTrainConfig, "experts", help="MoE experts."),
+    corpus: str = opt(LMTrainConfig, "corpus", help="fortunes | docstrings | all, or a text file or directory."),
+    context: int = opt(LMTrainConfig, "context", help="Bytes per training window."),
+    tokens: int = opt(LMTrainConfig, "tokens", help="Training budget of every run, in predicted bytes."),
+    measure_tokens: int = opt(MeasureConfig, "measure_tokens", help="Test-split rows of the measures."),
+    mono_bytes: int = opt(MeasureConfig, "mono_bytes", help="Bytes in a row's token for monosemanticity."),
+    sae_latents: int = opt(MeasureConfig, "sae_latents", help="The SAE's latents."),
+    sae_k: int = opt(MeasureConfig, "sae_k", help="The SAE's fixed L0 (TopK k)."),
+    sae_samples: int = opt(MeasureConfig, "sae_samples", help="The SAE's training samples."),
+    backend: str = opt(RoadsConfig, "backend", help="local | ray (one task per run)."),
+    workers: int = opt(RoadsConfig, "workers", help="Runs at once (local processes, or CPUs of a new local Ray)."),
+    ray_address: Optional[str] = RAY_ADDRESS,
+    progress: bool = PROGRESS,
+) -> None:
+    """Every variant (dense, L1 at 4+ strengths, moe-flop, moe-width, hybrid-joint) at the same data and token
+    budget, each measured: held-out loss, neuron monosemanticity, dead neurons, loss per activation, and a TopK SAE
+    at fixed L0 on the last MLP (FVU, CE loss recovered). Prints the table."""
+    from monosemantic.experiments.lm import lines, roads
+
+    data = dict(hybrid=hybrid, seeds=seeds, backend=backend, workers=workers, ray_address=ray_address,
+                train=dict(layers=layers, d_model=d_model, width=width, experts=experts, corpus=corpus,
+                           context=context, positions=context,
+                           tokens=tokens),
+                measure=dict(measure_tokens=measure_tokens, mono_bytes=mono_bytes, sae_latents=sae_latents,
+                             sae_k=sae_k, sae_samples=sae_samples))
+    if l1 is not None:
+        data["l1"] = _numbers(l1, "l1")
+    res = roads(validate(RoadsConfig, data), out, progress and sys.stderr.isatty())
+    for line in lines(res):
+        typer.echo(line)
+    _say(f"done: {len(res['points'])} runs, {res['wall_s']:.0f}s of compute")
+
 def _expand_multi(argv: list[str]) -> list[str]:
     out: list[str] = []
     flag, taken = None, 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from monosemantic.experiments import dictionaries, hybrids, phase, real, road1, road2, toy, transition, unfolding
 from monosemantic.experiments import circuits, correlated, diagrams, dynamics, nonuniform
+from monosemantic.experiments import lm
 from monosemantic.report import sections
 from monosemantic.report.html import write_report
 from monosemantic.report.sections.overview import picture
@@ -24,6 +25,7 @@ TOPICS += [(diagrams.demo, sections.diagrams.section), (dynamics.demo, sections.
 TOPICS += [(circuits.demo, sections.circuits.section)]
 TOPICS += [(road2.demo, sections.road2.section), (hybrids.demo, sections.road2.front_section)]
 TOPICS += [(real.demo, sections.real.section)]
+TOPICS += [(lm.demo, sections.lm.section)]
 
 
 def _topic(run) -> str:

@@ -20,6 +20,8 @@ def test_quick_demo_writes_every_section(tmp_path):
         assert key in s, key
     assert {e["variant"] for e in s["lm_roads"]} == {"dense", "l1", "moe-flop", "moe-width", "hybrid-joint"}
     assert "correlation_with_features_per_dim" in s["adversarial"]
+    assert {"neuron_monosemanticity", "feature_monosemanticity"} <= set(s["real_model"])
+    assert 'href="features.html"' in html and (tmp_path / "demo" / "features.html").is_file()
     assert math.isfinite(s["demo_wall_s"]) and s["demo_wall_s"] > 0
     # the codes that made the data are found again by OMP on the true features, for every SAE of the table
     assert all(g["exact: true dictionary"]["support_f1"] > 0.99 for g in s["amortization_gap"].values())

@@ -216,7 +216,7 @@ def enumerate_features(codes, token: "np.ndarray", bins: int = HIST_BINS) -> dic
     """Every latent of `codes: [rows, latents]` (scipy sparse, non-negative) on rows whose token ids are
     `token: [rows]`: `fired` (rows where it is non-zero) and `density` ([latents]), its largest activation `max`,
     `hist: [latents, bins]` (its non-zero activations in equal bins over (0, max]), its top rows
-    `top_rows`/`top_values: [latents, TOP_K]` (-1/-inf where it fired on fewer rows; zeros count as rows) and
+    `top_rows`/`top_values: [latents, TOP_K]` (a latent that fired on fewer rows has zeros at the end) and
     `monosemanticity` (NaN where it fired on fewer than two rows)."""
     import numpy as np
 

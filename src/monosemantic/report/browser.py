@@ -60,11 +60,7 @@ def page_data(result: dict) -> dict:
                       _finite(f["monosemanticity"][j]), np.asarray(f["hist"][j]).tolist(),
                       np.asarray(f["top_rows"][j])[live].tolist(),
                       [round(float(v), 3) for v in np.asarray(f["top_values"][j])[live]]])
-    mono = result["monosemanticity"]
-    return {"site": result["site"], "latents": int(result["latents"]), "rows": len(result["row_text"]),
-            "neuron_site": result.get("neuron_site"), "neuron_median": result.get("neuron_monosemanticity"),
-            "feature_median": result.get("feature_monosemanticity"), "top_k": mono["top_k"],
-            "width": CONTEXT, "per_page": PER_PAGE, "contexts_shown": CONTEXTS_SHOWN,
+    return {"rows": len(result["row_text"]), "width": CONTEXT, "per_page": PER_PAGE, "contexts_shown": CONTEXTS_SHOWN,
             "text": token_pieces(list(result["row_text"])), "start": np.asarray(rows["start"]).tolist(),
             "stop": np.asarray(rows["stop"]).tolist(), "features": feats}
 
@@ -194,8 +190,9 @@ def page(result: dict, title: str | None = None) -> str:
     data = page_data(result)
     title = title or f"Features of a TopK SAE at {result['site']} ({result['latents']} latents)"
     nm, fm = result.get("neuron_monosemanticity"), result.get("feature_monosemanticity")
+    top_k = result["monosemanticity"]["top_k"]
     intro = (f"{len(data['features'])} live latents of {result['latents']}, read on {data['rows']} test-split tokens. "
-             f"Monosemanticity = 1 - the normalised entropy of the tokens of a latent's {data['top_k']} top-activating "
+             f"Monosemanticity = 1 - the normalised entropy of the tokens of a latent's {top_k} top-activating "
              f"rows (1: one token). Median over latents {_fmt(fm)}; over the model's MLP neurons at "
              f"{result.get('neuron_site')} on the same tokens {_fmt(nm)}. The search box keeps the latents whose "
              f"top-activating tokens contain the text typed.")

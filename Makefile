@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench browser docs-img clean
+.PHONY: setup demo test bench browser docs-img clean peers
 
 setup: $(STAMP)
 
@@ -23,6 +23,16 @@ test: setup
 # Every benchmarks/*.py prints its ratio against a baseline measured in the same run.
 bench: setup
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# SAELens (the `bench` extra) in a venv of its own, where the tests and benchmarks look for it; torch and every
+# shared dependency pinned by requirements.lock (so pip takes the CPU torch, not a CUDA build)
+PEERS ?= .peers/venv
+peers: $(PEERS)/.installed
+
+$(PEERS)/.installed: requirements.lock
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock torch 'sae-lens>=6.54'
+	touch $@
 
 # Debian's headless Chromium for tests/test_browser.py (which skips, saying why, without it)
 browser:

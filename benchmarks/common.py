@@ -22,8 +22,8 @@ def machine() -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-SAELENS_INSTALL = ("pip install -e '.[bench]' (or a separate venv holding sae-lens at .peers/venv or $PEERS_DIR/venv; "
-                   "see docs/real.md)")
+SAELENS_INSTALL = ("pip install -c requirements.lock -e '.[bench]', or `make peers` for a venv of its own at .peers/venv "
+                   "($PEERS_DIR/venv is looked at too)")
 
 
 def saelens_python(venv: str | None = None) -> str | None:

@@ -1,4 +1,4 @@
-"""Activation capture from the real model (all-MiniLM-L6-v2) and SAE training on the store.
+"""Activation capture from the real model (all-MiniLM-L6-v2), SAE training on the store, and SAELens on the same store.
 
 1. Capture at a middle layer's residual stream (resid.3) of the `all` corpus at 64k, 128k and 256k tokens
    (and 1M with --million), each in a fresh process: tokens/s and CPU seconds of the capture compute and the
@@ -6,11 +6,20 @@
    time). Baseline, in the same process just before: a bare forward pass of the whole model over the same
    kind of windows (no hooks, nothing stored), so the ratio says what capture costs beyond the model under the
    same load (capture stops at the site, 4 of 6 blocks, so it can beat 1).
-2. SAE training (TopK, 8x overcomplete, k 32) on the largest store, read shard by shard from disk, against
-   the same rows as one in-memory array: samples/s and peak RSS of each, in fresh processes.
+2. SAE training (TopK, 8x overcomplete, k 32) streamed from each store, one pass over its rows, each in a fresh
+   process: samples/s and peak RSS (time should grow linearly, samples/s and memory stay flat); then, on the
+   largest store, --sae-samples samples from the store against the same rows as one in-memory array.
+3. Ours against SAELens's TopK SAE at equal L0 (the same latents, k and samples), both trained on the same store
+   (the smallest size) and scored on a store of test-split tokens: FVU, L0, dead latents, embedding recovered
+   (the reconstruction spliced into MiniLM, against zero- and mean-ablation) and training time. SAELens runs
+   with the peers' settings (lr 1e-3 constant, batch 1024, its defaults otherwise) through `_saelens_runner.py`
+   in a Python that has it (the `bench` extra, --peers-venv DIR, $PEERS_DIR/venv or .peers/venv); its
+   directory is read back by `monosemantic.dictionary.load`, and SAELens's own scores of it are printed beside
+   ours as a check. Without SAELens the section says how to install it and is skipped.
 
 usage: python benchmarks/real_model.py [--sizes 65536 131072 262144] [--million] [--sae-samples 65536]
-                                       [--threads N] [--keep DIR] [--json FILE]
+                                       [--peer-samples 131072] [--test-tokens 8192] [--splice-texts 128]
+                                       [--peers-venv DIR] [--skip-peer] [--threads N] [--keep DIR] [--json FILE]
 """
 import argparse
 import json
@@ -31,16 +40,16 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_capture(tokens: int, out: str) -> dict:
+def child_capture(tokens: int, out: str, split: str = "train") -> dict:
     """Capture in this process, after a bare forward pass measured the machine's speed just before (so that the
     ratio stands on a loaded machine), with its wall and CPU seconds (the model and corpus loaded beforehand)."""
     from monosemantic.experiments.real import CaptureConfig, capture_run
     from monosemantic.real import corpus as C
 
     C.load("all")
-    base = child_forward(4096)
+    base = child_forward(4096) if split == "train" else {"tokens_per_s": None}
     cpu = time.process_time()
-    res = capture_run(CaptureConfig(corpus="all", site=SITE, tokens=tokens), out)
+    res = capture_run(CaptureConfig(corpus="all", site=SITE, tokens=tokens, split=split), out)
     return {**res, "cpu_s": time.process_time() - cpu, "forward_tokens_per_s": base["tokens_per_s"],
             "peak_rss_mb": _rss_mb()}
 
@@ -91,6 +100,53 @@ def child_sae(store: str, samples: int, in_memory: bool) -> dict:
             "fvu_first_10k": 1 - sae.score(X[:10_000])}
 
 
+def child_compare(train: str, test: str, samples: int, k: int, texts: int, peers_py: str, work: str) -> dict:
+    """Ours and SAELens's TopK SAE on the train store, scored on the test store and spliced into MiniLM."""
+    import numpy as np
+    import torch
+
+    from monosemantic.dictionary import SparseAutoencoder, load
+    from monosemantic.real import corpus as C
+    from monosemantic.real import store as S
+    from monosemantic.real.splice import embedding_recovered
+
+    tr, te = S.Store(train), S.Store(test)
+    latents = 8 * tr.X.shape[1]
+    t = time.perf_counter()
+    ours = SparseAutoencoder("topk", latents, k=k, samples=samples, seed=0).fit(tr.X)  # streamed from the shards
+    ours_wall = time.perf_counter() - t
+    cmd = [peers_py, str(HERE / "_saelens_runner.py"), "--store", train, "--test", test, "--out", str(Path(work) / "saelens"),
+           "--latents", str(latents), "--k", str(k), "--samples", str(samples)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    if out.returncode:
+        sys.exit(f"SAELens failed:\n{out.stderr[-3000:]}")
+    peer = json.loads(out.stdout.strip().splitlines()[-1])
+    theirs = load(Path(work) / "saelens")  # SAELens's directory, read as SAELens reads it
+    X = np.asarray(te.X[:], dtype=np.float64)
+    corpus = C.load("all")
+    docs = [corpus.docs[i] for i in corpus.ids("test")[:texts]]
+    mean = torch.from_numpy(tr.mean())
+    rows = {}
+    for name, est, train_s, wall in (("ours", ours, ours.train_seconds_, ours_wall),
+                                     (f"SAELens {peer['version']}", theirs, peer["train_s"], peer["fit_wall_s"])):
+        codes = est.transform(X.astype(np.float32))
+        X_hat = est.inverse_transform(codes)
+
+        def reconstruct(x: torch.Tensor, est=est) -> torch.Tensor:
+            return torch.from_numpy(np.asarray(est.inverse_transform(est.transform(x.numpy())), dtype=np.float32))
+
+        t = time.perf_counter()
+        splice = embedding_recovered(S.loaded("minilm"), SITE, docs, reconstruct, mean)
+        rows[name] = {"fvu": float(((X - X_hat) ** 2).sum() / ((X - X.mean(0)) ** 2).sum()),
+                      "l0": codes.nnz / len(X), "dead": int((np.asarray((codes != 0).sum(0)).ravel() == 0).sum()),
+                      "train_s": train_s, "fit_wall_s": wall, "samples_per_s": samples / train_s,
+                      "embedding_recovered": splice["embedding_recovered"],
+                      "embedding_recovered_mean": splice["embedding_recovered_mean"], "splice_s": time.perf_counter() - t}
+    return {"latents": latents, "k": k, "samples": samples, "train_rows": len(tr), "test_rows": len(te),
+            "splice_texts": len(docs), "methods": rows,
+            "saelens_own_scores": {k: peer[k] for k in ("fvu", "l0", "dead")}}
+
+
 def in_child(kind: str, threads: int, *args) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, __file__, "--child", kind, *map(str, args), "--threads", str(threads)]
@@ -100,11 +156,47 @@ def in_child(kind: str, threads: int, *args) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def peer_section(args, root: Path, size: int) -> dict | None:
+    from common import SAELENS_INSTALL, saelens_python
+
+    py = saelens_python(args.peers_venv)
+    print(f"\nours vs SAELens at equal L0 (TopK, k {args.peer_k}, 8x latents, {args.peer_samples} samples of the "
+          f"{size}-row store)")
+    if not py:
+        print(f"  skipped: SAELens is not installed ({SAELENS_INSTALL})")
+        return None
+    test = in_child("capture", args.threads, args.test_tokens, root / "store-test", "test")
+    r = in_child("compare", args.threads, root / f"store-{size}", root / "store-test", args.peer_samples, args.peer_k,
+                 args.splice_texts, py, root)
+    print(f"  scored on {r['test_rows']} test-split tokens; embedding recovered over {r['splice_texts']} test documents "
+          f"(against zero-ablation; mean-ablation in brackets); train s: compute only, fit s: the whole fit")
+    print(f"  {'method':<17} {'FVU':>6} {'L0':>6} {'dead':>6} {'emb. rec.':>15} {'train s':>8} {'fit s':>7} "
+          f"{'samples/s':>10}")
+    for name, m in r["methods"].items():
+        print(f"  {name:<17} {m['fvu']:>6.3f} {m['l0']:>6.1f} {m['dead']:>6} "
+              f"{m['embedding_recovered']:>6.3f} ({m['embedding_recovered_mean']:.3f}) {m['train_s']:>8.1f} "
+              f"{m['fit_wall_s']:>7.1f} {m['samples_per_s']:>10.0f}")
+    own = r["saelens_own_scores"]
+    print(f"  SAELens's own scoring of its SAE (its encode/decode): FVU {own['fvu']:.3f}, L0 {own['l0']:.1f}, "
+          f"dead {own['dead']}")
+    ours, theirs = r["methods"]["ours"], next(v for k, v in r["methods"].items() if k != "ours")
+    print(f"  ours / SAELens: samples/s x{ours['samples_per_s'] / theirs['samples_per_s']:.2f}, "
+          f"FVU {ours['fvu'] - theirs['fvu']:+.3f}, embedding recovered "
+          f"{ours['embedding_recovered'] - theirs['embedding_recovered']:+.3f}")
+    return {**r, "test_capture": test}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[65_536, 131_072, 262_144])
     ap.add_argument("--million", action="store_true", help="add 1,048,576 tokens")
-    ap.add_argument("--sae-samples", type=int, default=65_536)
+    ap.add_argument("--sae-samples", type=int, default=65_536, help="in-memory vs store on the largest store")
+    ap.add_argument("--peer-samples", type=int, default=131_072, help="training samples of ours and SAELens's")
+    ap.add_argument("--peer-k", type=int, default=32)
+    ap.add_argument("--test-tokens", type=int, default=8192, help="test-split tokens the two SAEs are scored on")
+    ap.add_argument("--splice-texts", type=int, default=128, help="test documents for embedding recovered")
+    ap.add_argument("--peers-venv", help="a venv with sae-lens (default: this Python, $PEERS_DIR/venv, .peers/venv)")
+    ap.add_argument("--skip-peer", action="store_true", help="skip the SAELens comparison")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--keep", type=Path, help="keep the stores under this directory")
     ap.add_argument("--json", type=Path)
@@ -116,9 +208,11 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         if kind == "capture":
-            out = child_capture(int(rest[0]), rest[1])
+            out = child_capture(int(rest[0]), rest[1], *rest[2:])
         elif kind == "forward":
             out = child_forward(int(rest[0]))
+        elif kind == "compare":
+            out = child_compare(rest[0], rest[1], int(rest[2]), int(rest[3]), int(rest[4]), rest[5], rest[6])
         else:
             out = child_sae(rest[0], int(rest[1]), rest[2] == "memory")
         print(json.dumps(out))
@@ -150,6 +244,20 @@ def main() -> None:
         print(f"tokens x{sizes[-1] / sizes[0]:.0f}: wall x{b['wall_s'] / a['wall_s']:.2f}, CPU x{b['cpu_s'] / a['cpu_s']:.2f}"
               f"; peak RSS {b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB")
 
+    print("\nSAE training streamed from each store (TopK, 8x = 3072 latents, k 32, batch 1024), one pass over its "
+          "rows, each in a fresh process")
+    print(f"{'rows':>9} {'samples':>9} {'train s':>8} {'samples/s':>10} {'peak RSS MB':>12}")
+    per = []
+    for n in sizes:
+        r = in_child("sae", args.threads, root / f"store-{n}", n, "store")
+        per.append(r)
+        print(f"{n:>9} {r['samples']:>9} {r['wall_s']:>8.1f} {r['samples_per_s']:>10.0f} {r['peak_rss_mb']:>12.0f}")
+    if len(per) > 1:
+        a, b = per[0], per[-1]
+        print(f"rows x{sizes[-1] / sizes[0]:.0f}: train s x{b['wall_s'] / a['wall_s']:.2f}, samples/s "
+              f"x{b['samples_per_s'] / a['samples_per_s']:.2f}; peak RSS {b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB")
+    report["sae_per_size"] = per
+
     store = root / f"store-{sizes[-1]}"
     print(f"\nSAE training (TopK, 8x = 3072 latents, k 32, batch 1024, {args.sae_samples} samples) on the "
           f"{sizes[-1]}-row store")
@@ -160,6 +268,8 @@ def main() -> None:
               f"FVU {r['fvu_first_10k']:.3f}")
     print(f"  store / in-memory: {sae['store']['samples_per_s'] / sae['memory']['samples_per_s']:.2f}x samples/s")
     report["sae"] = sae
+    if not args.skip_peer:
+        report["peer"] = peer_section(args, root, sizes[0])
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if not args.keep:

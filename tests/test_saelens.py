@@ -152,7 +152,8 @@ def _refused_cfg(**change):
     (_refused_cfg(architecture="transcoder"), {}, "architecture 'transcoder' is not supported"),
     (_refused_cfg(), {"b_gate": torch.zeros(D_SAE)}, "holds b_gate"),
     (_refused_cfg(), {"scaling_factor": 2 * torch.ones(D_SAE)}, "holds scaling_factor"),
-    (_refused_cfg(architecture="jumprelu"), {}, "lacks threshold")])
+    (_refused_cfg(architecture="jumprelu"), {}, "lacks threshold"),
+    (_refused_cfg(rescale_acts_by_decoder_norm=True), {"W_dec": torch.zeros(D_SAE, D_IN)}, "W_dec has a zero row")])
 def test_unsupported_settings_are_one_error_line(tmp_path, capsys, cfg, extra, words):
     path = _write(tmp_path / "sae", cfg, {**_weights(), **extra})
     with pytest.raises(InputError, match="cfg.json|sae_weights") as e:

@@ -127,6 +127,9 @@ def read(path: Path, cfg, w: dict[str, torch.Tensor]) -> tuple[type[archs.Arch],
     if missing:
         raise InputError(f"{path}/{WEIGHTS} lacks {', '.join(missing)}")
     _check_tensors(path, cfg, w)
+    if rescale and not bool((w["W_dec"].double().norm(dim=1) > 0).all()):
+        raise InputError(f"{where}: rescale_acts_by_decoder_norm is true but W_dec has a zero row (SAELens would "
+                         f"divide by its norm)")
     return arch, cfg, fold(w, apply, rescale), w["threshold"].float() if arch.threshold_weight else None
 
 

@@ -26,7 +26,7 @@ from monosemantic.config import Strict
 from monosemantic.devices import DEFAULT as DEFAULT_DEVICE, resolve
 from monosemantic.experiments.road1 import l1_sweep
 from monosemantic.experiments.road2 import recoverability
-from monosemantic.experiments.sweeps import Points, check_backend, key_of
+from monosemantic.experiments.sweeps import Points, key_of
 from monosemantic.toy.hybrids import CHANGES, Hybrid, max_cosine
 from monosemantic.toy.models import loss_per_instance, make_model
 from monosemantic.toy.sampler import FeatureSampler, probabilities
@@ -167,7 +167,6 @@ def front(cfg: Road3Config, progress: bool = False, out: str | Path | None = Non
     (strength 0) and road1 (its lambdas) among the methods; plus the verdict (`verdict`) and timings.
 
     With `out`, every (method, strength, seed) is a resumable point in OUT and the result is written beside them."""
-    check_backend(backend, workers, ray_address)
     t0 = time.perf_counter()
     settings = cfg.model_dump(exclude={"device"})
     jobs = []
@@ -180,8 +179,8 @@ def front(cfg: Road3Config, progress: bool = False, out: str | Path | None = Non
                 jobs.append({"args": (c, method, strengths), "method": method, "points": [
                     {"name": f"{method}-{s!r}-seed{seed}", "key": key_of({**key, "strength": s})}
                     for s in strengths]})
-    with Points(out, "road3", settings, overwrite) as pts:
-        got = pts.run(jobs, _front_job, backend, workers, ray_address, progress, "road3 points")
+    with Points(out, "road3", settings, overwrite, backend, workers, ray_address) as pts:
+        got = pts.run(jobs, _front_job, progress, "road3 points")
         per: dict[str, dict[float, list[dict]]] = {}
         steps, train_s = {}, {}
         for job in jobs:

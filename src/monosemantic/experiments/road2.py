@@ -28,7 +28,7 @@ from monosemantic.data import activations_of
 from monosemantic.devices import DEFAULT as DEFAULT_DEVICE
 from monosemantic.dictionary import MiniBatchDictionary, SparseAutoencoder
 from monosemantic.experiments.unfolding import unfold_with
-from monosemantic.experiments.sweeps import Points, check_backend, key_of
+from monosemantic.experiments.sweeps import Points, key_of
 from monosemantic.toy.sampler import FeatureSampler, probabilities
 from monosemantic.toy.train import kept_tensors, train_toy
 
@@ -195,17 +195,15 @@ def toy_recovery(cfg: Road2ToyConfig, progress: bool = False, out: str | Path | 
 
     With `out`, every model and every dictionary is a resumable point in OUT (`sweeps.Points`), and the result is
     written beside them (result.json, models.safetensors)."""
-    check_backend(backend, workers, ray_address)
     t0 = time.perf_counter()
     common = dict(steps=cfg.steps, samples=cfg.samples, seed=cfg.seed)
-    with Points(out, "road2-toy", _settings(cfg), overwrite) as pts:
-        run = dict(backend=backend, workers=workers, ray_address=ray_address, progress=progress)
+    with Points(out, "road2-toy", _settings(cfg), overwrite, backend, workers, ray_address) as pts:
         model_jobs = []
         for n, m in cfg.shapes:
             key = key_of({"n": n, "m": m, "sparsity": cfg.sparsity, **common})
             model_jobs.append({"args": (n, m, cfg.sparsity, cfg.steps, cfg.samples, cfg.seed, cfg.device),
                                "points": [{"name": f"model-{n}x{m}", "key": key}]})
-        got = pts.run(model_jobs, _model_job, label="road2 toy models", **run)
+        got = pts.run(model_jobs, _model_job, progress, "road2 toy models")
         dict_jobs, models, tensors = [], [], {}
         for (n, m), job in zip(cfg.shapes, model_jobs):
             model = got[job["points"][0]["name"]]
@@ -222,7 +220,7 @@ def toy_recovery(cfg: Road2ToyConfig, progress: bool = False, out: str | Path | 
                                       "ratio": ratio, **common})
                         dict_jobs.append({"args": (row["_W"].numpy(), row["sparsity"], arch, ratio, cfg.samples,
                                                    cfg.seed), "points": [{"name": name, "key": key}], "row": row})
-        got.update(pts.run(dict_jobs, _dictionary_job, label="road2 toy dictionaries", **run))
+        got.update(pts.run(dict_jobs, _dictionary_job, progress, "road2 toy dictionaries"))
         for job in dict_jobs:
             job["row"]["dictionaries"].append(got[job["points"][0]["name"]]["result"])
         for row in models:

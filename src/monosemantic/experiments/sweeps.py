@@ -350,30 +350,83 @@ def _call(fn: Callable, threads: int | None, args: tuple):
     return fn(*args)
 
 
+class Workers:
+    """Where jobs run: in this process (local, 1 worker), on `workers` spawned processes, or one Ray task each. The
+    pool or the Ray session starts at the first `map` that needs it and serves every later one until `close`."""
+
+    def __init__(self, backend: str = "local", workers: int = 1, ray_address: str | None = None):
+        self.backend, self.workers, self.ray_address = backend, workers, ray_address
+        self._pool = self._session = self._task = None
+
+    def map(self, fn: Callable, jobs: list[tuple[Any, tuple]]):
+        """Yield (job id, fn(*args)) for jobs [(id, args)] as they finish. fn and its arguments must pickle (a
+        module-level function, plain data): every backend then computes the same numbers."""
+        if self.backend == "ray":
+            yield from self._ray(fn, jobs)
+        elif self.workers <= 1 or len(jobs) <= 1 and self._pool is None:
+            for jid, args in jobs:
+                yield jid, fn(*args)
+        else:
+            yield from self._processes(fn, jobs)
+
+    def _processes(self, fn: Callable, jobs: list[tuple[Any, tuple]]):
+        from concurrent.futures import as_completed
+
+        if self._pool is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: torch's thread pools do not survive a fork; one thread per worker process
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                             initializer=_die_with_parent, initargs=(os.getpid(),))
+        futures = {self._pool.submit(_call, fn, 1, args): jid for jid, args in jobs}
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        finally:  # on Ctrl-C or an error, do not run the queued jobs
+            for fut in futures:
+                fut.cancel()
+
+    def _ray(self, fn: Callable, jobs: list[tuple[Any, tuple]]):
+        if self._session is None:
+            self._session = ray_session(self.workers, self.ray_address)
+            ray = self._session.__enter__()
+            self._task = ray.remote(num_cpus=1)(_call)
+        import ray
+
+        refs = {self._task.remote(fn, 1, args): jid for jid, args in jobs}
+        pending = list(refs)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                try:
+                    yield refs[done[0]], ray.get(done[0])
+                except ray.exceptions.RayTaskError as e:  # a worker's InputError comes back wrapped
+                    cause = e.as_instanceof_cause()
+                    if isinstance(cause, InputError):
+                        raise InputError(str(cause).splitlines()[-1]) from None
+                    raise
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+
+    def close(self) -> None:
+        if self._pool is not None:  # do not wait for the queued jobs
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        if self._session is not None:
+            self._session.__exit__(None, None, None)
+            self._session = None
+
+
 def map_calls(fn: Callable, jobs: list[tuple[Any, tuple]], backend: str = "local", workers: int = 1,
               ray_address: str | None = None):
-    """Yield (job id, fn(*args)) for jobs [(id, args)] as they finish: in this process (local, 1 worker), on
-    `workers` spawned processes, or one Ray task each. fn and its arguments must pickle (a module-level function,
-    plain data): every backend then computes the same numbers."""
-    if backend == "ray":
-        yield from _ray_calls(fn, jobs, workers, ray_address)
-        return
-    if workers <= 1 or len(jobs) <= 1:
-        for jid, args in jobs:
-            yield jid, fn(*args)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # spawn, not fork: torch's thread pools do not survive a fork; one thread per worker process
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    """`Workers.map` on a pool or Ray session of its own."""
+    w = Workers(backend, workers, ray_address)
     try:
-        futures = {pool.submit(_call, fn, 1, args): jid for jid, args in jobs}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
-    finally:  # on Ctrl-C or an error, do not wait for the queued jobs
-        pool.shutdown(wait=False, cancel_futures=True)
+        yield from w.map(fn, jobs)
+    finally:
+        w.close()
 
 
 def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, device: str = "cpu"):
@@ -430,25 +483,9 @@ def ray_session(workers: int | None, address: str | None):
             ray.shutdown()
 
 
-def _ray_calls(fn: Callable, jobs: list[tuple[Any, tuple]], workers: int | None, address: str | None):
-    with ray_session(workers, address) as ray:
-        task = ray.remote(num_cpus=1)(_call)
-        refs = {task.remote(fn, 1, args): jid for jid, args in jobs}
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            try:
-                yield refs[done[0]], ray.get(done[0])
-            except ray.exceptions.RayTaskError as e:  # a worker's InputError comes back wrapped
-                cause = e.as_instanceof_cause()
-                if isinstance(cause, InputError):
-                    raise InputError(str(cause).splitlines()[-1]) from None
-                raise
-
-
 def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None, device: str = "cpu"):
-    yield from _ray_calls(train_group, [(gid, (configs, seed, None, device)) for gid, configs in jobs], workers,
-                          address)
+    yield from map_calls(train_group, [(gid, (configs, seed, None, device)) for gid, configs in jobs], "ray",
+                         workers, address)
 
 
 def _mapper(jobs, seed: int, backend: str, workers: int, ray_address: str | None, device: str = "cpu"):
@@ -683,12 +720,18 @@ class Points:
     corrupt or stale point again, with a SweepWarning); other settings are refused unless `overwrite`, which replaces
     OUT (only a directory this tool wrote). OUT/.lock keeps a second run out. out=None: nothing is written.
 
-        with Points(out, "road2-toy", settings, overwrite) as pts:
-            got = pts.run(jobs, fn, backend, workers, ray_address, progress, "dictionaries")
+        with Points(out, "road2-toy", settings, overwrite, backend, workers, ray_address) as pts:
+            got = pts.run(jobs, fn, progress, "dictionaries")
+
+    Jobs run on `Workers(backend, workers, ray_address)`, one pool or Ray session for every `run` (workers None:
+    one per core).
     """
 
-    def __init__(self, out: str | Path | None, kind: str, settings: dict, overwrite: bool = False):
+    def __init__(self, out: str | Path | None, kind: str, settings: dict, overwrite: bool = False,
+                 backend: str = "local", workers: int | None = None, ray_address: str | None = None):
+        check_backend(backend, workers, ray_address)
         self.out, self.kind, self.settings, self.overwrite = out, kind, settings, overwrite
+        self.workers = Workers(backend, workers or os.cpu_count() or 1, ray_address)
         self.written, self.computed, self.created, self._lock = 0, 0, False, None
 
     def __enter__(self) -> Points:
@@ -729,6 +772,7 @@ class Points:
         self._release(failed=kind is not None)
 
     def _release(self, failed: bool) -> None:
+        self.workers.close()
         if self._lock is None:
             return
         self._lock.release()
@@ -752,8 +796,7 @@ class Points:
         shutil.rmtree(path, ignore_errors=True)  # ours: a point directory of this run
         return None
 
-    def run(self, jobs: list[dict], fn: Callable, backend: str = "local", workers: int | None = None,
-            ray_address: str | None = None, progress: bool = False, label: str = "points",
+    def run(self, jobs: list[dict], fn: Callable, progress: bool = False, label: str = "points",
             on_job: Callable[[int, int], None] | None = None) -> dict[str, dict]:
         """{point name: {"result", "tensors"}} for every point of `jobs` = [{"args": tuple, "points": [{"name",
         "key"}]}], where fn(*args) returns one {"result": dict, "tensors": {name: array}} per point of its job.
@@ -771,8 +814,7 @@ class Points:
         total = sum(len(job["points"]) for job in jobs)
         bar = Bar(total, label, len(got)) if progress else None
         try:
-            for done, (i, res) in enumerate(map_calls(fn, todo, backend, workers or os.cpu_count() or 1,
-                                                      ray_address), 1):
+            for done, (i, res) in enumerate(self.workers.map(fn, todo), 1):
                 for pt, pr in zip(jobs[i]["points"], res):
                     if pt["name"] in got:
                         continue

@@ -1,10 +1,13 @@
 """Road 3: each hybrid change does what it claims on a small model, the front's ends agree with the roads run
-alone, and bad input is one error line."""
+alone, a killed front resumes to the same result, and bad input is one error line."""
+import json
+
 import pytest
 import torch
 
 from monosemantic.cli import main
 from monosemantic.errors import InputError
+from monosemantic.experiments import hybrids
 from monosemantic.experiments.hybrids import Road3Config, front, train_change
 from monosemantic.experiments.road1 import l1_sweep
 from monosemantic.toy.hybrids import Hybrid, max_cosine
@@ -91,6 +94,68 @@ def test_bad_hybrid_input():
     (["--joint-latents", M - 1], "at least the model's width"),
 ])
 def test_road3_cli_bad_input(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as e:
+        main(["road3", "--out", str(tmp_path / "r"), *[str(a) for a in args]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith("error:") and message in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def numbers(obj):
+    """A result without its timings (keys ending in _s, and speeds), which differ between runs."""
+    if isinstance(obj, dict):
+        return {k: numbers(v) for k, v in obj.items()
+                if not k.endswith("_s") and k not in ("computed", "model_steps_per_s")}
+    if isinstance(obj, list):
+        return [numbers(v) for v in obj]
+    return obj
+
+
+TINY = dict(steps=150, samples=2000, strengths={"noise": [0.0, 0.3]}, road1=[0.3])
+
+
+def test_a_killed_front_resumes_without_redoing_points_and_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    cfg = small(**TINY)
+    ref = front(cfg, out=tmp_path / "ref")
+    real, calls = hybrids._front_job, []
+
+    def killed(*args):  # the second job (noise at both strengths) never finishes
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(hybrids, "_front_job", killed)
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        front(cfg, out=cut)
+    done = {p.name: p.stat().st_mtime_ns for p in (cut / "points").iterdir()}
+    assert sorted(done) == ["road2-0.0-seed0"]
+    monkeypatch.undo()
+    res = front(cfg, out=cut)
+    assert res["points"] == 4 and res["computed"] == 3
+    assert (cut / "points" / "road2-0.0-seed0").stat().st_mtime_ns == done["road2-0.0-seed0"]
+    assert numbers(res) == numbers(ref)
+    assert numbers(json.loads((cut / "result.json").read_text())) == numbers(res)
+
+
+def test_seeds_are_points_and_a_front_point_is_their_mean():
+    res = front(small(**{**TINY, "strengths": {}}, seeds=2))
+    (r2,) = res["front"]["road2"]
+    assert res["points"] == 4 and [s["seed"] for s in r2["per_seed"]] == [0, 1]
+    assert r2["loss"] == pytest.approx(sum(s["loss"] for s in r2["per_seed"]) / 2)
+    assert r2["recovered"] == pytest.approx(sum(s["recovered"] for s in r2["per_seed"]) / 2)
+    assert r2["per_seed"][0]["loss"] != r2["per_seed"][1]["loss"]  # another initial W and data stream
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strength", "noise=0.1,0.1"], "noise strengths repeat a value"),
+    (["--road1", 0.3, 0.3], "road1 lambdas repeat a value"),
+    (["--seeds", 0], "seeds"),
+    (["--backend", "slurm"], "unknown backend 'slurm'"),
+    (["--workers", -1], "workers must be at least 1"),
+])
+def test_road3_cli_bad_options(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as e:
         main(["road3", "--out", str(tmp_path / "r"), *[str(a) for a in args]])
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,10 +1,15 @@
-"""Road 2 on toy activations: a model without superposition is recovered, the scores behave, bad input is refused."""
+"""Road 2 on toy activations: a model without superposition is recovered, the scores behave, a killed run resumes
+to the same result, bad input is refused."""
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from monosemantic.cli import main
+from monosemantic.experiments import road2
 from monosemantic.experiments.road2 import Road2ToyConfig, recoverability, split_merge, toy_recovery
+from monosemantic.experiments.sweeps import SweepWarning
 from monosemantic.toy.sampler import importance, probabilities
 from monosemantic.toy.train import kept_tensors, train_toy
 
@@ -60,3 +65,106 @@ def test_road2_cli_writes_a_run(tmp_path, capsys):
     assert e.value.code == 0
     assert (out / "result.json").is_file() and (out / "models.safetensors").is_file()
     assert "recovered" in capsys.readouterr().err
+
+
+SMALL = Road2ToyConfig(shapes=[(20, 5)], sparsity=[0.97], ratios=[0.5, 1.0, 2.0], archs=["topk"], steps=200,
+                       samples=3000, device="cpu")
+
+
+def numbers(obj):
+    """A result without its timings (keys ending in _s), which differ between runs."""
+    if isinstance(obj, dict):
+        return {k: numbers(v) for k, v in obj.items() if not k.endswith("_s") and k not in ("computed", "tensors")}
+    if isinstance(obj, list):
+        return [numbers(v) for v in obj]
+    return obj
+
+
+def mtimes(out):
+    return {p.name: p.stat().st_mtime_ns for p in (out / "points").iterdir()}
+
+
+def test_a_killed_run_resumes_without_redoing_points_and_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    ref = toy_recovery(SMALL, out=tmp_path / "ref")
+    real, calls = road2._dictionary_job, []
+
+    def killed(*args):  # the second dictionary never finishes: Ctrl-C, or a SIGKILL of the whole process
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(road2, "_dictionary_job", killed)
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        toy_recovery(SMALL, out=cut)
+    assert sorted(mtimes(cut)) == ["dict-20x5-S0.97-topk-x0.5", "model-20x5"]
+    assert not (cut / "result.json").exists()
+    before = mtimes(cut)
+    monkeypatch.undo()
+    res = toy_recovery(SMALL, out=cut)
+    assert res["computed"] == 2 and res["points"] == 4
+    assert {k: v for k, v in mtimes(cut).items() if k in before} == before  # finished points kept, not redone
+    assert numbers(res) == numbers(ref)
+    assert numbers(json.loads((cut / "result.json").read_text())) == numbers(res)
+    assert torch.equal(res["tensors"]["W_20_5"], ref["tensors"]["W_20_5"])
+    again = toy_recovery(SMALL, out=cut)
+    assert again["computed"] == 0 and numbers(again) == numbers(ref)
+
+
+def test_a_corrupt_point_is_computed_again(tmp_path):
+    ref = toy_recovery(SMALL, out=tmp_path / "r")
+    (tmp_path / "r" / "points" / "dict-20x5-S0.97-topk-x1.0" / "result.json").write_text("{not json")
+    with pytest.warns(SweepWarning, match="dict-20x5-S0.97-topk-x1.0"):
+        res = toy_recovery(SMALL, out=tmp_path / "r")
+    assert res["computed"] == 1 and numbers(res) == numbers(ref)
+
+
+@pytest.mark.slow
+def test_worker_processes_and_ray_give_the_same_results(tmp_path):
+    one = toy_recovery(SMALL)
+    assert numbers(toy_recovery(SMALL, workers=2)) == numbers(one)  # spawned worker processes
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'monosemantic[ray]')")
+    assert numbers(toy_recovery(SMALL, backend="ray", workers=2, out=tmp_path / "ray")) == numbers(one)
+
+
+def test_mbdl_in_the_dictionary_size_sweep():
+    cfg = SMALL.model_copy(update={"ratios": [2.0], "archs": ["topk", "mbdl"]})
+    (row,) = toy_recovery(cfg)["models"]
+    assert [d["arch"] for d in row["dictionaries"]] == ["topk", "mbdl"]
+    mbdl = row["dictionaries"][1]
+    assert mbdl["latents"] == 40 and 0 <= mbdl["recovered"] <= row["represented"] and 0 < mbdl["mmcs"] <= 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "slurm"], "unknown backend 'slurm'"),
+    (["--workers", 0], "workers must be at least 1"),
+    (["--ray-address", "127.0.0.1:1"], "--ray-address needs --backend ray"),
+])
+def test_road2_cli_bad_run_options(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as e:
+        main(["road2", "toy", "--out", str(tmp_path / "r"), *[str(a) for a in args]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith("error:") and message in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_road2_cli_resumes_and_refuses_other_options_in_the_same_out(tmp_path, capsys):
+    out = tmp_path / "r"
+    args = ["road2", "toy", "--out", str(out), "--shape", "20x5", "--sparsity", "0.97", "--ratios", "1", "--archs",
+            "topk", "--steps", "200", "--samples", "3000", "--no-progress"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0 and "2 points, 2 computed now" in capsys.readouterr().err
+    before = {p: p.read_bytes() for p in out.rglob("*.json")}
+    with pytest.raises(SystemExit) as e:
+        main(args[:-1] + ["--seed", "1", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "holds another run" in err[0] and "--overwrite" in err[0]
+    assert {p: p.read_bytes() for p in out.rglob("*.json")} == before  # nothing lost
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0 and "2 points, 0 computed now" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(args[:-1] + ["--seed", "1", "--overwrite", "--no-progress"])
+    assert e.value.code == 0 and json.loads((out / "config.json").read_text())["settings"]["seed"] == 1

@@ -824,6 +824,16 @@ road2_app = _app("Road 2: dictionaries learned from a model's activations, score
 app.add_typer(road2_app, name="road2")
 
 
+POINTS_OUT = typer.Option(..., help="Directory: OUT/points (resumable points), OUT/result.json; running again with "
+                                   "the same options finishes the missing points.")
+RESUMABLE_OVERWRITE = typer.Option(False, help="Replace a run of other options in OUT (the same options resume).")
+
+
+def _points_line(res: dict) -> str:
+    return (f"{res['points']} points, {res['computed']} computed now in {res['elapsed_s']:.1f}s "
+            f"({res['wall_s']:.1f}s of compute in all)")
+
+
 def _pairs_of(values: list[str], what: str, sep: str) -> list[tuple[str, str]]:
     out = []
     for v in values:
@@ -843,7 +853,7 @@ def _numbers(text: str, what: str, cast=float) -> list:
 
 @road2_app.command("toy")
 def road2_toy(
-    out: Path = typer.Option(..., help="Run directory to write."),
+    out: Path = POINTS_OUT,
     shape: Optional[list[str]] = typer.Option(None, help="Toy model n x m, e.g. 80x20 (repeat; default 20x5 and 80x20)."),
     sparsity: Optional[list[float]] = typer.Option(None, help="Sparsities S (default 0.8 0.9 0.97)."),
     ratios: Optional[list[float]] = typer.Option(None, help="Dictionary sizes as multiples of n, in (0, 64]."),
@@ -852,11 +862,16 @@ def road2_toy(
     samples: int = opt(Road2ToyConfig, "samples", help="Activations each dictionary trains on."),
     seed: int = opt(Road2ToyConfig, "seed", help="Seed."),
     device: str = opt(Road2ToyConfig, "device", help=DEVICE_HELP),
-    overwrite: bool = OVERWRITE,
+    backend: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    workers: Optional[int] = WORKERS,
+    overwrite: bool = RESUMABLE_OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
     """Train toy models in superposition, learn dictionaries from h = W x, and score them against W's represented
-    columns: MMCS, recovered@0.9, dead latents, splits, unfolding with the learned dictionary against the true W."""
+    columns: MMCS, recovered@0.9, dead latents, splits, unfolding with the learned dictionary against the true W.
+    Every model and every dictionary is a point in OUT/points: running again with the same options finishes the
+    missing ones."""
     from monosemantic.experiments.road2 import toy_recovery_run
 
     data = dict(steps=steps, samples=samples, seed=seed, device=device)
@@ -865,17 +880,19 @@ def road2_toy(
     for key, v in (("sparsity", sparsity), ("ratios", ratios), ("archs", archs)):
         if v:
             data[key] = v
-    res = toy_recovery_run(validate(Road2ToyConfig, data), out, overwrite, progress and sys.stderr.isatty())
+    _sweep_warnings()
+    res = toy_recovery_run(validate(Road2ToyConfig, data), out, overwrite, progress and sys.stderr.isatty(), backend,
+                           workers, ray_address)
     for b in res["best"]:
         _say(f"n={b['n']} m={b['m']} S={b['sparsity']}: best {b['arch']} x{b['latents']} recovered "
              f"{b['recovered']}/{b['represented']} represented (of {b['n']}), MMCS {b['mmcs']:.3f}")
-    _say(f"done in {res['wall_s']:.1f}s")
+    _say(_points_line(res))
     typer.echo(str(out))
 
 
 @app.command("road3")
 def road3_cmd(
-    out: Path = typer.Option(..., help="Run directory to write."),
+    out: Path = POINTS_OUT,
     strength: Optional[list[str]] = typer.Option(None, help="CHANGE=s1,s2,... (repeat); changes: l1 coherence "
                                                              "noise joint. Default: all four, three strengths each."),
     road1: Optional[list[float]] = typer.Option(None, help="L1 lambdas of the road-1 end (default 0.1 to 1)."),
@@ -888,29 +905,38 @@ def road3_cmd(
     batch: int = opt(Road3Config, "batch", help="Samples per step."),
     samples: int = opt(Road3Config, "samples", help="Activations road 2's dictionary trains on, per point."),
     seed: int = opt(Road3Config, "seed", help="Seed (the same initial W for every point)."),
+    seeds: int = opt(Road3Config, "seeds", help="Seeds per point (seed, seed + 1, ...); a front point is their mean."),
     device: str = opt(Road3Config, "device", help=DEVICE_HELP),
-    overwrite: bool = OVERWRITE,
+    backend: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    workers: Optional[int] = WORKERS,
+    overwrite: bool = RESUMABLE_OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
     """Hybrids: train with each change over its strength, then score loss against road 2's recovery (the number
-    of the n features represented and matched by an atom at cosine > 0.9), beside road 1 and road 2 alone."""
+    of the n features represented and matched by an atom at cosine > 0.9), beside road 1 and road 2 alone.
+    Every (method, strength, seed) is a point in OUT/points: running again with the same options finishes the
+    missing ones."""
     from monosemantic.experiments.hybrids import front_run
 
     data = dict(n=n, m=m, sparsity=sparsity, joint_latents=joint_latents, joint_k=joint_k, steps=steps,
-                batch=batch, samples=samples, seed=seed, device=device)
+                batch=batch, samples=samples, seed=seed, seeds=seeds, device=device)
     if strength:
         data["strengths"] = {k: _numbers(v, k) for k, v in _pairs_of(strength, "strength", "=")}
     if road1:
         data["road1"] = road1
-    res = front_run(validate(Road3Config, data), out, overwrite, progress and sys.stderr.isatty())
+    _sweep_warnings()
+    res = front_run(validate(Road3Config, data), out, overwrite, progress and sys.stderr.isatty(), backend, workers,
+                    ray_address)
     v = res["verdict"]
-    _say(f"road2 alone: loss {v['road2']['loss']:.4f}, recovered {v['road2']['recovered']}/{n}")
-    _say(f"road1 (l1 {v['road1']['strength']}): loss {v['road1']['loss']:.4f}, recovered {v['road1']['recovered']}/{n}"
+    _say(f"road2 alone: loss {v['road2']['loss']:.4f}, recovered {v['road2']['recovered']:g}/{n}")
+    _say(f"road1 (l1 {v['road1']['strength']}): loss {v['road1']['loss']:.4f}, recovered "
+         f"{v['road1']['recovered']:g}/{n}"
          f"{'' if v['road1']['superposition_free'] else ' (no lambda removed superposition and kept a feature)'}")
     for k, b in v["best"].items():
-        _say(f"{k} {b['strength']}: loss {b['loss']:.4f}, recovered {b['recovered']}/{n} ({b['gain']:+d} on road 2), "
-             f"{'above' if b['above_line'] else 'not above'} the line between the ends")
-    _say(f"done in {res['wall_s']:.1f}s")
+        _say(f"{k} {b['strength']}: loss {b['loss']:.4f}, recovered {b['recovered']:g}/{n} ({b['gain']:+g} on road "
+             f"2), {'above' if b['above_line'] else 'not above'} the line between the ends")
+    _say(_points_line(res))
     typer.echo(str(out))
 
 

@@ -6,11 +6,18 @@ Every point starts from the same initial W (one init seed, shared by all strengt
 the same number of steps, and is scored on the same held-out batch with the same dictionary budget. The two ends of
 the front are road 2 alone (plain training, then a dictionary) and road 1 (`experiments.road1.l1_sweep` at a
 lambda strong enough to remove superposition, run exactly as that experiment runs it).
+
+Each (method, strength, seed) is a resumable point (`sweeps.Points`, on local processes or Ray). A job trains one
+method's strengths for one seed as one batched model, then fits road 2's dictionary on every point; seed i uses
+seed + i for the initial W, the data stream and the dictionary. With several seeds a front point is the mean over
+them, its seeds listed beside it.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from statistics import mean
 
 import torch
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
@@ -19,7 +26,7 @@ from monosemantic.config import Strict
 from monosemantic.devices import DEFAULT as DEFAULT_DEVICE, resolve
 from monosemantic.experiments.road1 import l1_sweep
 from monosemantic.experiments.road2 import recoverability
-from monosemantic.runs import check_new_dir, write_run
+from monosemantic.experiments.sweeps import Points, key_of
 from monosemantic.toy.hybrids import CHANGES, Hybrid, max_cosine
 from monosemantic.toy.models import loss_per_instance, make_model
 from monosemantic.toy.sampler import FeatureSampler, probabilities
@@ -32,6 +39,12 @@ EVAL_SEED = 777_001
 def default_strengths() -> dict[str, list[float]]:
     return {"l1": [0.003, 0.01, 0.03], "coherence": [1.0, 10.0, 100.0], "noise": [0.03, 0.1, 0.3],
             "joint": [0.1, 1.0, 10.0]}
+
+
+def _distinct(values: list[float], what: str) -> list[float]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} repeat a value: {values}")
+    return values
 
 
 class Road3Config(Strict):
@@ -50,15 +63,22 @@ class Road3Config(Strict):
     ratio: PositiveFloat = 2.0  # its size / n
     samples: PositiveInt = 40_000  # its training activations
     seed: int = 0
+    seeds: PositiveInt = 1  # seeds seed, seed + 1, ... per point
     device: str = DEFAULT_DEVICE
 
     @field_validator("strengths")
     @classmethod
     def _changes(cls, v: dict) -> dict:
-        for name in v:
+        for name, strengths in v.items():
             if name not in CHANGES:
                 raise ValueError(f"unknown change {name!r}; choose from {', '.join(CHANGES)}")
+            _distinct(strengths, f"{name} strengths")
         return v
+
+    @field_validator("road1")
+    @classmethod
+    def _lambdas(cls, v: list[float]) -> list[float]:
+        return _distinct(v, "road1 lambdas")
 
     @field_validator("joint_latents")
     @classmethod
@@ -98,32 +118,86 @@ def train_change(cfg: Road3Config, change: str | None, strengths: list[float], p
     return kept["W"], kept["b"], run, hybrid
 
 
-def front(cfg: Road3Config, progress: bool = False) -> dict:
-    """method -> list of points ({strength, loss, represented, recovered, mmcs, unfold_f1, max_cos}), with road2
-    (strength 0) and road1 (its lambdas) among the methods; plus the verdict (`verdict`) and timings."""
-    t0 = time.perf_counter()
+def _front_job(cfg: dict, method: str, strengths: list[float]) -> list[dict]:
+    """One job: `method` (road2, road1 or a change) at its strengths for cfg's seed; one result per strength."""
+    t = time.perf_counter()
+    cfg = Road3Config.model_validate(cfg)
     x = _held_out(cfg)
-    out, steps_s = {}, {}
-    W, b, run, _ = train_change(cfg, None, [0.0], progress)
-    out["road2"] = [point(cfg, 0.0, W[0], b[0], x)]
-    steps_s["road2"] = run.log.steps_done / run.log.wall_s
-    for change, strengths in cfg.strengths.items():
-        if not strengths:
-            continue
-        W, b, run, hybrid = train_change(cfg, change, strengths, progress)
-        steps_s[change] = len(strengths) * run.log.steps_done / run.log.wall_s
-        terms = hybrid.term_log()
-        out[change] = [point(cfg, s, W[i], b[i], x, **({"term_first": float(terms[:10, i].mean()),
-                                                         "term_last": float(terms[-10:, i].mean())}
-                                                        if len(terms) else {}))
-                       for i, s in enumerate(strengths)]
-    out["road1"] = []
-    for lam in cfg.road1:
+    if method == "road1":  # one lambda, as road 1's own experiment runs it
+        (lam,) = strengths
         r = l1_sweep([lam], cfg.n, cfg.m, cfg.sparsity, 1.0, KIND, cfg.steps, cfg.batch, seeds=1, seed=cfg.seed,
                      eval_batch=2048, device=cfg.device)
-        out["road1"].append(point(cfg, lam, r["W"][0], r["b"][0], x))
-    return {"front": out, "verdict": verdict(out, cfg.m), "model_steps_per_s": steps_s,
-            "wall_s": time.perf_counter() - t0}
+        W, b, extra = r["W"], r["b"], [{}]
+    else:
+        W, b, run, hybrid = train_change(cfg, None if method == "road2" else method, strengths)
+        terms = hybrid.term_log() if hybrid is not None else torch.zeros(0, len(strengths))
+        speed = {"model_steps": len(strengths) * run.log.steps_done, "train_s": run.log.wall_s}
+        extra = [{**speed, **({"term_first": float(terms[:10, i].mean()), "term_last": float(terms[-10:, i].mean())}
+                              if len(terms) else {})} for i in range(len(strengths))]
+    out = [{"result": point(cfg, s, W[i], b[i], x, **extra[i]), "tensors": {"W": W[i].numpy(), "b": b[i].numpy()}}
+           for i, s in enumerate(strengths)]
+    for o in out:  # the job's compute, shared by its points
+        o["result"]["compute_s"] = (time.perf_counter() - t) / len(out)
+    return out
+
+
+def _methods(cfg: Road3Config) -> dict[str, list[list[float]]]:
+    """method -> its jobs' strengths (per seed): road 2 alone, each change (one batched model), each road-1 lambda."""
+    out = {"road2": [[0.0]]}
+    out.update({change: [list(strengths)] for change, strengths in cfg.strengths.items() if strengths})
+    out["road1"] = [[lam] for lam in cfg.road1]
+    return out
+
+
+NUMBERS = ("loss", "represented", "recovered", "mmcs", "unfold_f1", "max_cos")
+
+
+def _over_seeds(points: list[dict]) -> dict:
+    """One front point from its seeds: the mean of each figure, and each seed's own (with more than one)."""
+    if len(points) == 1:
+        return {k: v for k, v in points[0].items() if k not in ("model_steps", "train_s", "compute_s", "seed")}
+    out = {"strength": points[0]["strength"], **{k: mean(p[k] for p in points) for k in NUMBERS}}
+    out["per_seed"] = [{k: p[k] for k in ("seed", "loss", "represented", "recovered", "mmcs")} for p in points]
+    return out
+
+
+def front(cfg: Road3Config, progress: bool = False, out: str | Path | None = None, overwrite: bool = False,
+          backend: str = "local", workers: int | None = 1, ray_address: str | None = None) -> dict:
+    """method -> list of points ({strength, loss, represented, recovered, mmcs, unfold_f1, max_cos}), with road2
+    (strength 0) and road1 (its lambdas) among the methods; plus the verdict (`verdict`) and timings.
+
+    With `out`, every (method, strength, seed) is a resumable point in OUT and the result is written beside them."""
+    t0 = time.perf_counter()
+    settings = cfg.model_dump(exclude={"device"})
+    jobs = []
+    for method, groups in _methods(cfg).items():
+        for strengths in groups:
+            for i in range(cfg.seeds):
+                seed = cfg.seed + i
+                c = {**cfg.model_dump(), "seed": seed, "seeds": 1}
+                key = {**settings, "seed": seed, "seeds": 1, "method": method, "group": strengths}
+                jobs.append({"args": (c, method, strengths), "method": method, "points": [
+                    {"name": f"{method}-{s!r}-seed{seed}", "key": key_of({**key, "strength": s})}
+                    for s in strengths]})
+    with Points(out, "road3", settings, overwrite, backend, workers, ray_address) as pts:
+        got = pts.run(jobs, _front_job, progress, "road3 points")
+        per: dict[str, dict[float, list[dict]]] = {}
+        steps, train_s = {}, {}
+        for job in jobs:
+            for pt, s in zip(job["points"], job["args"][2]):
+                r = {**got[pt["name"]]["result"], "seed": job["args"][0]["seed"]}
+                per.setdefault(job["method"], {}).setdefault(s, []).append(r)
+                if "model_steps" in r and pt is job["points"][0]:  # the job's speed, once
+                    steps[job["method"]] = steps.get(job["method"], 0) + r["model_steps"]
+                    train_s[job["method"]] = train_s.get(job["method"], 0.0) + r["train_s"]
+        fr = {method: [_over_seeds(v) for v in by_s.values()] for method, by_s in per.items()}
+        res = {"front": fr, "verdict": verdict(fr, cfg.m),
+               "model_steps_per_s": {k: steps[k] / train_s[k] for k in steps if train_s[k] > 0},
+               "points": len(got), "computed": pts.computed,
+               "wall_s": sum(v["result"]["compute_s"] for v in got.values()),
+               "elapsed_s": time.perf_counter() - t0}
+        pts.finish(res, {})
+    return res
 
 
 def verdict(front: dict, m: int) -> dict:
@@ -157,12 +231,10 @@ def verdict(front: dict, m: int) -> dict:
                       "represented": r1["represented"], "superposition_free": bool(free)}, "best": best}
 
 
-def front_run(cfg: Road3Config, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
-    """`road3`: the front, written as a run directory (config.json, result.json)."""
-    out = check_new_dir(out, overwrite)
-    res = front(cfg, progress)
-    write_run(out, {"kind": "road3", **cfg.model_dump()}, res, {}, overwrite=overwrite)
-    return res
+def front_run(cfg: Road3Config, out: str | Path, overwrite: bool = False, progress: bool = False,
+              backend: str = "local", workers: int | None = None, ray_address: str | None = None) -> dict:
+    """`road3`: the front into OUT (resumable points, each with its W and b; result.json)."""
+    return front(cfg, progress, out, overwrite, backend, workers, ray_address)
 
 
 def demo(quick: bool, progress: bool) -> dict:
@@ -170,4 +242,4 @@ def demo(quick: bool, progress: bool) -> dict:
     strengths = {k: v[1:2] if quick else v[1:] for k, v in default_strengths().items()}
     cfg = Road3Config(strengths=strengths, road1=[0.3] if quick else [0.3, 0.7], steps=300 if quick else 1000,
                       batch=256 if quick else 1024, samples=8000 if quick else 15_000, device="cpu")
-    return front(cfg, progress)
+    return front(cfg, progress, workers=1 if quick else min(2, os.cpu_count() or 1))

@@ -3,7 +3,8 @@ model's feature directions (the represented columns of W, as `data.toy_activatio
 
 `toy_recovery` trains ReLU-output toy models in superposition (every sparsity one instance of a batched model),
 fits the SAE family and MiniBatchDictionaryLearning on held-in activations at dictionary sizes ratio * n, and
-scores on held-out activations: MMCS, recovered@0.9 (share of the represented features, and the count out of n),
+scores on held-out activations (each model and each (model, sparsity, dictionary, size) a resumable point of
+`sweeps.Points`, on local processes or Ray): MMCS, recovered@0.9 (share of the represented features, and the count out of n),
 dead latents, splits and off-feature atoms, and unfolding with the learned dictionary against unfolding with the true W. Beside
 each model it puts the compressed-sensing bounds (Welch, the coherence guarantee, Donoho-Tanner) at its sparsity
 and dimensions per feature. `recoverability` is the same scoring for one W, which road 3 (`experiments.hybrids`)
@@ -12,6 +13,7 @@ applies to every point of its front.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from monosemantic.data import activations_of
 from monosemantic.devices import DEFAULT as DEFAULT_DEVICE
 from monosemantic.dictionary import MiniBatchDictionary, SparseAutoencoder
 from monosemantic.experiments.unfolding import unfold_with
-from monosemantic.runs import check_new_dir, write_run
+from monosemantic.experiments.sweeps import Points, key_of
 from monosemantic.toy.sampler import FeatureSampler, probabilities
 from monosemantic.toy.train import kept_tensors, train_toy
 
@@ -34,6 +36,14 @@ ARCHS = ("topk", "relu", "mbdl")
 MAX_RATIO = 64  # dictionary sizes ratio * n with ratio in (0, MAX_RATIO]
 DATA_SEED = 90_001  # the activations' own stream (not the training one)
 EVAL = 5000  # held-out activations for the scores and the unfolding
+# MBDL's time goes to scikit-learn's lasso coordinate descent, one solve per sample of every batch, before each
+# dictionary update (95% of a fit; it grows with the latents and the density). 4096 samples in batches of 256 (16
+# updates) recover as many features as 20,480 in batches of 1024 at a fifth of the time (n=80, m=20: 80 of 80 at
+# S=0.97, 4n latents, docs/road2_road3.md).
+MBDL_SAMPLES, MBDL_BATCH = 4096, 256
+# The learner's own codes (dead latents, FVU) on the first CODES_EVAL held-out activations: MBDL's encoder is the
+# same per-sample lasso, and on 5000 it cost more than the fit. Atoms and unfolding are scored on all EVAL.
+CODES_EVAL = 2000
 
 
 class Road2ToyConfig(Strict):
@@ -74,7 +84,8 @@ def active_k(n: int, p: float, latents: int) -> int:
 def make_dictionary(arch: str, latents: int, k: int, samples: int, seed: int):
     """The road-2 learners with this experiment's budgets: a TopK SAE, a ReLU+L1 SAE and sklearn's MBDL."""
     if arch == "mbdl":
-        return MiniBatchDictionary(latents, alpha=0.05, samples=min(samples, 20 * 1024), batch=1024, seed=seed)
+        return MiniBatchDictionary(latents, alpha=0.05, samples=min(samples, MBDL_SAMPLES), batch=MBDL_BATCH,
+                                   seed=seed)
     return SparseAutoencoder(arch, latents, k=k, samples=samples, batch=256, seed=seed)
 
 
@@ -90,10 +101,10 @@ def score_dictionary(est, X: np.ndarray, F: np.ndarray, codes, n: int, m: int) -
     """Scores of a fitted dictionary on held-out activations X: [samples, m] against the truth F, codes."""
     A = est.components_
     s, matching = R.dictionary_scores(F, A), R.match(F, A)
-    C = est.transform(X)
+    C = est.transform(X[:CODES_EVAL])
     u = unfold_with(X, est, "omp", tol=0.05, k=m)
     out = {"mmcs": s["mmcs"], "recovered_share": s["recovered"], "recovered": int(round(s["recovered"] * len(F))),
-           "dead": R.dead_latents(C), "fvu": R.fvu(X, est.inverse_transform(C)), **split_merge(F, A)}
+           "dead": R.dead_latents(C), "fvu": R.fvu(X[:CODES_EVAL], est.inverse_transform(C)), **split_merge(F, A)}
     cs = R.code_scores(codes, u.codes, F, A, matching=matching)
     out.update(unfold_f1=cs["support_f1"], unfold_code_err=cs["code_rel_err"])
     return out
@@ -141,33 +152,85 @@ def bounds_at(W: torch.Tensor, p: float) -> dict:
             "dt_k": dt_k, "dt_ok": bool(k < dt_k)}
 
 
-def toy_recovery(cfg: Road2ToyConfig, progress: bool = False) -> dict:
+def _model_job(n: int, m: int, sparsity: list[float], steps: int, samples: int, seed: int, device: str) -> list[dict]:
+    """One point: a ReLU-output model per sparsity (instances of one batched model), its loss, represented
+    features, bounds and unfolding with the true W."""
+    t = time.perf_counter()
+    p = probabilities(sparsity, n)
+    run = train_toy("relu-output", n, m, p, torch.ones(n), steps, seeds=1, seed=seed, eval_batch=4096, device=device)
+    kept = kept_tensors(run)
+    rows = []
+    for c, s in enumerate(sparsity):
+        W = kept["W"][c]
+        row = {"n": n, "m": m, "sparsity": s, "loss": run.loss[c], **bounds_at(W, 1 - s)}
+        X, F, codes, keep = activations_of(W, FeatureSampler(p[c : c + 1], seed=seed + DATA_SEED), samples + EVAL)
+        row["represented"] = int(len(keep))
+        if len(keep):
+            row["true_W"] = R.code_scores(codes[samples:], unfold_with(X[samples:], F, "omp", tol=0.05, k=m).codes)
+        rows.append(row)
+    return [{"result": {"rows": rows, "train_s": run.log.wall_s, "steps": run.log.steps_done,
+                        "compute_s": time.perf_counter() - t},
+             "tensors": {k: v.numpy() for k, v in kept.items()}}]
+
+
+def _dictionary_job(W: np.ndarray, sparsity: float, arch: str, ratio: float, samples: int, seed: int) -> list[dict]:
+    """One point: a dictionary of ratio * n latents on the activations of W: [m, n] at this sparsity, scored."""
+    t = time.perf_counter()
+    W = torch.as_tensor(W)
+    m, n = W.shape
+    p = probabilities([sparsity], n)
+    X, F, codes, _ = activations_of(W, FeatureSampler(p, seed=seed + DATA_SEED), samples + EVAL)
+    res = fit_score(X, F, codes, n, m, 1 - sparsity, arch, ratio, samples, seed)
+    return [{"result": {**res, "compute_s": time.perf_counter() - t}, "tensors": {}}]
+
+
+def _settings(cfg: Road2ToyConfig) -> dict:
+    return cfg.model_dump(exclude={"device"})  # like a sweep's points, a run may finish on another device
+
+
+def toy_recovery(cfg: Road2ToyConfig, progress: bool = False, out: str | Path | None = None, overwrite: bool = False,
+                 backend: str = "local", workers: int | None = 1, ray_address: str | None = None) -> dict:
     """Per shape (n, m) and sparsity: the trained model's represented features and bounds, and per dictionary
-    (arch, ratio) its scores. Returns {"models": [...], "wall_s", "tensors"}."""
+    (arch, ratio) its scores. Returns {"models": [...], "best", "wall_s", "points", "computed", "tensors"}.
+
+    With `out`, every model and every dictionary is a resumable point in OUT (`sweeps.Points`), and the result is
+    written beside them (result.json, models.safetensors)."""
     t0 = time.perf_counter()
-    models, tensors = [], {}
-    for n, m in cfg.shapes:
-        p = probabilities(cfg.sparsity, n)
-        run = train_toy("relu-output", n, m, p, torch.ones(n), cfg.steps, seeds=1, seed=cfg.seed, progress=progress,
-                        eval_batch=4096, device=cfg.device)
-        kept = kept_tensors(run)
-        tensors[f"W_{n}_{m}"] = kept["W"]
-        for c, s in enumerate(cfg.sparsity):
-            W = kept["W"][c]
-            row = {"n": n, "m": m, "sparsity": s, "loss": run.loss[c], **bounds_at(W, 1 - s), "dictionaries": []}
-            X, F, codes, keep = activations_of(W, FeatureSampler(p[c : c + 1], seed=cfg.seed + DATA_SEED),
-                                               cfg.samples + EVAL)
-            row["represented"] = int(len(keep))
-            if len(keep):
-                truth = unfold_with(X[cfg.samples:], F, "omp", tol=0.05, k=m)
-                row["true_W"] = R.code_scores(codes[cfg.samples:], truth.codes)
+    common = dict(steps=cfg.steps, samples=cfg.samples, seed=cfg.seed)
+    with Points(out, "road2-toy", _settings(cfg), overwrite, backend, workers, ray_address) as pts:
+        model_jobs = []
+        for n, m in cfg.shapes:
+            key = key_of({"n": n, "m": m, "sparsity": cfg.sparsity, **common})
+            model_jobs.append({"args": (n, m, cfg.sparsity, cfg.steps, cfg.samples, cfg.seed, cfg.device),
+                               "points": [{"name": f"model-{n}x{m}", "key": key}]})
+        got = pts.run(model_jobs, _model_job, progress, "road2 toy models")
+        dict_jobs, models, tensors = [], [], {}
+        for (n, m), job in zip(cfg.shapes, model_jobs):
+            model = got[job["points"][0]["name"]]
+            tensors[f"W_{n}_{m}"] = model["tensors"]["W"]
+            for c, row in enumerate(model["result"]["rows"]):
+                models.append({**row, "dictionaries": [], "_W": model["tensors"]["W"][c],
+                               "_key": job["points"][0]["key"]})
+        for row in models:
             for arch in cfg.archs:
                 for ratio in cfg.ratios:
-                    if len(keep) and not (arch == "topk" and round(ratio * n) < 2):
-                        row["dictionaries"].append(fit_score(X, F, codes, n, m, 1 - s, arch, ratio, cfg.samples,
-                                                             cfg.seed))
-            models.append(row)
-    return {"models": models, "wall_s": time.perf_counter() - t0, "tensors": tensors}
+                    if row["represented"] and not (arch == "topk" and round(ratio * row["n"]) < 2):
+                        name = f"dict-{row['n']}x{row['m']}-S{row['sparsity']}-{arch}-x{ratio}"
+                        key = key_of({"model": row["_key"], "sparsity": row["sparsity"], "arch": arch,
+                                      "ratio": ratio, **common})
+                        dict_jobs.append({"args": (row["_W"].numpy(), row["sparsity"], arch, ratio, cfg.samples,
+                                                   cfg.seed), "points": [{"name": name, "key": key}], "row": row})
+        got.update(pts.run(dict_jobs, _dictionary_job, progress, "road2 toy dictionaries"))
+        for job in dict_jobs:
+            job["row"]["dictionaries"].append(got[job["points"][0]["name"]]["result"])
+        for row in models:
+            del row["_W"], row["_key"]
+        res = {"models": models, "points": len(got), "computed": pts.computed,
+               "wall_s": sum(v["result"]["compute_s"] for v in got.values()),
+               "elapsed_s": time.perf_counter() - t0}
+        res["best"] = best_recovered(res)
+        pts.finish(res, {"models": tensors})
+    return {**res, "tensors": tensors}
 
 
 def best_recovered(result: dict) -> list[dict]:
@@ -181,24 +244,29 @@ def best_recovered(result: dict) -> list[dict]:
     return out
 
 
-def toy_recovery_run(cfg: Road2ToyConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
-    """`road2 toy`: toy_recovery, written as a run directory (config.json, result.json, models.safetensors)."""
-    out = check_new_dir(out, overwrite)
-    res = toy_recovery(cfg, progress)
-    tensors = res.pop("tensors")
-    res["best"] = best_recovered(res)
-    write_run(out, {"kind": "road2-toy", **cfg.model_dump()}, res, {"models": tensors}, overwrite=overwrite)
+def toy_recovery_run(cfg: Road2ToyConfig, out: str | Path, overwrite: bool = False, progress: bool = False,
+                     backend: str = "local", workers: int | None = None, ray_address: str | None = None) -> dict:
+    """`road2 toy`: toy_recovery into OUT (resumable points; result.json and models.safetensors with every W)."""
+    res = toy_recovery(cfg, progress, out, overwrite, backend, workers, ray_address)
+    res.pop("tensors")
     return res
 
 
 def demo(quick: bool, progress: bool) -> dict:
-    """The report's road-2-on-toys results: n=20 into m=5 and n=80 into m=20 at two sparsities, TopK SAEs (the ReLU
-    SAE and MBDL, 10-100x slower at these sizes, on the CLI: `road2 toy --archs topk relu mbdl`)."""
-    cfg = Road2ToyConfig(shapes=[(20, 5)] if quick else [(20, 5), (80, 20)], sparsity=[0.9, 0.97],
-                         ratios=[0.5, 1.0, 2.0] if quick else [0.5, 1.0, 2.0, 4.0],
-                         archs=["topk"], steps=500 if quick else 2000,
-                         samples=8000 if quick else 30_000, device="cpu")
-    res = toy_recovery(cfg, progress)
-    res.pop("tensors")
+    """The report's road-2-on-toys results: n=20 into m=5 and n=80 into m=20 at two sparsities, TopK SAEs at 0.5n to
+    4n, and MBDL on the n=20 model (on the n=80 one each MBDL point takes 10-80 s: `road2 toy --archs topk mbdl`;
+    the ReLU SAE: `--archs relu`). The n=20 model trains the same in both runs (same shape, sparsities and seed)."""
+    shapes = [(20, 5)] if quick else [(20, 5), (80, 20)]
+    cfg = Road2ToyConfig(shapes=shapes, sparsity=[0.9, 0.97], ratios=[0.5, 1.0, 2.0] if quick else [0.5, 1.0, 2.0, 4.0],
+                         archs=["topk"], steps=500 if quick else 2000, samples=8000 if quick else 30_000, device="cpu")
+    workers = 1 if quick else min(2, os.cpu_count() or 1)
+    res = toy_recovery(cfg, progress, workers=workers)
+    mbdl = toy_recovery(cfg.model_copy(update={"shapes": [(20, 5)], "archs": ["mbdl"],
+                                               "ratios": [1.0] if quick else cfg.ratios}), progress, workers=workers)
+    for row, extra in zip(res["models"], mbdl["models"]):  # the n=20 rows come first in both
+        row["dictionaries"] += extra["dictionaries"]
     res["best"] = best_recovered(res)
+    for k in ("wall_s", "elapsed_s", "points", "computed"):
+        res[k] += mbdl[k]
+    res.pop("tensors")
     return res

@@ -57,8 +57,9 @@ import monosemantic.measures as measures
 from monosemantic.config import AdamWConfig, Seed, Strict, toy_bytes, validate
 from monosemantic.devices import resolve
 from monosemantic.progress import Bar
-from monosemantic.runs import (check_memory, check_output_path, disk_errors, memory_limit, read_json, read_run,
-                              write_json, write_run, write_text)
+from monosemantic.runs import (check_memory, check_output_path, check_replaceable, disk_errors, dumps, environment,
+                              memory_limit, read_json, read_run, save_tensors, tidy_leftovers, write_json, write_run,
+                              write_text)
 
 D_JUMP = 0.15  # a D_i step larger than this between neighbours is a transition (1/2 -> 1/3 is 0.17)
 PER_INSTANCE = ("density", "sparsity", "importance_decay", "importance_ratio")  # may differ within a group
@@ -343,24 +344,96 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def _call(fn: Callable, threads: int | None, args: tuple):
+    """fn(*args) with `threads` torch threads (a worker process or a Ray task gets one CPU)."""
+    if threads:
+        torch.set_num_threads(threads)
+    return fn(*args)
+
+
+class Workers:
+    """Where jobs run: in this process (local, 1 worker), on `workers` spawned processes, or one Ray task each. The
+    pool or the Ray session starts at the first `map` that needs it and serves every later one until `close`."""
+
+    def __init__(self, backend: str = "local", workers: int = 1, ray_address: str | None = None):
+        self.backend, self.workers, self.ray_address = backend, workers, ray_address
+        self._pool = self._session = self._task = None
+
+    def map(self, fn: Callable, jobs: list[tuple[Any, tuple]]):
+        """Yield (job id, fn(*args)) for jobs [(id, args)] as they finish. fn and its arguments must pickle (a
+        module-level function, plain data): every backend then computes the same numbers."""
+        if self.backend == "ray":
+            yield from self._ray(fn, jobs)
+        elif self.workers <= 1 or len(jobs) <= 1 and self._pool is None:
+            for jid, args in jobs:
+                yield jid, fn(*args)
+        else:
+            yield from self._processes(fn, jobs)
+
+    def _processes(self, fn: Callable, jobs: list[tuple[Any, tuple]]):
+        from concurrent.futures import as_completed
+
+        if self._pool is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: torch's thread pools do not survive a fork; one thread per worker process
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                             initializer=_die_with_parent, initargs=(os.getpid(),))
+        futures = {self._pool.submit(_call, fn, 1, args): jid for jid, args in jobs}
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        finally:  # on Ctrl-C or an error, do not run the queued jobs
+            for fut in futures:
+                fut.cancel()
+
+    def _ray(self, fn: Callable, jobs: list[tuple[Any, tuple]]):
+        if self._session is None:
+            self._session = ray_session(self.workers, self.ray_address)
+            ray = self._session.__enter__()
+            self._task = ray.remote(num_cpus=1)(_call)
+        import ray
+
+        refs = {self._task.remote(fn, 1, args): jid for jid, args in jobs}
+        pending = list(refs)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                try:
+                    yield refs[done[0]], ray.get(done[0])
+                except ray.exceptions.RayTaskError as e:  # a worker's InputError comes back wrapped
+                    cause = e.as_instanceof_cause()
+                    if isinstance(cause, InputError):
+                        raise InputError(str(cause).splitlines()[-1]) from None
+                    raise
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+
+    def close(self) -> None:
+        if self._pool is not None:  # do not wait for the queued jobs
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        if self._session is not None:
+            self._session.__exit__(None, None, None)
+            self._session = None
+
+
+def map_calls(fn: Callable, jobs: list[tuple[Any, tuple]], backend: str = "local", workers: int = 1,
+              ray_address: str | None = None):
+    """`Workers.map` on a pool or Ray session of its own."""
+    w = Workers(backend, workers, ray_address)
+    try:
+        yield from w.map(fn, jobs)
+    finally:
+        w.close()
+
+
 def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, device: str = "cpu"):
     """Yield (group id, result) as groups finish, on `workers` processes (in this process for 1)."""
-    if workers <= 1 or len(jobs) <= 1:
-        for gid, configs in jobs:
-            yield gid, train_group(configs, seed, device=device)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # spawn, not fork: torch's thread pools do not survive a fork; one thread per worker process
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
-    try:
-        futures = {pool.submit(train_group, configs, seed, 1, device): gid for gid, configs in jobs}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
-    finally:  # on Ctrl-C or an error, do not wait for the queued groups
-        pool.shutdown(wait=False, cancel_futures=True)
+    yield from map_calls(train_group, [(gid, (configs, seed, None, device)) for gid, configs in jobs], "local",
+                         workers)
 
 
 @functools.lru_cache(maxsize=None)  # once per address: commands check early, then again when the session starts
@@ -413,13 +486,8 @@ def ray_session(workers: int | None, address: str | None):
 
 
 def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None, device: str = "cpu"):
-    with ray_session(workers, address) as ray:
-        task = ray.remote(num_cpus=1)(train_group)
-        refs = {task.remote(configs, seed, 1, device): gid for gid, configs in jobs}
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            yield refs[done[0]], ray.get(done[0])
+    yield from map_calls(train_group, [(gid, (configs, seed, None, device)) for gid, configs in jobs], "ray",
+                         workers, address)
 
 
 def _mapper(jobs, seed: int, backend: str, workers: int, ray_address: str | None, device: str = "cpu"):
@@ -511,16 +579,7 @@ def run_sweep(
     auto); it is not part of a point's identity, so a sweep begun on one device can be finished on another.
     """
     device = str(resolve(device))
-    if backend not in ("local", "ray"):
-        raise InputError(f"unknown backend {backend!r}; choose local or ray")
-    if ray_address and backend != "ray":
-        raise InputError("--ray-address needs --backend ray")
-    if workers is not None and workers < 1:
-        raise InputError(f"workers must be at least 1, got {workers}")
-    if backend == "ray":  # before anything is written
-        _import_ray()
-    if backend == "ray" and ray_address:
-        check_ray_address(ray_address)
+    check_backend(backend, workers, ray_address)  # before anything is written
     out = check_output_path(out)
     points, groups = plan(spec)
     if out.exists() and not (out / "sweep.json").exists() and (
@@ -645,6 +704,162 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     w.writeheader()
     w.writerows(rows)
     write_text(path, buf.getvalue())
+
+
+# ---- resumable points of any experiment (road 2 on toys, road 3's front) ----
+
+def key_of(identity: dict) -> str:
+    """A stable hash of what determines a point's numbers."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Points:
+    """Resumable points of an experiment in OUT, computed in jobs on the sweep backends.
+
+    OUT/config.json records the experiment's settings; each point is a run directory OUT/points/NAME (config.json
+    with the point's key, result.json, point.safetensors), written as soon as its job ends. Running the same
+    settings into OUT again reads the points already there and computes only the missing ones (a half-written,
+    corrupt or stale point again, with a SweepWarning); other settings are refused unless `overwrite`, which replaces
+    OUT (only a directory this tool wrote). OUT/.lock keeps a second run out. out=None: nothing is written.
+
+        with Points(out, "road2-toy", settings, overwrite, backend, workers, ray_address) as pts:
+            got = pts.run(jobs, fn, progress, "dictionaries")
+
+    Jobs run on `Workers(backend, workers, ray_address)`, one pool or Ray session for every `run` (workers None:
+    one per core).
+    """
+
+    def __init__(self, out: str | Path | None, kind: str, settings: dict, overwrite: bool = False,
+                 backend: str = "local", workers: int | None = None, ray_address: str | None = None):
+        check_backend(backend, workers, ray_address)
+        self.out, self.kind, self.settings, self.overwrite = out, kind, settings, overwrite
+        self.workers = Workers(backend, workers or os.cpu_count() or 1, ray_address)
+        self.written, self.computed, self.created, self._lock = 0, 0, False, None
+
+    def __enter__(self) -> Points:
+        if self.out is None:
+            return self
+        out = self.out = check_output_path(self.out)
+        tidy_leftovers(out)
+        check_replaceable(out)
+        self.created = not out.exists()
+        with disk_errors(out):
+            out.mkdir(parents=True, exist_ok=True)
+        self._lock = _Lock(out)
+        try:
+            self._start()
+        except BaseException:
+            self._release(failed=True)
+            raise
+        return self
+
+    def _start(self) -> None:
+        out, settings = self.out, json.loads(dumps(self.settings))
+        old = read_json(out / "config.json") if (out / "config.json").exists() else None
+        others = [p for p in out.iterdir() if p.name != ".lock"]
+        if others and not (isinstance(old, dict) and old.get("settings") == settings):
+            if not self.overwrite:
+                raise InputError(f"{out} holds another run (other settings, or not a {self.kind} run); pass "
+                                 f"--overwrite to replace it, or choose another --out")
+            for p in others:  # ours (check_replaceable): replaced on request
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        write_json(out / "config.json", {"kind": self.kind, "settings": settings, "status": "running",
+                                         "environment": environment()})
+        with disk_errors(out):
+            (out / "points").mkdir(exist_ok=True)
+        for tmp in (out / "points").glob(".*"):  # a killed write's leftovers: never a result
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def __exit__(self, kind, value, tb) -> None:
+        self._release(failed=kind is not None)
+
+    def _release(self, failed: bool) -> None:
+        self.workers.close()
+        if self._lock is None:
+            return
+        self._lock.release()
+        self._lock = None
+        if failed and self.created and self.written == 0:  # nothing computed: leave nothing behind
+            shutil.rmtree(self.out, ignore_errors=True)
+
+    def _done(self, name: str, key: str) -> dict | None:
+        """The point's whole run {"result", "tensors"}, or None (missing, or warned about and removed)."""
+        path = self.out / "points" / name
+        if not path.exists():
+            return None
+        try:
+            cfg, res, t = read_run(path, "point")
+            if cfg.get("point_key") == key and isinstance(res, dict):
+                return {"result": res, "tensors": t}
+        except (InputError, AttributeError, TypeError, KeyError):
+            pass
+        warnings.warn(f"point {name} ({path}) is half-written, corrupt or another run's: computing it again",
+                      SweepWarning, stacklevel=4)
+        shutil.rmtree(path, ignore_errors=True)  # ours: a point directory of this run
+        return None
+
+    def run(self, jobs: list[dict], fn: Callable, progress: bool = False, label: str = "points",
+            on_job: Callable[[int, int], None] | None = None) -> dict[str, dict]:
+        """{point name: {"result", "tensors"}} for every point of `jobs` = [{"args": tuple, "points": [{"name",
+        "key"}]}], where fn(*args) returns one {"result": dict, "tensors": {name: array}} per point of its job.
+        A job runs when any of its points is missing. on_job(done, total) is called after each job's points are
+        written. A new point's result is what its result.json holds (a JSON round trip), so a resumed run and an
+        uninterrupted one return the same numbers."""
+        got: dict[str, dict] = {}
+        if self.out is not None:
+            for job in jobs:
+                for pt in job["points"]:
+                    done = self._done(pt["name"], pt["key"])
+                    if done is not None:
+                        got[pt["name"]] = done
+        todo = [(i, job["args"]) for i, job in enumerate(jobs) if any(pt["name"] not in got for pt in job["points"])]
+        total = sum(len(job["points"]) for job in jobs)
+        bar = Bar(total, label, len(got)) if progress else None
+        try:
+            for done, (i, res) in enumerate(self.workers.map(fn, todo), 1):
+                for pt, pr in zip(jobs[i]["points"], res):
+                    if pt["name"] in got:
+                        continue
+                    tensors = {k: torch.tensor(np.asarray(v)) for k, v in pr["tensors"].items()}
+                    if self.out is not None:
+                        write_run(self.out / "points" / pt["name"], {"kind": f"{self.kind}-point",
+                                  "point": pt["name"], "point_key": pt["key"]}, pr["result"], {"point": tensors},
+                                  overwrite=True)
+                        self.written += 1
+                    got[pt["name"]] = {"result": json.loads(dumps(pr["result"])), "tensors": tensors}
+                    self.computed += 1
+                    if bar:
+                        bar.advance()
+                if on_job:
+                    on_job(done, len(todo))
+        finally:
+            if bar:
+                bar.close()
+        return got
+
+    def finish(self, result: dict, tensors: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Write OUT/result.json and OUT/STEM.safetensors for each {stem: tensors} (each file atomically) and mark
+        the run complete."""
+        if self.out is None:
+            return
+        for stem, t in tensors.items():
+            save_tensors(self.out / f"{stem}.safetensors", t)
+        write_json(self.out / "result.json", result)
+        write_json(self.out / "config.json", {**read_json(self.out / "config.json"), "status": "complete"})
+
+
+def check_backend(backend: str, workers: int | None, ray_address: str | None) -> None:
+    """The sweep options' checks, before anything is written."""
+    if backend not in ("local", "ray"):
+        raise InputError(f"unknown backend {backend!r}; choose local or ray")
+    if ray_address and backend != "ray":
+        raise InputError("--ray-address needs --backend ray")
+    if workers is not None and workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
+    if backend == "ray":
+        _import_ray()
+        if ray_address:
+            check_ray_address(ray_address)
 
 
 def format_warning(message, category, *args, **kwargs) -> str:  # for the CLI: one plain line

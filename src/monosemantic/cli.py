@@ -31,6 +31,13 @@ from monosemantic.experiments.transition import transition_run
 from monosemantic.runs import check_new_dir
 
 
+def styled(draw):
+    """`draw` with the report's look (fonts, legends beside the axes), for the figures commands write."""
+    from monosemantic.report.html import styled as with_style
+
+    return with_style(draw)
+
+
 def _app(help: str, **kw) -> typer.Typer:
     # plain-text help: rich markup would swallow every "[samples, d]" as a style tag
     return typer.Typer(no_args_is_help=True, rich_markup_mode=None, help=help, **kw)
@@ -294,7 +301,7 @@ def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, p
 
     _sweep_warnings()
     return phase_run(kind, spec, out, backend, workers, ray_address, progress and sys.stderr.isatty(),
-                     draw=getattr(phase, kind), device=device, **kw)
+                     draw=styled(getattr(phase, kind)), device=device, **kw)
 
 
 @phase_app.command("n2m1")
@@ -365,7 +372,8 @@ def phase_protocols(
     with their agreement; writes OUT/result.json, n2m1.png and n3m2.png."""
     from monosemantic.report.figures.diagrams import label_maps
 
-    res = protocols_run(out, grid2, grid3, steps, starts, seed, progress and sys.stderr.isatty(), draw=label_maps)
+    res = protocols_run(out, grid2, grid3, steps, starts, seed, progress and sys.stderr.isatty(),
+                        draw=styled(label_maps))
     _say(f"n=2, m=1 agreement with the analytic diagram away from the boundary: "
          f"{res['n2m1']['agreement_with_analytic_far']}; n=3, m=2 paper protocol = candidate starts at "
          f"{res['n3m2']['protocol_agreement_far']} of {res['n3m2']['far_points']} points away from a boundary")
@@ -579,7 +587,8 @@ def transition_cmd(
     the Donoho-Tanner curve and the coherence guarantees; writes OUT/result.json and OUT/transition.png."""
     from monosemantic.report.figures.transition import plot
 
-    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, progress and sys.stderr.isatty(), draw=plot,
+    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, progress and sys.stderr.isatty(),
+                         draw=styled(plot),
                          device=device)
     for method in ("omp", "l1"):
         for c in res[method]:

@@ -328,11 +328,13 @@ def write_run(
 
 
 def figure_file(fig, dpi: int = 110) -> Callable[[Path], None]:
-    """A `write_dir` writer for a matplotlib figure as PNG (the figure is closed once written)."""
+    """A `write_dir` writer for a matplotlib figure as PNG, with the same figure as SVG beside it (NAME.svg);
+    the figure is closed once written."""
     def write(p: Path) -> None:
         import matplotlib.pyplot as plt
 
         fig.savefig(p, format="png", dpi=dpi, bbox_inches="tight")
+        fig.savefig(p.with_suffix(".svg"), format="svg", bbox_inches="tight")
         plt.close(fig)
     return write
 

@@ -87,6 +87,7 @@ def test_phase_cli_writes_a_diagram_and_resumes(tmp_path, capsys):
     assert (np.asarray(res["analytic"]) == phase.analytic_labels(np.asarray(res["r"])[:, None],
                                                                np.asarray(res["density"])[None])).all()
     assert (out / "diagram" / "n2m1.png").stat().st_size > 1000
+    assert (out / "diagram" / "n2m1.svg").read_bytes().find(b"<svg") >= 0  # the same figure as vectors
     assert (out / "diagram" / "diagram.safetensors").exists()
     with pytest.raises(SystemExit) as e:
         main(args)  # again: every point is finished, nothing retrained

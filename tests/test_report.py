@@ -35,7 +35,7 @@ def test_tables_get_human_headers():
     assert "mcc_hungarian" not in html and header("fvu") == "FVU"
 
 
-def test_write_report_also_writes_every_figure_as_png(tmp_path):
+def test_write_report_also_writes_every_figure_as_png_and_svg(tmp_path):
     sec = Section("A section: with punctuation")
     for _ in range(2):
         fig, ax = plt.subplots()
@@ -45,7 +45,36 @@ def test_write_report_also_writes_every_figure_as_png(tmp_path):
     pngs = sorted((tmp_path / "r" / "figures").glob("*.png"))
     assert [p.name for p in pngs] == ["00-a-section-with-punctuation-1.png", "00-a-section-with-punctuation-2.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+    svgs = sorted((tmp_path / "r" / "figures").glob("*.svg"))
+    assert [p.stem for p in svgs] == [p.stem for p in pngs]
+    assert all(b"<svg" in p.read_bytes()[:1000] for p in svgs)
     assert page.read_text().count("<img") == 2
+
+
+def test_log_axes_get_plain_labels_that_do_not_collide():
+    fig, (a, b) = plt.subplots(1, 2)
+    a.loglog([0.004, 0.06], [0.09, 0.8])
+    b.semilogx([1e-6, 1e2], [0, 1])
+    style(fig)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in a.xaxis.get_ticklabels(which="both") if t.get_text()]
+    assert "0.01" in labels and "0.005" in labels and not any("times" in t for t in labels)  # 1-2-5, no 10^x
+    wide = [t.get_text() for t in b.xaxis.get_ticklabels(which="minor") if t.get_text()]
+    assert wide == []  # eight decades: the decades alone
+    plt.close(fig)
+
+
+def test_save_figure_writes_png_or_svg_by_suffix(tmp_path):
+    from monosemantic.errors import InputError
+    from monosemantic.report.html import save_figure
+
+    for name in ("f.png", "f.svg"):
+        fig, ax = plt.subplots()
+        ax.plot([1, 2])
+        save_figure(fig, tmp_path / name)
+    assert (tmp_path / "f.png").read_bytes().startswith(b"\x89PNG") and b"<svg" in (tmp_path / "f.svg").read_bytes()
+    with pytest.raises(InputError, match="png or .svg"):
+        save_figure(plt.figure(), tmp_path / "f.pdf")
 
 
 @pytest.mark.slow
@@ -64,8 +93,15 @@ def test_report_command_builds_a_page_from_toy_and_dictionary_runs(tmp_path, cap
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "Toy run toy: relu-output, n=5, m=2" in html and "Dictionary run sae: topk, 32 atoms" in html
     assert "latent density" in html or "latent densities" in html
+    assert "training curves" in html  # the SAE's history, from result.json
     n_img = html.count("<img")
-    assert n_img >= 5 and len(list((tmp_path / "rep" / "figures").glob("*.png"))) == n_img
+    assert n_img >= 6 and len(list((tmp_path / "rep" / "figures").glob("*.png"))) == n_img
+    assert len(list((tmp_path / "rep" / "figures").glob("*.svg"))) == n_img
+    from monosemantic.report.pages import figures  # the same figures, for Python
+
+    assert set(figures(tmp_path / "toy")) == {"geometry", "wtw", "norms", "loss"}
+    figs = figures(tmp_path / "sae")
+    assert set(figs) == {"training", "latent_density"} and len(figs["training"].axes) == 4
     assert not re.search(r"<th>[a-z]+_[a-z_]+</th>", html)  # no raw snake_case headers
 
 

@@ -31,6 +31,13 @@ from monosemantic.experiments.transition import transition_run
 from monosemantic.runs import check_new_dir
 
 
+def styled(draw):
+    """`draw` with the report's look (fonts, legends beside the axes), for the figures commands write."""
+    from monosemantic.report.html import styled as with_style
+
+    return with_style(draw)
+
+
 def _app(help: str, **kw) -> typer.Typer:
     # plain-text help: rich markup would swallow every "[samples, d]" as a style tag
     return typer.Typer(no_args_is_help=True, rich_markup_mode=None, help=help, **kw)
@@ -56,14 +63,32 @@ DEVICE_HELP = "cpu | cuda | cuda:N | auto (CUDA when available)."
 DEVICE = typer.Option(DEFAULT_DEVICE, help=DEVICE_HELP)  # commands without a config class
 
 
+def _default(source, name: str):
+    """The default of a config class's field, or of a function's parameter."""
+    return default(source, name) if isinstance(source, type) else inspect.signature(source).parameters[name].default
+
+
 def opt(source, name: str, help: str, **kw):
     """A Typer option whose default is read from a config class (or a function's signature): written once."""
-    value = default(source, name) if isinstance(source, type) else inspect.signature(source).parameters[name].default
-    return typer.Option(value, help=help, **kw)
+    return typer.Option(_default(source, name), help=help, **kw)
 
 
 def _say(msg: str) -> None:
     typer.echo(msg, err=True)
+
+
+def renamed(old: str, help: str = "") -> typer.models.OptionInfo:
+    """An option's old spelling, kept working but hidden from --help (docs/cli.md lists every rename)."""
+    return typer.Option(None, old, hidden=True, help=help)
+
+
+def _either(new, old, new_name: str, old_name: str, default=None):
+    """The value of an option given by its name or its old spelling (not both, with different values)."""
+    if old is None:
+        return new
+    if new is not None and new != default and new != old:
+        raise InputError(f"{old_name} is the old spelling of {new_name}; give one of them")
+    return old
 
 
 @toy_app.command("train")
@@ -142,15 +167,24 @@ def toy_dynamics(
     out: Path = typer.Option(..., help="Run directory to write (must not exist)."),
     n: int = opt(dynamics_run, "n", help="Features (uniform importance)."),
     m: int = opt(dynamics_run, "m", help="Hidden dimensions."),
-    density: float = opt(dynamics_run, "density", help="Feature probability 1-S."),
+    sparsity: Optional[float] = typer.Option(None, help=f"Sparsity S of every feature, in [0, 1) (default "
+                                                         f"{1 - _default(dynamics_run, 'density'):g})."),
     steps: int = opt(dynamics_run, "steps", help="Training steps."),
     snapshot_every: int = opt(dynamics_run, "snapshot_every", help="Copy the weights every N steps."),
     seeds: int = opt(dynamics_run, "seeds", help="Random starts (lowest eval loss kept)."),
     seed: int = opt(dynamics_run, "seed", help="Base seed."),
     progress: bool = PROGRESS,
+    density: Optional[float] = renamed("--density", "Feature probability 1-S."),
 ) -> None:
     """Learning dynamics: D_i at every snapshot, jumps between energy levels, and whether the loss drops suddenly
     when a feature jumps. Writes OUT (snapshots.safetensors: W: [snapshots, 1, m, n], step: [snapshots])."""
+    if sparsity is not None and density is not None:
+        raise InputError("--density is 1 - --sparsity; give one of them")
+    if sparsity is not None:
+        if not 0 <= sparsity < 1:
+            raise InputError(f"--sparsity must lie in [0, 1), got {sparsity}")
+        density = 1 - sparsity
+    density = _default(dynamics_run, "density") if density is None else density
     if not 0 < density <= 1:
         raise InputError(f"--density must lie in (0, 1], got {density}")
     check_new_dir(out, False)
@@ -168,28 +202,34 @@ def toy_dynamics(
 def data_synth(
     out: Path = typer.Option(..., help="File to write: .npz, .safetensors (X, F, codes) or .npy (X alone)."),
     kind: str = opt(synth, "kind", help="uniform (random unit features, each on with p = k/n) | sharkey | toy."),
-    n_features: Optional[int] = typer.Option(None, help="True features (default 512)."),
-    d: Optional[int] = typer.Option(None, help="Dimensions (default 128 uniform, 256 sharkey)."),
+    n: Optional[int] = typer.Option(None, help="Number of true features (default 512)."),
+    m: Optional[int] = typer.Option(None, help="Dimensions m of the data, the d of X: [samples, d] (default 128 "
+                                               "uniform, 256 sharkey)."),
     k: float = opt(synth, "k", help="Expected active features per sample."),
     samples: int = opt(synth, "samples", help="Samples."),
     seed: int = opt(synth, "seed", help="Seed (dictionary and samples)."),
-    decay: float = opt(synth, "decay", help="sharkey: feature i's frequency falls as decay**i."),
+    frequency_decay: float = opt(synth, "decay", help="sharkey: feature i's frequency falls as (this)**i."),
     correlation: float = opt(synth, "correlation", help="sharkey: Gaussian-copula correlation of on/off events, [0, 1)."),
     run: Optional[Path] = typer.Option(None, help="toy: a `toy train` run directory; X = W x of its model."),
     instance: int = opt(synth, "instance", help="toy: which instance of the run."),
     overwrite: bool = typer.Option(False, help="Replace an existing file."),
+    n_features: Optional[int] = renamed("--n-features"),
+    d: Optional[int] = renamed("--d"),
+    decay: Optional[float] = renamed("--decay"),
 ) -> None:
-    """Draw a ground-truth data set: X: [samples, d], true dictionary F: [n_features, d], true codes (CSR)."""
+    """Draw a ground-truth data set: X: [samples, m], true dictionary F: [n, m], true codes (CSR)."""
     from monosemantic.data import save_data
 
+    n, m = _either(n, n_features, "--n", "--n-features"), _either(m, d, "--m", "--d")
+    frequency_decay = _either(frequency_decay, decay, "--frequency-decay", "--decay", _default(synth, "decay"))
     if out.exists() and not overwrite:
         raise InputError(f"output file exists: {out} (pass --overwrite to replace it)")
-    data = synth(kind, n_features, d, k, samples, seed, decay, correlation, run, instance)
+    data = synth(kind, n, m, k, samples, seed, frequency_decay, correlation, run, instance)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_data(out, data)
-    m = data.meta
-    _say(f"{kind}: {m['samples']} samples, d={m['d']}, {m['n_features']} true features, "
-         f"L0 {m['l0_mean']:.2f} +- {m['l0_std']:.2f}")
+    meta = data.meta
+    _say(f"{kind}: {meta['samples']} samples, m={meta['d']}, {meta['n_features']} true features, "
+         f"L0 {meta['l0_mean']:.2f} +- {meta['l0_std']:.2f}")
     typer.echo(str(out))
 
 
@@ -213,6 +253,8 @@ def sae_train(
     checkpoint_every: int = opt(SaeTrainConfig, "checkpoint_every", help="Steps between checkpoints."),
     device: str = opt(SaeTrainConfig, "device", help="SAEs: " + DEVICE_HELP + " mbdl, pca, ica: the CPU."),
     dtype: str = opt(SaeTrainConfig, "dtype", help="SAEs: float32 | bfloat16 (the training step's matmuls; a GPU)."),
+    holdout: float = opt(SaeTrainConfig, "holdout", help="Share of the rows, the last ones, kept out of training "
+                                                         "(`sae score` on the same file scores them)."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
@@ -222,25 +264,32 @@ def sae_train(
     cfg = validate(SaeTrainConfig, dict(data=str(data), arch=arch, latents=latents, k=k, l1=l1, l0=l0, alpha=alpha,
                                         samples=samples, batch=batch, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                                         checkpoint=str(checkpoint) if checkpoint else None, device=device,
-                                        dtype=dtype))
+                                        dtype=dtype, holdout=holdout))
     res = train_dictionary_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     _say(f"trained {arch} with {latents} latents on {res['samples']} samples in {res['wall_s']:.1f}s "
-         f"({res['samples_per_s']:.0f} samples/s); FVU on the first 10k training samples {res['fvu_train_sample']:.4f}")
+         f"({res['samples_per_s']:.0f} samples/s); FVU on the first 10k training samples {res['fvu_train_sample']:.4f}"
+         + (f"; {res['holdout_rows']} rows held out" if res.get("holdout_rows") else ""))
     typer.echo(str(out))
 
 
 @sae_app.command("score")
 def sae_score(
     run_dir: Path = typer.Argument(..., help="A saved dictionary directory (from `sae train`, or SAELens)."),
-    truth: Path = typer.Option(..., help="Data file with X (and the true F and codes, for recovery scores)."),
-    n_eval: Optional[int] = typer.Option(None, help="Score only the last N samples of --truth (default: all). `sae train` "
-                                                 "fits on every row of its data, so these rows are held out only if "
-                                                 "the dictionary was trained on another file or on the rows before."),
+    data: Optional[Path] = typer.Option(None, help="Data file with X (and the true F and codes, for recovery "
+                                                   "scores). Required."),
+    n_eval: Optional[int] = typer.Option(None, help="Score the last N rows of --data. Default: the rows `sae train "
+                                                 "--holdout` kept out when --data is its training file, else all; "
+                                                 "the printed `rows` says which rows were scored."),
+    progress: bool = PROGRESS,
+    truth: Optional[Path] = renamed("--truth"),
 ) -> None:
     """Score a dictionary against ground truth (MMCS, recovered@0.9, Hungarian MCC, FVU, L0, dead, codes)."""
     from monosemantic.experiments.dictionaries import score_dictionary_run
 
-    scores = score_dictionary_run(run_dir, truth, n_eval)
+    data = _either(data, truth, "--data", "--truth")
+    if data is None:
+        raise InputError("give --data: the data file to score on")
+    scores = score_dictionary_run(run_dir, data, n_eval, progress and sys.stderr.isatty())
     for key, v in scores.items():
         typer.echo(f"{key:>18}  {v:.4f}" if isinstance(v, float) else f"{key:>18}  {v}")
     typer.echo(str(run_dir / "scores.json"))
@@ -294,7 +343,7 @@ def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, p
 
     _sweep_warnings()
     return phase_run(kind, spec, out, backend, workers, ray_address, progress and sys.stderr.isatty(),
-                     draw=getattr(phase, kind), device=device, **kw)
+                     draw=styled(getattr(phase, kind)), device=device, **kw)
 
 
 @phase_app.command("n2m1")
@@ -357,15 +406,18 @@ def phase_protocols(
     grid2: int = opt(protocols_run, "grid2", help="Points per axis of the n=2, m=1 diagram."),
     grid3: int = opt(protocols_run, "grid3", help="Points per axis of the n=3, m=2 diagram."),
     steps: int = opt(protocols_run, "steps", help="Training steps."),
-    starts: int = opt(protocols_run, "starts", help="Random starts per point (the paper: 10, the worst dropped)."),
+    seeds: int = opt(protocols_run, "starts", help="Random starts per point (the paper: 10, the worst dropped)."),
     seed: int = opt(protocols_run, "seed", help="Seed."),
     progress: bool = PROGRESS,
+    starts: Optional[int] = renamed("--starts"),
 ) -> None:
     """Both phase diagrams (n=2, m=1 and n=3, m=2) under the paper's protocol, best of N and candidate starts,
     with their agreement; writes OUT/result.json, n2m1.png and n3m2.png."""
     from monosemantic.report.figures.diagrams import label_maps
 
-    res = protocols_run(out, grid2, grid3, steps, starts, seed, progress and sys.stderr.isatty(), draw=label_maps)
+    starts = _either(seeds, starts, "--seeds", "--starts", _default(protocols_run, "starts"))
+    res = protocols_run(out, grid2, grid3, steps, starts, seed, progress and sys.stderr.isatty(),
+                        draw=styled(label_maps))
     _say(f"n=2, m=1 agreement with the analytic diagram away from the boundary: "
          f"{res['n2m1']['agreement_with_analytic_far']}; n=3, m=2 paper protocol = candidate starts at "
          f"{res['n3m2']['protocol_agreement_far']} of {res['n3m2']['far_points']} points away from a boundary")
@@ -420,7 +472,7 @@ def road1_l1(
 def road1_moe(
     out: Path = typer.Option(..., help="Run directory to write."),
     experts: int = opt(MoEConfig, "experts", help="Experts E."),
-    k: int = opt(MoEConfig, "k", help="Experts chosen per input (top-k)."),
+    active_experts: int = opt(MoEConfig, "k", help="Experts chosen per input (top-k routing)."),
     n: int = opt(MoEConfig, "n", help="Number of features."),
     m: int = opt(MoEConfig, "m", help="Neurons per expert (and of the flop-matched dense model)."),
     sparsity: list[float] = typer.Option([0.7, 0.9, 0.97, 0.99], help="Sparsities S."),
@@ -434,11 +486,13 @@ def road1_moe(
     eval_batch: int = opt(MoEConfig, "eval_batch", help="Held-out samples for the measures."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
+    k: Optional[int] = renamed("--k"),
 ) -> None:
     """Dense m against MoE (top-k of E experts of m; flop-matched at k=1) against dense E*m (neuron-matched)."""
     from monosemantic.experiments.road1 import moe_run
 
     common = _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch, device)
+    k = _either(active_experts, k, "--active-experts", "--k", _default(MoEConfig, "k"))
     cfg = validate(MoEConfig, dict(experts=experts, k=k, sparsity=sparsity, balance=balance, **common))
     res = moe_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     for name, rec in res["models"].items():
@@ -579,7 +633,8 @@ def transition_cmd(
     the Donoho-Tanner curve and the coherence guarantees; writes OUT/result.json and OUT/transition.png."""
     from monosemantic.report.figures.transition import plot
 
-    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, progress and sys.stderr.isatty(), draw=plot,
+    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, progress and sys.stderr.isatty(),
+                         draw=styled(plot),
                          device=device)
     for method in ("omp", "l1"):
         for c in res[method]:

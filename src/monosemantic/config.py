@@ -208,6 +208,7 @@ class SaeTrainConfig(Strict):
     checkpoint_every: PositiveInt = 1000
     resample_every: NonNegativeInt = 50
     warmup: float = Field(default=0.02, ge=0, lt=1)
+    holdout: float = Field(default=0.0, ge=0, lt=1)  # share of the rows, the last ones, kept out of training
     device: str = DEFAULT_DEVICE  # SAEs: cpu | cuda | cuda:N | auto; the classical learners run on the CPU
     dtype: Literal["float32", "bfloat16"] = "float32"  # SAEs: the training step's precision (bfloat16: a GPU)
 

@@ -83,6 +83,7 @@ def atomic_file(path: str | Path, write: Callable[[Path], None]) -> Path:
     if path.is_dir():
         raise InputError(f"output path is a directory: {path}")
     with disk_errors(path):
+        path.absolute().parent.mkdir(parents=True, exist_ok=True)  # missing parent directories are made
         tidy_leftovers(path)
         fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=_tmp_prefix(path), suffix=f".tmp{path.suffix}")
         os.close(fd)
@@ -328,11 +329,13 @@ def write_run(
 
 
 def figure_file(fig, dpi: int = 110) -> Callable[[Path], None]:
-    """A `write_dir` writer for a matplotlib figure as PNG (the figure is closed once written)."""
+    """A `write_dir` writer for a matplotlib figure as PNG, with the same figure as SVG beside it (NAME.svg);
+    the figure is closed once written."""
     def write(p: Path) -> None:
         import matplotlib.pyplot as plt
 
         fig.savefig(p, format="png", dpi=dpi, bbox_inches="tight")
+        fig.savefig(p.with_suffix(".svg"), format="svg", bbox_inches="tight")
         plt.close(fig)
     return write
 
@@ -352,6 +355,7 @@ def write_dir(out: Path, files: dict[str, Callable[[Path], None]]) -> Path:
     tidy_leftovers(out)
     check_replaceable(out)
     with disk_errors(out):
+        out.absolute().parent.mkdir(parents=True, exist_ok=True)  # missing parent directories are made
         tmp = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=_tmp_prefix(out), suffix=".tmp"))
         try:
             os.chmod(tmp, 0o777 & ~_umask())

@@ -3,6 +3,9 @@
 The output directory holds the dictionary in its own format (for SAEs SAELens's `cfg.json` +
 `sae_weights.safetensors`), plus `config.json` (every parameter, data path, versions) and `result.json`
 (`wall_s` = training compute only, `samples_per_s`, final training figures). `score` adds `scores.json`.
+
+`holdout` keeps the last share of the data file's rows out of training (`config.json` records how many);
+`score` on the same file then scores those rows, and says which rows it scored.
 """
 from __future__ import annotations
 
@@ -49,6 +52,12 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
     if cfg.checkpoint and Path(cfg.checkpoint).absolute() == out.absolute():
         raise InputError("--checkpoint and --out must be different directories")
     data = load_data(cfg.data, mmap=str(cfg.data).endswith(".npy"))
+    held = held_out_rows(len(data), cfg.holdout)
+    if held and Path(cfg.data).is_dir():
+        raise InputError("--holdout splits a data file's rows; an activation store has a test split of its own "
+                         "(capture it with `real capture --split test`)")
+    if held:
+        data = split(data, held)[0]
     cfg.check_memory(data.X.shape[1])
     est = make_estimator(cfg, progress)
     batch = getattr(est, "batch", 1)
@@ -61,27 +70,79 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
               "n_resampled": getattr(est, "n_resampled_", 0)}
     if getattr(est, "history_", None):  # SAEs: loss, MSE, FVU, L0 and dead latents over training
         result["history"] = est.history_
-    config = {"kind": "dictionary", **cfg.model_dump(), "device": str(getattr(est, "device_", "cpu")),
-              "environment": environment()}
+    config = {"kind": "dictionary", **cfg.model_dump(), "holdout_rows": held, "train_rows": len(data),
+              "device": str(getattr(est, "device_", "cpu")), "environment": environment()}
     est.save(out, overwrite, extra_json={"config.json": config, "result.json": result})
     return result
 
 
-def score_dictionary_run(run_dir: str | Path, truth: str | Path, n_eval: int | None = None) -> dict:
-    """Scores of a saved dictionary on a data file (its last n_eval rows, or all); writes RUN_DIR/scores.json."""
+def held_out_rows(rows: int, holdout: float) -> int:
+    """How many of `rows` (the last ones) a holdout share keeps out of training: at least one when the share is
+    positive, and never every row."""
+    if not holdout:
+        return 0
+    held = max(1, round(rows * holdout))
+    if held >= rows:
+        raise InputError(f"--holdout {holdout} of {rows} rows leaves none to train on")
+    return held
+
+
+def _rows_to_score(run_dir: Path, truth: Path, rows: int, n_eval: int | None) -> tuple[int, str]:
+    """(how many of the last rows to score, what they are): by default the rows `sae train --holdout` kept out
+    when these are its data, else every row."""
+    from monosemantic.runs import read_json
+
+    config = read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
+    trained_here = bool(config.get("data")) and Path(config["data"]).absolute() == Path(truth).absolute()
+    held = int(config.get("holdout_rows") or 0) if trained_here else 0
+    if n_eval is None:
+        n_eval = held or rows
+    if not 0 < n_eval <= rows:
+        raise InputError(f"--n-eval must lie in (0, {rows}], got {n_eval}")
+    if not trained_here:
+        what = "rows of a file the dictionary was not trained on" if config.get("data") else \
+            "rows of a file (the dictionary's training data are not recorded)"
+    elif n_eval <= held:
+        what = "held-out rows (kept out of training by --holdout)"
+    elif held:
+        what = f"rows of the training data: the last {held} held out, the rest trained on"
+    else:
+        what = "rows of the training data (trained on: not held out)"
+    return n_eval, f"the last {n_eval} of {rows} {what}" if n_eval < rows else f"all {rows} {what}"
+
+
+def score_dictionary_run(run_dir: str | Path, truth: str | Path, n_eval: int | None = None,
+                         progress: bool = False, chunk: int = 65_536) -> dict:
+    """Scores of a saved dictionary on a data file: its last n_eval rows, by default the rows `sae train --holdout`
+    kept out when the file is the dictionary's training data, else every row. Writes RUN_DIR/scores.json; `rows`
+    says which rows were scored."""
     import monosemantic.recovery as R
-    from monosemantic.data import load_data, split
+    import scipy.sparse as sp
+    from monosemantic.data import load_data
     from monosemantic.dictionary import load
+    from monosemantic.progress import Bar
     from monosemantic.runs import write_json
 
     est = load(run_dir)
     data = load_data(truth)
-    if n_eval is not None:
-        _, data = split(data, n_eval)
-    C = est.transform(data.X)  # refuses X (and so F: load_data matches their d) of another d than the dictionary
-    out = {"truth": str(truth), "samples": len(data.X), "sign_free": est.sign_free}
-    out.update(R.all_scores(data.X, est.inverse_transform(C), C, data.F, est.components_, data.codes,
-                            absolute=est.sign_free))
+    n_eval, rows = _rows_to_score(Path(run_dir), Path(truth), len(data), n_eval)
+    if n_eval < len(data):
+        data = data.rows(len(data) - n_eval, len(data))
+    starts = range(0, len(data.X), chunk)
+    bar = Bar(len(starts) + 1, "score") if progress else None
+    try:
+        parts = []  # refuses X (and so F: load_data matches their d) of another d than the dictionary
+        for s in starts:
+            parts.append(est.transform(data.X[s:s + chunk]))
+            if bar:
+                bar.advance()
+        C = sp.vstack(parts, format="csr")
+        out = {"truth": str(truth), "samples": len(data.X), "rows": rows, "sign_free": est.sign_free}
+        out.update(R.all_scores(data.X, est.inverse_transform(C), C, data.F, est.components_, data.codes,
+                                absolute=est.sign_free))
+    finally:
+        if bar:
+            bar.close()
     write_json(Path(run_dir) / "scores.json", out)
     return out
 

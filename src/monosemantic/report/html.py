@@ -1,7 +1,7 @@
 """Assemble a self-contained HTML page from sections of text, tables and matplotlib figures.
 
 Every figure goes through `style` (fonts of at least 11 pt, legends beside the axes rather than on the data,
-titles wrapped to their axes) and is also written as a PNG next to the page (`figures/*.png`).
+titles wrapped to their axes) and is also written as a PNG and an SVG next to the page (`figures/*.png`, `*.svg`).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
+from monosemantic.errors import InputError  # noqa: E402
 from monosemantic.runs import atomic_file, write_text  # noqa: E402
 
 _STYLE = """
@@ -115,18 +116,38 @@ def style(fig):
     return fig
 
 
+def render(fig, formats: tuple[str, ...] = ("png", "svg")) -> dict[str, bytes]:
+    """The styled figure in each format (png at DPI, svg as vectors); closes the figure."""
+    style(fig)
+    out = {}
+    for fmt in formats:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight")
+        out[fmt] = buf.getvalue()
+    plt.close(fig)
+    return out
+
+
 def png_bytes(fig) -> bytes:
     """The styled figure as PNG bytes; closes the figure."""
-    buf = io.BytesIO()
-    style(fig).savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return render(fig, ("png",))["png"]
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Write a figure (styled like the report's) as a PNG file, atomically; closes the figure."""
-    data = png_bytes(fig)
+    """Write a figure styled like the report's, atomically, as PNG or SVG by the path's suffix (.png, .svg);
+    closes the figure."""
+    fmt = Path(path).suffix.lstrip(".").lower()
+    if fmt not in ("png", "svg"):
+        raise InputError(f"a figure is saved as .png or .svg, not {Path(path).name}")
+    data = render(fig, (fmt,))[fmt]
     return atomic_file(path, lambda p: p.write_bytes(data))
+
+
+def styled(draw):
+    """`draw` (result -> figure) with the report's style applied: for the PNGs commands write into run directories."""
+    def draw_styled(*args, **kw):
+        return style(draw(*args, **kw))
+    return draw_styled
 
 
 @dataclass
@@ -145,10 +166,21 @@ class Section:
         return self
 
 
-def figure(fig, alt: str = "") -> str:
-    """An <img> with the styled figure embedded as a base64 PNG; closes the figure."""
-    data = base64.b64encode(png_bytes(fig)).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+class Figure(str):
+    """A figure in a section: the <img> HTML (the PNG inline, base64) that also carries its PNG and SVG bytes, which
+    `write_report` writes into figures/."""
+
+    png: bytes
+    svg: bytes
+
+
+def figure(fig, alt: str = "") -> Figure:
+    """An <img> with the styled figure embedded as a base64 PNG (and its SVG kept for figures/); closes the figure."""
+    files = render(fig)
+    data = base64.b64encode(files["png"]).decode()
+    out = Figure(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
+    out.png, out.svg = files["png"], files["svg"]
+    return out
 
 
 def _cell(v) -> str:
@@ -174,20 +206,26 @@ def _slug(title: str, words: int = 4) -> str:
 
 
 def write_figures(folder: str | Path, sections: list[Section]) -> list[Path]:
-    """Every figure of the sections as `folder/NN-section-K.png` (NN: section order, K: figure order)."""
+    """Every figure of the sections as `folder/NN-section-K.png` and `.svg` (NN: section order, K: figure order).
+    A figure inside a larger HTML fragment (no longer a `Figure`) is found by its inline PNG and written as PNG only."""
     paths = []
     Path(folder).mkdir(parents=True, exist_ok=True)
     for i, sec in enumerate(sections):
-        pngs = [base64.b64decode(m) for part in sec.parts for m in _IMG.findall(part)]
-        for k, data in enumerate(pngs, 1):
-            paths.append(atomic_file(Path(folder) / f"{i:02d}-{_slug(sec.title)}-{k}.png",
-                                     lambda p, d=data: p.write_bytes(d)))
+        k = 0
+        for part in sec.parts:
+            found = [part] if isinstance(part, Figure) else [base64.b64decode(m) for m in _IMG.findall(part)]
+            for fig in found:
+                k += 1
+                stem = Path(folder) / f"{i:02d}-{_slug(sec.title)}-{k}"
+                files = {"png": fig.png, "svg": fig.svg} if isinstance(fig, Figure) else {"png": fig}
+                for fmt, data in files.items():
+                    paths.append(atomic_file(stem.with_suffix(f".{fmt}"), lambda p, d=data: p.write_bytes(d)))
     return paths
 
 
 def write_report(path: str | Path, title: str, sections: list[Section], intro: str = "", lead: str = "") -> Path:
-    """The page (self-contained: figures inline), every figure as a PNG in `figures/` beside it, and the pages the
-    sections link to (`Section.files`) beside it.
+    """The page (self-contained: figures inline), every figure as a PNG and an SVG in `figures/` beside it, and the
+    pages the sections link to (`Section.files`) beside it.
     `lead`: an HTML fragment shown before the table of contents."""
     path = Path(path)
     toc = "".join(f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>' for i, s in enumerate(sections))

@@ -1,6 +1,7 @@
 """`monosemantic report RUN_DIR...`: the report's page built from run directories (toy runs, dictionary runs).
 
 Each run directory becomes one section: its figures (the same functions as the demo's), its numbers as a table.
+`figures(run_dir)` gives the same figures to Python as matplotlib figures.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from monosemantic.errors import InputError
-from monosemantic.report.figures.dictionary import latent_density
+from monosemantic.report.figures.dictionary import latent_density, training_curves
 from monosemantic.report.figures.toy import geometry_plane, loss_curves, norm_bars, wtw_heatmaps
 from monosemantic.report.html import Section, figure, table, write_report
 from monosemantic.runs import read_json
@@ -17,22 +18,60 @@ from monosemantic.runs import read_json
 DENSITY_ROWS = 10_000  # data rows coded for a dictionary's latent densities
 
 
+def figures(run_dir: str | Path) -> dict:
+    """The report's figures of a toy or dictionary run directory, by name, as matplotlib figures (to show in a
+    notebook, restyle, or save with `fig.savefig` or `report.html.save_figure`). Toy runs: geometry (m = 2 only),
+    wtw, norms, loss; dictionary runs: training (SAEs), latent_density (when the training data are still there)."""
+    run_dir = Path(run_dir)
+    kind = _kind(run_dir)
+    if kind == "toy":
+        from monosemantic.experiments.toy import load_run
+
+        return _toy_figures(load_run(run_dir))
+    return _dictionary_figures(run_dir)[0]
+
+
+def _toy_figures(toy) -> dict:
+    c = toy.config
+    labels = [f"S={s}" for s in c.sparsity]
+    W = [w.float() for w in toy.W]
+    figs = {"geometry": geometry_plane(W, labels)} if c.m == 2 else {}
+    figs.update(wtw=wtw_heatmaps(W, labels), norms=norm_bars(W, labels))
+    log = toy.result.get("train_loss_log")
+    if log and log.get("steps"):
+        figs["loss"] = loss_curves([log], ["training loss"], labels)
+    return figs
+
+
+def _dictionary_figures(run_dir: Path) -> tuple[dict, np.ndarray | None]:
+    """(figures, latent densities or None when the training data are gone)."""
+    from monosemantic.data import load_data
+    from monosemantic.dictionary import load
+
+    config, result = read_json(run_dir / "config.json"), read_json(run_dir / "result.json")
+    figs = {}
+    if isinstance(result.get("history"), dict) and result["history"].get("step"):
+        figs["training"] = training_curves({config.get("arch", "SAE"): result["history"]})
+    freq = None
+    data_path = config.get("data")
+    if data_path and Path(data_path).exists():
+        codes = load(run_dir).transform(load_data(data_path).X[:DENSITY_ROWS])
+        freq = np.asarray((codes != 0).mean(axis=0)).ravel()
+        figs["latent_density"] = latent_density(freq)
+    return figs, freq
+
+
 def toy_section(run_dir: Path) -> Section:
     from monosemantic.experiments.toy import load_run
 
     toy = load_run(run_dir)
     c = toy.config
-    labels = [f"S={s}" for s in c.sparsity]
     sec = Section(f"Toy run {run_dir.name}: {c.model}, n={c.n}, m={c.m}")
     sec.text(f"{len(c.sparsity)} sparsities, best of {c.seeds} seeds each, {c.steps} steps, batch {c.batch}.")
-    W = [w.float() for w in toy.W]
-    if c.m == 2:
-        sec.add(figure(geometry_plane(W, labels), "features in the hidden plane"))
-    sec.add(figure(wtw_heatmaps(W, labels), "W^T W"))
-    sec.add(figure(norm_bars(W, labels), "feature norms"))
-    log = toy.result.get("train_loss_log")
-    if log and log.get("steps"):
-        sec.add(figure(loss_curves([log], ["training loss"], labels), "training loss"))
+    alts = {"geometry": "features in the hidden plane", "wtw": "W^T W", "norms": "feature norms",
+            "loss": "training loss"}
+    for name, fig in _toy_figures(toy).items():
+        sec.add(figure(fig, alts[name]))
     rows = toy.measures()
     sec.add(table([{"sparsity": r["sparsity"], "loss": loss, "represented_features": r["represented_features"],
                     "dims_per_feature": r["dims_per_feature"], "geometry": r["geometry"]}
@@ -41,7 +80,6 @@ def toy_section(run_dir: Path) -> Section:
 
 
 def dictionary_section(run_dir: Path) -> Section:
-    from monosemantic.data import load_data
     from monosemantic.dictionary import load
 
     config, result = read_json(run_dir / "config.json"), read_json(run_dir / "result.json")
@@ -52,29 +90,33 @@ def dictionary_section(run_dir: Path) -> Section:
         scores = read_json(run_dir / "scores.json")
         sec.text(f"Scores against the truth in {scores.get('truth')} ({scores.get('samples')} samples):")
         sec.add(table([{k: v for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}]))
+    figs, freq = _dictionary_figures(run_dir)
+    if "training" in figs:
+        sec.add(figure(figs["training"], "training curves"))
+        sec.text("Training objective, FVU, L0 and dead latents over training: means over the batches between "
+                 "records.", note=True)
     data_path = config.get("data")
-    if data_path and Path(data_path).exists():
-        data = load_data(data_path)
-        codes = est.transform(data.X[:DENSITY_ROWS])
-        freq = np.asarray((codes != 0).mean(axis=0)).ravel()
-        sec.add(figure(latent_density(freq), "latent densities"))
-        sec.text(f"Latent density: the share of the first {min(len(data.X), DENSITY_ROWS)} samples of {data_path} "
+    if freq is not None:
+        sec.add(figure(figs["latent_density"], "latent densities"))
+        sec.text(f"Latent density: the share of the first {DENSITY_ROWS:,} samples (or all, if fewer) of {data_path} "
                  f"on which each latent fires; {int((freq == 0).sum())} latents never fire there.", note=True)
     else:
         sec.text(f"The training data ({data_path}) is not here, so no latent densities.", note=True)
     return sec
 
 
-def section_of(run_dir: str | Path) -> Section:
-    run_dir = Path(run_dir)
+def _kind(run_dir: Path) -> str:
     if not (run_dir / "config.json").is_file():
         raise InputError(f"not a run directory (no config.json): {run_dir}")
     kind = read_json(run_dir / "config.json").get("kind")
-    if kind == "toy":
-        return toy_section(run_dir)
-    if kind == "dictionary":
-        return dictionary_section(run_dir)
-    raise InputError(f"{run_dir}: the report reads toy and dictionary runs, not {kind!r} runs")
+    if kind not in ("toy", "dictionary"):
+        raise InputError(f"{run_dir}: the report reads toy and dictionary runs, not {kind!r} runs")
+    return kind
+
+
+def section_of(run_dir: str | Path) -> Section:
+    run_dir = Path(run_dir)
+    return toy_section(run_dir) if _kind(run_dir) == "toy" else dictionary_section(run_dir)
 
 
 def build(run_dirs: list[str | Path], out: str | Path) -> Path:

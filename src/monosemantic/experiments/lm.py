@@ -244,11 +244,12 @@ def measure(model: ByteLM, cfg: LMTrainConfig, m: MeasureConfig, progress: bool 
 
 
 def points(cfg: RoadsConfig) -> list[dict]:
-    """Every (variant, strength, seed) of the comparison, named: [{"name", "variant", "strength", "seed"}]."""
-    pts = [("dense", 0.0, s) for s in range(cfg.seeds)]
-    for x in cfg.l1:
-        pts += [("l1", x, s) for s in range(cfg.seeds if x == cfg.l1[-1] else 1)]
-    pts += [("moe-flop", 0.0, 0), ("moe-width", 0.0, 0), ("hybrid-joint", cfg.hybrid, 0)]
+    """Every (variant, strength, seed) of the comparison, named: [{"name", "variant", "strength", "seed"}]. Seed 0 of
+    every variant comes first, then the further seeds of dense and the strongest L1: a run cut short has one point of
+    each variant before it has error bars."""
+    pts = [("dense", 0.0, 0), *[("l1", x, 0) for x in cfg.l1], ("moe-flop", 0.0, 0), ("moe-width", 0.0, 0),
+           ("hybrid-joint", cfg.hybrid, 0)]
+    pts += [(v, x, s) for s in range(1, cfg.seeds) for v, x in (("dense", 0.0), ("l1", cfg.l1[-1]))]
     return [{"name": f"{v}-s{s}" if not x else f"{v}-{x:g}-s{s}", "variant": v, "strength": x, "seed": s}
             for v, x, s in pts]
 

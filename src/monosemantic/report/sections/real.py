@@ -46,12 +46,13 @@ def features(sec: Section, r: dict) -> None:
              f"{BROWSER} beside this page (one static page; search by token, sort by density or monosemanticity).")
     sec.add(f'<p><a href="{BROWSER}">Open the feature browser</a></p>')
     q = {"neurons": m["neuron_quartiles"] or [None] * 3, "features": m["feature_quartiles"] or [None] * 3}
+    full = f"positive on >= {m['top_k']} tokens"
     rows = [{"units": f"MLP neurons ({r['neuron_site']})", "scored": m["neurons_scored"],
-             "median": r["neuron_monosemanticity"], "quartile_25": q["neurons"][0], "quartile_75": q["neurons"][2],
-             "full_top_k": m["neurons_full"], "median_full_top_k": m["neuron_median_full"]},
+             "median": r["neuron_monosemanticity"], "25th percentile": q["neurons"][0],
+             "75th percentile": q["neurons"][2], full: m["neurons_full"], "their median": m["neuron_median_full"]},
             {"units": f"SAE latents ({r['site']})", "scored": m["features_scored"],
-             "median": r["feature_monosemanticity"], "quartile_25": q["features"][0], "quartile_75": q["features"][2],
-             "full_top_k": m["features_full"], "median_full_top_k": m["feature_median_full"]}]
+             "median": r["feature_monosemanticity"], "25th percentile": q["features"][0],
+             "75th percentile": q["features"][2], full: m["features_full"], "their median": m["feature_median_full"]}]
     sec.add(table(rows, list(rows[0])))
     above = m["features_above_neuron_median"]
     nm, fm = r["neuron_monosemanticity"], r["feature_monosemanticity"]
@@ -63,8 +64,8 @@ def features(sec: Section, r: dict) -> None:
              f"{m['top_k']} activating test tokens (n of them, those where it is positive): 1 when they are all one "
              f"token, 0 when all differ. Neurons and latents are scored on the same test tokens (the {r['neuron_site']} "
              f"activations are captured for exactly the rows of the {r['site']} test store); units positive on fewer "
-             f"than two tokens are not scored. full_top_k: the units positive on at least {m['top_k']} tokens, so "
-             f"that every score is normalised by the same log({m['top_k']}), and their median. Latents above the "
+             f"than two tokens are not scored. A control at equal counts: the units positive on at least "
+             f"{m['top_k']} tokens, whose scores are all normalised by the same log({m['top_k']}), and their median. Latents above the "
              f"neurons' median: {'n/a' if above is None else f'{above:.0%}'}.", note=True)
     sec.add(figure(monosemanticity(r), alt="monosemanticity of neurons and of latents"))
     sec.add("<h3>Where cosine similarity misleads, on real activations</h3>")

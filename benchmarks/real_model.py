@@ -40,6 +40,35 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class PeakAnon:
+    """The peak of this process's anonymous memory (RssAnon in /proc/self/status: heap and tensors, not the
+    memory-mapped store pages that the peak RSS also counts, which the kernel can drop), sampled every 20 ms."""
+
+    def __init__(self):
+        import threading
+
+        self.peak = 0.0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def now(self) -> float:
+        try:
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:")) / 1024
+        except (OSError, StopIteration):
+            return float("nan")
+
+    def _run(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.now())
+            time.sleep(0.02)
+
+    def mb(self) -> float:
+        return max(self.peak, self.now())
+
+
+ANON = None  # a PeakAnon in a child process
+
+
 def child_capture(tokens: int, out: str, split: str = "train") -> dict:
     """Capture in this process, after a bare forward pass measured the machine's speed just before (so that the
     ratio stands on a loaded machine), with its wall and CPU seconds (the model and corpus loaded beforehand)."""
@@ -51,7 +80,7 @@ def child_capture(tokens: int, out: str, split: str = "train") -> dict:
     cpu = time.process_time()
     res = capture_run(CaptureConfig(corpus="all", site=SITE, tokens=tokens, split=split), out)
     return {**res, "cpu_s": time.process_time() - cpu, "forward_tokens_per_s": base["tokens_per_s"],
-            "peak_rss_mb": _rss_mb()}
+            "peak_rss_mb": _rss_mb(), "peak_anon_mb": ANON.mb()}
 
 
 def child_forward(tokens: int) -> dict:
@@ -96,7 +125,7 @@ def child_sae(store: str, samples: int, in_memory: bool) -> dict:
         X = np.ascontiguousarray(X[:])  # the baseline: every row in one array
     sae = SparseAutoencoder("topk", 8 * X.shape[1], k=32, samples=samples, batch=1024).fit(X)
     return {"samples": sae.step_ * 1024, "wall_s": sae.train_seconds_,
-            "samples_per_s": sae.step_ * 1024 / sae.train_seconds_, "peak_rss_mb": _rss_mb(),
+            "samples_per_s": sae.step_ * 1024 / sae.train_seconds_, "peak_rss_mb": _rss_mb(), "peak_anon_mb": ANON.mb(),
             "fvu_first_10k": 1 - sae.score(X[:10_000])}
 
 
@@ -206,6 +235,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     if args.child:
+        global ANON
+        ANON = PeakAnon()
         kind, *rest = args.child
         if kind == "capture":
             out = child_capture(int(rest[0]), rest[1], *rest[2:])
@@ -229,33 +260,37 @@ def main() -> None:
     print("\ncapture at resid.3 of the `all` corpus, each size in a fresh process. wall and CPU s: capture compute")
     print("(planning included); forward: a bare forward pass of the whole model measured in the same process just")
     print("before, so `vs forward` compares the two under the same load")
+    print("(peak RSS: the process's peak resident memory; anon MB: the peak of its anonymous part, without the")
+    print("memory-mapped store pages)")
     print(f"{'tokens':>9} {'wall s':>8} {'CPU s':>7} {'tokens/s':>9} {'forward/s':>9} {'vs forward':>10} "
-          f"{'peak RSS MB':>12}")
+          f"{'peak RSS MB':>12} {'anon MB':>8}")
     rows = []
     for n in sizes:
         r = in_child("capture", args.threads, n, root / f"store-{n}")
         rows.append(r)
         print(f"{n:>9} {r['wall_s']:>8.1f} {r['cpu_s']:>7.1f} {r['tokens_per_s']:>9.0f} "
               f"{r['forward_tokens_per_s']:>9.0f} {r['tokens_per_s'] / r['forward_tokens_per_s']:>9.2f}x "
-              f"{r['peak_rss_mb']:>12.0f}")
+              f"{r['peak_rss_mb']:>12.0f} {r['peak_anon_mb']:>8.0f}")
     report["capture"] = rows
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         print(f"tokens x{sizes[-1] / sizes[0]:.0f}: wall x{b['wall_s'] / a['wall_s']:.2f}, CPU x{b['cpu_s'] / a['cpu_s']:.2f}"
-              f"; peak RSS {b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB")
+              f"; peak RSS {b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB, anon {b['peak_anon_mb'] - a['peak_anon_mb']:+.0f} MB")
 
     print("\nSAE training streamed from each store (TopK, 8x = 3072 latents, k 32, batch 1024), one pass over its "
           "rows, each in a fresh process")
-    print(f"{'rows':>9} {'samples':>9} {'train s':>8} {'samples/s':>10} {'peak RSS MB':>12}")
+    print(f"{'rows':>9} {'samples':>9} {'train s':>8} {'samples/s':>10} {'peak RSS MB':>12} {'anon MB':>8}")
     per = []
     for n in sizes:
         r = in_child("sae", args.threads, root / f"store-{n}", n, "store")
         per.append(r)
-        print(f"{n:>9} {r['samples']:>9} {r['wall_s']:>8.1f} {r['samples_per_s']:>10.0f} {r['peak_rss_mb']:>12.0f}")
+        print(f"{n:>9} {r['samples']:>9} {r['wall_s']:>8.1f} {r['samples_per_s']:>10.0f} {r['peak_rss_mb']:>12.0f} "
+              f"{r['peak_anon_mb']:>8.0f}")
     if len(per) > 1:
         a, b = per[0], per[-1]
         print(f"rows x{sizes[-1] / sizes[0]:.0f}: train s x{b['wall_s'] / a['wall_s']:.2f}, samples/s "
-              f"x{b['samples_per_s'] / a['samples_per_s']:.2f}; peak RSS {b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB")
+              f"x{b['samples_per_s'] / a['samples_per_s']:.2f}; peak RSS {b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB, "
+              f"anon {b['peak_anon_mb'] - a['peak_anon_mb']:+.0f} MB")
     report["sae_per_size"] = per
 
     store = root / f"store-{sizes[-1]}"
@@ -265,6 +300,7 @@ def main() -> None:
     for mode, r in sae.items():
         label = "in-memory array (baseline)" if mode == "memory" else "store, streamed from disk"
         print(f"  {label:<28} {r['samples_per_s']:>8.0f} samples/s  peak RSS {r['peak_rss_mb']:>6.0f} MB  "
+              f"anon {r['peak_anon_mb']:>6.0f} MB  "
               f"FVU {r['fvu_first_10k']:.3f}")
     print(f"  store / in-memory: {sae['store']['samples_per_s'] / sae['memory']['samples_per_s']:.2f}x samples/s")
     report["sae"] = sae

@@ -81,6 +81,13 @@ class Road3Config(Strict):
     def _lambdas(cls, v: list[float]) -> list[float]:
         return _distinct(v, "road1 lambdas")
 
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int, info) -> int:
+        if info.data.get("seed", 0) + v > 2**63:
+            raise ValueError(f"seed + seeds - 1 must stay below 2^63, got seed {info.data['seed']} and {v} seeds")
+        return v
+
     @field_validator("joint_latents")
     @classmethod
     def _joint(cls, v, info):

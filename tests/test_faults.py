@@ -21,7 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from test_reliability import TOY, cli, ok, refused, tree
+from test_reliability import TOY, cli, ok, refused, tree, without_timings
 
 KILLS = int(os.environ.get("FAULT_KILLS", "1"))
 SEED = int(os.environ.get("FAULT_SEED", "0"))
@@ -169,20 +169,11 @@ def test_sae_training_killed_then_resumed_from_its_checkpoint(tmp_path):
     assert RESULTS["sae train"][1] == RESULTS["sae train"][0]
 
 
-def _without_timings(obj):
-    if isinstance(obj, dict):
-        return {k: _without_timings(v) for k, v in obj.items()
-                if not k.endswith("_s") and k not in ("computed", "model_steps_per_s")}
-    if isinstance(obj, list):
-        return [_without_timings(v) for v in obj]
-    return obj
-
-
 def _points_killed_then_resumed(tmp_path: Path, name: str, args: list) -> None:
     """A command on resumable points, SIGKILLed and run again: the same result as an uninterrupted run, every
     point directory whole, no point computed twice (the rerun computes only what the kill left missing)."""
     wall = finish(args + ["--out", tmp_path / "ref"])
-    ref = _without_timings(json.loads((tmp_path / "ref" / "result.json").read_text()))
+    ref = without_timings(json.loads((tmp_path / "ref" / "result.json").read_text()))
     for i, delay in enumerate(moments(wall)):
         out = tmp_path / f"k{i}"
         kill_at(args + ["--out", out], delay)
@@ -190,7 +181,7 @@ def _points_killed_then_resumed(tmp_path: Path, name: str, args: list) -> None:
         finish(args + ["--out", out])
         res = json.loads((out / "result.json").read_text())
         redone = [k for k, t in kept.items() if (out / "points" / k).stat().st_mtime_ns != t]
-        _tally(name, _without_timings(res) == ref and not redone and res["computed"] == res["points"] - len(kept))
+        _tally(name, without_timings(res) == ref and not redone and res["computed"] == res["points"] - len(kept))
         no_leftovers(out / "points", {p.name for p in (tmp_path / "ref" / "points").iterdir()})
     assert RESULTS[name][1] == RESULTS[name][0]
 

@@ -78,6 +78,29 @@ def tree(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+def without_timings(obj):
+    """A result without what differs between two runs of the same work: timings (keys ending in _s), rates, the
+    count of points computed now, tensors."""
+    if isinstance(obj, dict):
+        return {k: without_timings(v) for k, v in obj.items()
+                if not k.endswith("_s") and k not in ("computed", "model_steps_per_s", "tensors")}
+    if isinstance(obj, list):
+        return [without_timings(v) for v in obj]
+    return obj
+
+
+def interrupted_at_call(fn, n: int):
+    """fn, except that its n-th call raises KeyboardInterrupt (a Ctrl-C, or a kill, while that job runs)."""
+    calls = []
+
+    def wrapped(*args):
+        calls.append(args)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return fn(*args)
+    return wrapped
+
+
 TOY = ["toy", "train", "--n", 5, "--m", 2, "--steps", 20, "--batch", 32, "--eval-batch", 64, "--no-progress"]
 SAE = ["sae", "train", "--latents", 16, "--k", 2, "--samples", 640, "--batch", 64, "--no-progress"]
 

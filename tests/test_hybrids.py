@@ -12,6 +12,7 @@ from monosemantic.experiments.hybrids import Road3Config, front, train_change
 from monosemantic.experiments.road1 import l1_sweep
 from monosemantic.toy.hybrids import Hybrid, max_cosine
 from monosemantic.toy.models import make_model
+from test_reliability import interrupted_at_call, without_timings
 
 N, M, S = 20, 5, 0.9
 
@@ -101,31 +102,14 @@ def test_road3_cli_bad_input(tmp_path, capsys, args, message):
     assert not (tmp_path / "r").exists()
 
 
-def numbers(obj):
-    """A result without its timings (keys ending in _s, and speeds), which differ between runs."""
-    if isinstance(obj, dict):
-        return {k: numbers(v) for k, v in obj.items()
-                if not k.endswith("_s") and k not in ("computed", "model_steps_per_s")}
-    if isinstance(obj, list):
-        return [numbers(v) for v in obj]
-    return obj
-
-
 TINY = dict(steps=150, samples=2000, strengths={"noise": [0.0, 0.3]}, road1=[0.3])
 
 
 def test_a_killed_front_resumes_without_redoing_points_and_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     cfg = small(**TINY)
     ref = front(cfg, out=tmp_path / "ref")
-    real, calls = hybrids._front_job, []
-
-    def killed(*args):  # the second job (noise at both strengths) never finishes
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-        calls.append(args)
-        return real(*args)
-
-    monkeypatch.setattr(hybrids, "_front_job", killed)
+    # the second job (noise at both strengths) never finishes
+    monkeypatch.setattr(hybrids, "_front_job", interrupted_at_call(hybrids._front_job, 2))
     cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
         front(cfg, out=cut)
@@ -135,8 +119,8 @@ def test_a_killed_front_resumes_without_redoing_points_and_equals_an_uninterrupt
     res = front(cfg, out=cut)
     assert res["points"] == 4 and res["computed"] == 3
     assert (cut / "points" / "road2-0.0-seed0").stat().st_mtime_ns == done["road2-0.0-seed0"]
-    assert numbers(res) == numbers(ref)
-    assert numbers(json.loads((cut / "result.json").read_text())) == numbers(res)
+    assert without_timings(res) == without_timings(ref)
+    assert without_timings(json.loads((cut / "result.json").read_text())) == without_timings(res)
 
 
 def test_seeds_are_points_and_a_front_point_is_their_mean():

@@ -42,6 +42,14 @@ def world(tmp_path_factory):
     np.save(d / "x.npy", synth_uniform(20, 8, 2, 300, seed=2).X)
     ok(cli(*SAE, "--data", d / "data.npz", "--out", d / "sae"))
     ok(cli(*TOY, "--sparsity", 0, 0.9, "--out", d / "toy"))
+    ok(cli(*TOY, "--model", "relu-hidden", "--sparsity", 0, 0.9, "--out", d / "hid"))
+    from monosemantic.dictionary import SparseAutoencoder
+
+    SparseAutoencoder("topk", 3, k=1, samples=512, batch=128).fit(
+        np.random.default_rng(0).random((512, 2), dtype=np.float32)).save(d / "hdict")  # width m=2: hid's hidden
+    # activations, so circuits need not fit a dictionary of its own
+    (d / "corpus.txt").write_text("\n%\n".join(f"Fortune {i}: the quick brown fox jumps over the lazy dog" for i in
+                                                range(30)) + "\n")
     ok(cli("sae", "train", "--arch", "pca", "--latents", 4, "--data", d / "data.npz", "--out", d / "pca",
            "--no-progress"))
     (d / "spec.json").write_text(json.dumps({"name": "p", "base": {"n": 2, "m": 1, "steps": 10, "batch": 16,
@@ -57,13 +65,15 @@ def world(tmp_path_factory):
 
 
 def _frozen(world: Path) -> dict:
-    return {name: tree(world / name) for name in ("sae", "toy", "pca", "user")} | {
-        name: (world / name).read_bytes() for name in ("data.npz", "x.npy", "spec.json", "afile")}
+    return {name: tree(world / name) for name in ("sae", "toy", "hid", "pca", "user")} | {
+        name: (world / name).read_bytes() for name in ("data.npz", "x.npy", "spec.json", "afile", "corpus.txt")}
 
 
-def check(world: Path, before: dict, args: list) -> None:
+def check(world: Path, before: dict, args: list, name: str = "") -> None:
     """The property, for one command line."""
     code, _, err = cli(*args, kind="command lines")
+    if name and not isinstance(code, BaseException):
+        TRIED[f"{name} exit {code}"] = TRIED.get(f"{name} exit {code}", 0) + 1
     if isinstance(code, BaseException):
         raise AssertionError(f"traceback on {args}: {type(code).__name__}: {code}") from code
     assert code in (0, 2), (args, code, err)
@@ -192,6 +202,36 @@ def commands(world: Path) -> dict[str, tuple[list[str], dict, int]]:
                                                           "--sparsity": floats(-0.5, 1.5), **road}, 6),
         # always a bad --out: a good one (or the default) runs the whole demo
         "demo": (["demo", "--quick", "--out"], {}, 4),
+        "circuits": (["circuits", *o, "--dictionary", str(world / "hdict")], {
+            "--out": out, "--dictionary": in_files(world, ["hdict", "sae", "hdict"]), "--instance": ints(-3, 3),
+            "--overwrite": st.booleans()}, 5),
+        "road2 toy": (["road2", "toy", "--no-progress", "--workers", "1", "--shape", "6x2", "--sparsity", "0.9",
+                       "--ratios", "1", "--archs", "topk", "--steps", "20", "--samples", "300", *o], {
+            "--out": out, "--shape": st.sampled_from(["6x2", "0x2", "6x0", "6by2", "x", "1e9x2", "6x2x1", "-6x2",
+                                                      "100000000x2"]),
+            "--sparsity": floats(-0.5, 1.5), "--ratios": floats(-1, 70), "--steps": small["steps"],
+            "--archs": st.sampled_from(["topk", "relu", "mbdl", "nmf", ""]), "--samples": ints(-1, 400, huge=False),
+            "--seed": st.one_of(small["seed"], st.just(2**64)), "--workers": ints(-2, 1),
+            "--backend": st.sampled_from(["local", "slurm"]), "--ray-address": st.sampled_from(["nowhere", "x:y"]),
+            "--overwrite": st.booleans()}, 10),
+        "road3": (["road3", "--no-progress", "--workers", "1", "--device", "cpu", "--n", "6", "--m", "2",
+                   "--strength", "noise=0.1", "--road1", "0.3", "--steps", "20", "--batch", "32", "--samples", "300",
+                   *o], {
+            "--out": out, "--n": ints(-1, 8), "--m": ints(-1, 4), "--sparsity": floats(-0.5, 1.5),
+            "--strength": st.sampled_from(["l1=0.01", "coherence=1,10", "joint=1", "noise=-0.1", "dropout=1",
+                                           "noise=0.1,0.1", "l1", "joint=nan"]),
+            "--road1": floats(-1, 2), "--joint-latents": ints(-1, 8), "--joint-k": ints(-1, 8),
+            "--steps": small["steps"], "--batch": small["batch"], "--samples": ints(-1, 400, huge=False),
+            "--seed": small["seed"], "--seeds": ints(-1, 2, huge=False), "--workers": ints(-2, 1),
+            "--backend": st.sampled_from(["local", "slurm"]), "--overwrite": st.booleans()}, 10),
+        # a local Ray is never drawn (a cluster's start-up is not what is tested here)
+        "real capture": (["real", "capture", "--no-progress", "--corpus", str(world / "corpus.txt"), "--tokens",
+                          "64", *o], {
+            "--out": out, "--corpus": st.one_of(in_files(world, ["corpus.txt"]), st.sampled_from(["fortunes", "x"])),
+            "--site": st.sampled_from(["resid.0", "mlp.2", "resid.9", "attn.1", ""]), "--tokens": ints(-1, 200),
+            "--split": st.sampled_from(["train", "test", "all", "dev"]), "--shard-tokens": ints(-1, 64),
+            "--context": ints(-1, 600), "--backend": st.sampled_from(["local", "slurm"]),
+            "--ray-address": st.sampled_from(["nowhere", "127.0.0.1:1"]), "--workers": ints(-2, 2)}, 6),
     }
 
 
@@ -203,13 +243,15 @@ POSITIONAL = {
     "features describe": lambda w: in_files(w, ["sae", "data.npz"]),
     "sweep run": lambda w: in_files(w, ["spec.json"]),
     "demo": lambda w: st.sampled_from([str(w / "afile" / "d"), "", str(w / "dangling"), str(w / "afile")]),
+    "circuits": lambda w: in_files(w, ["hid", "toy", "hid"]),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["toy train", "toy measure", "data synth", "sae train", "sae score", "unfold",
                                   "features list", "features describe", "transition", "sweep run", "phase n2m1",
-                                  "road1 l1", "road1 moe", "demo"])
+                                  "road1 l1", "road1 moe", "demo", "circuits", "road2 toy", "road3",
+                                  "real capture"])
 def test_every_command_gives_a_result_or_one_line(world, name):
     head, options, examples = commands(world)[name]
     positional = POSITIONAL.get(name, lambda w: st.just(None))(world)
@@ -219,7 +261,7 @@ def test_every_command_gives_a_result_or_one_line(world, name):
     @given(positional, argv(options))
     def prop(pos, args):
         try:
-            check(world, before, head + ([pos] if pos is not None else []) + args)
+            check(world, before, head + ([pos] if pos is not None else []) + args, name)
         finally:  # each example starts from an empty scratch directory
             for p in (world / "scratch").iterdir():
                 p.unlink() if p.is_file() or p.is_symlink() else shutil.rmtree(p)

@@ -78,6 +78,29 @@ def tree(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+def without_timings(obj):
+    """A result without what differs between two runs of the same work: timings (keys ending in _s), rates, the
+    count of points computed now, tensors."""
+    if isinstance(obj, dict):
+        return {k: without_timings(v) for k, v in obj.items()
+                if not k.endswith("_s") and k not in ("computed", "model_steps_per_s", "tensors")}
+    if isinstance(obj, list):
+        return [without_timings(v) for v in obj]
+    return obj
+
+
+def interrupted_at_call(fn, n: int):
+    """fn, except that its n-th call raises KeyboardInterrupt (a Ctrl-C, or a kill, while that job runs)."""
+    calls = []
+
+    def wrapped(*args):
+        calls.append(args)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return fn(*args)
+    return wrapped
+
+
 TOY = ["toy", "train", "--n", 5, "--m", 2, "--steps", 20, "--batch", 32, "--eval-batch", 64, "--no-progress"]
 SAE = ["sae", "train", "--latents", 16, "--k", 2, "--samples", 640, "--batch", 64, "--no-progress"]
 
@@ -268,6 +291,14 @@ def test_sae_latents_and_features_top_cannot_exhaust_memory(files, tmp_path):
 def test_seeds_beyond_64_bits(files, tmp_path, args, words):
     extra = ["--data", files / "data.npz"] if args[0] == "sae" else []
     refused(cli(*args, *extra, "--out", tmp_path / ("o.npz" if args[0] == "data" else "o")), words)
+
+
+def test_large_seeds_within_64_bits_train(tmp_path):
+    ok(cli(*TOY, "--seed", 10**14, "--out", tmp_path / "toy"))
+    ok(cli("road3", "--seed", 2**63 - 2, "--seeds", 2, "--n", 6, "--m", 2, "--strength", "l1=0.01", "--road1", 0.3,
+           "--steps", 10, "--batch", 32, "--samples", 300, "--workers", 1, "--device", "cpu", "--no-progress",
+           "--out", tmp_path / "r3"))
+    refused(cli("road3", "--seed", 2**63 - 1, "--seeds", 2, "--out", tmp_path / "r4"), "seeds")
 
 
 def test_tol_and_alpha_out_of_range(files, tmp_path):

@@ -10,6 +10,7 @@ from monosemantic.cli import main
 from monosemantic.experiments import road2
 from monosemantic.experiments.road2 import Road2ToyConfig, recoverability, split_merge, toy_recovery
 from monosemantic.experiments.sweeps import SweepWarning
+from test_reliability import interrupted_at_call, without_timings
 from monosemantic.toy.sampler import importance, probabilities
 from monosemantic.toy.train import kept_tensors, train_toy
 
@@ -71,30 +72,13 @@ SMALL = Road2ToyConfig(shapes=[(20, 5)], sparsity=[0.97], ratios=[0.5, 1.0, 2.0]
                        samples=3000, device="cpu")
 
 
-def numbers(obj):
-    """A result without its timings (keys ending in _s), which differ between runs."""
-    if isinstance(obj, dict):
-        return {k: numbers(v) for k, v in obj.items() if not k.endswith("_s") and k not in ("computed", "tensors")}
-    if isinstance(obj, list):
-        return [numbers(v) for v in obj]
-    return obj
-
-
 def mtimes(out):
     return {p.name: p.stat().st_mtime_ns for p in (out / "points").iterdir()}
 
 
 def test_a_killed_run_resumes_without_redoing_points_and_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     ref = toy_recovery(SMALL, out=tmp_path / "ref")
-    real, calls = road2._dictionary_job, []
-
-    def killed(*args):  # the second dictionary never finishes: Ctrl-C, or a SIGKILL of the whole process
-        if len(calls) == 1:
-            raise KeyboardInterrupt
-        calls.append(args)
-        return real(*args)
-
-    monkeypatch.setattr(road2, "_dictionary_job", killed)
+    monkeypatch.setattr(road2, "_dictionary_job", interrupted_at_call(road2._dictionary_job, 2))
     cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
         toy_recovery(SMALL, out=cut)
@@ -105,11 +89,11 @@ def test_a_killed_run_resumes_without_redoing_points_and_equals_an_uninterrupted
     res = toy_recovery(SMALL, out=cut)
     assert res["computed"] == 2 and res["points"] == 4
     assert {k: v for k, v in mtimes(cut).items() if k in before} == before  # finished points kept, not redone
-    assert numbers(res) == numbers(ref)
-    assert numbers(json.loads((cut / "result.json").read_text())) == numbers(res)
+    assert without_timings(res) == without_timings(ref)
+    assert without_timings(json.loads((cut / "result.json").read_text())) == without_timings(res)
     assert torch.equal(res["tensors"]["W_20_5"], ref["tensors"]["W_20_5"])
     again = toy_recovery(SMALL, out=cut)
-    assert again["computed"] == 0 and numbers(again) == numbers(ref)
+    assert again["computed"] == 0 and without_timings(again) == without_timings(ref)
 
 
 def test_a_corrupt_point_is_computed_again(tmp_path):
@@ -117,15 +101,15 @@ def test_a_corrupt_point_is_computed_again(tmp_path):
     (tmp_path / "r" / "points" / "dict-20x5-S0.97-topk-x1.0" / "result.json").write_text("{not json")
     with pytest.warns(SweepWarning, match="dict-20x5-S0.97-topk-x1.0"):
         res = toy_recovery(SMALL, out=tmp_path / "r")
-    assert res["computed"] == 1 and numbers(res) == numbers(ref)
+    assert res["computed"] == 1 and without_timings(res) == without_timings(ref)
 
 
 @pytest.mark.slow
 def test_worker_processes_and_ray_give_the_same_results(tmp_path):
     one = toy_recovery(SMALL)
-    assert numbers(toy_recovery(SMALL, workers=2)) == numbers(one)  # spawned worker processes
+    assert without_timings(toy_recovery(SMALL, workers=2)) == without_timings(one)  # spawned worker processes
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'monosemantic[ray]')")
-    assert numbers(toy_recovery(SMALL, backend="ray", workers=2, out=tmp_path / "ray")) == numbers(one)
+    assert without_timings(toy_recovery(SMALL, backend="ray", workers=2, out=tmp_path / "ray")) == without_timings(one)
 
 
 def test_mbdl_in_the_dictionary_size_sweep():

@@ -22,11 +22,12 @@ from statistics import mean
 import torch
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
 
-from monosemantic.config import Strict
+from monosemantic.config import Seed, Strict, toy_bytes
 from monosemantic.devices import DEFAULT as DEFAULT_DEVICE, resolve
 from monosemantic.experiments.road1 import l1_sweep
-from monosemantic.experiments.road2 import recoverability
+from monosemantic.experiments.road2 import CODES_EVAL, EVAL, recoverability
 from monosemantic.experiments.sweeps import Points, key_of
+from monosemantic.runs import check_memory
 from monosemantic.toy.hybrids import CHANGES, Hybrid, max_cosine
 from monosemantic.toy.models import loss_per_instance, make_model
 from monosemantic.toy.sampler import FeatureSampler, probabilities
@@ -62,7 +63,7 @@ class Road3Config(Strict):
     arch: str = "topk"  # road 2's dictionary on every point
     ratio: PositiveFloat = 2.0  # its size / n
     samples: PositiveInt = 40_000  # its training activations
-    seed: int = 0
+    seed: Seed = 0
     seeds: PositiveInt = 1  # seeds seed, seed + 1, ... per point
     device: str = DEFAULT_DEVICE
 
@@ -80,6 +81,13 @@ class Road3Config(Strict):
     def _lambdas(cls, v: list[float]) -> list[float]:
         return _distinct(v, "road1 lambdas")
 
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int, info) -> int:
+        if info.data.get("seed", 0) + v > 2**63:
+            raise ValueError(f"seed + seeds - 1 must stay below 2^63, got seed {info.data['seed']} and {v} seeds")
+        return v
+
     @field_validator("joint_latents")
     @classmethod
     def _joint(cls, v, info):
@@ -87,6 +95,16 @@ class Road3Config(Strict):
         if v is not None and v < m:
             raise ValueError(f"the joint dictionary needs at least the model's width m={m} latents, got {v}")
         return v
+
+
+def check_front_memory(cfg: Road3Config) -> None:
+    """Refuse, before any work, a front whose largest batched model or road-2 dictionary cannot fit."""
+    most = max([1, *(len(v) for v in cfg.strengths.values())])
+    latents = round(cfg.ratio * cfg.n)
+    need = max(toy_bytes(cfg.n, cfg.m, most, cfg.batch, 16384) + 4 * most * (cfg.joint_latents or cfg.n) * cfg.batch,
+               4 * 4 * (cfg.samples + EVAL) * (cfg.n + cfg.m) + 8 * (CODES_EVAL + 1024) * latents)
+    check_memory(need, f"road3 at n={cfg.n}, m={cfg.m} (batch {cfg.batch}, {cfg.samples} samples)",
+                 "lower n, batch or samples")
 
 
 def _held_out(cfg: Road3Config) -> torch.Tensor:
@@ -167,6 +185,7 @@ def front(cfg: Road3Config, progress: bool = False, out: str | Path | None = Non
     (strength 0) and road1 (its lambdas) among the methods; plus the verdict (`verdict`) and timings.
 
     With `out`, every (method, strength, seed) is a resumable point in OUT and the result is written beside them."""
+    check_front_memory(cfg)
     t0 = time.perf_counter()
     settings = cfg.model_dump(exclude={"device"})
     jobs = []

@@ -23,12 +23,13 @@ from pydantic import Field, PositiveInt, field_validator
 
 import monosemantic.recovery as R
 from monosemantic.bounds import coherence_guarantee, dt_rho, toy_coherence
-from monosemantic.config import Strict, check_sparsities
+from monosemantic.config import Seed, Strict, check_sparsities, toy_bytes
 from monosemantic.data import activations_of
 from monosemantic.devices import DEFAULT as DEFAULT_DEVICE
 from monosemantic.dictionary import MiniBatchDictionary, SparseAutoencoder
 from monosemantic.experiments.unfolding import unfold_with
 from monosemantic.experiments.sweeps import Points, key_of
+from monosemantic.runs import check_memory
 from monosemantic.toy.sampler import FeatureSampler, probabilities
 from monosemantic.toy.train import kept_tensors, train_toy
 
@@ -55,9 +56,19 @@ class Road2ToyConfig(Strict):
     archs: list[str] = Field(default=["topk", "relu", "mbdl"], min_length=1)
     steps: PositiveInt = 5000  # toy model training steps
     samples: PositiveInt = 60_000  # activations each dictionary trains on
-    seed: int = 0
+    seed: Seed = 0
     device: str = DEFAULT_DEVICE
     _sparsity = field_validator("sparsity")(check_sparsities)
+
+    def check_memory(self) -> None:
+        """Refuse, before any work, a shape whose model, activations or largest dictionary cannot fit: the toy
+        trainer's estimate, and X, the codes and their copies (float32) with the learner's own codes (float64)."""
+        for n, m in self.shapes:
+            latents = round(max(self.ratios) * n)
+            need = max(toy_bytes(n, m, len(self.sparsity), 1024, 4096),
+                       4 * 4 * (self.samples + EVAL) * (n + m) + 8 * (CODES_EVAL + 1024) * latents + 16 * latents * m)
+            check_memory(need, f"road2 toy at n={n}, m={m} ({self.samples} samples, {latents} latents)",
+                         "lower n, samples or the ratios")
 
     @field_validator("ratios")
     @classmethod
@@ -195,6 +206,7 @@ def toy_recovery(cfg: Road2ToyConfig, progress: bool = False, out: str | Path | 
 
     With `out`, every model and every dictionary is a resumable point in OUT (`sweeps.Points`), and the result is
     written beside them (result.json, models.safetensors)."""
+    cfg.check_memory()
     t0 = time.perf_counter()
     common = dict(steps=cfg.steps, samples=cfg.samples, seed=cfg.seed)
     with Points(out, "road2-toy", _settings(cfg), overwrite, backend, workers, ray_address) as pts:

@@ -104,8 +104,9 @@ def train(
 
 
 def init_seeds(instances: int, seed: int) -> list[int]:
-    """Instance i's initialisation seed in a batch trained with base `seed`."""
-    return [seed * 1_000_003 + i for i in range(instances)]
+    """Instance i's initialisation seed in a batch trained with base `seed` (modulo 2^63: torch's generators take
+    64-bit seeds; below 9.2e12 the modulo changes nothing)."""
+    return [(seed * 1_000_003 + i) % 2**63 for i in range(instances)]
 
 
 @dataclass

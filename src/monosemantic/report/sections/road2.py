@@ -9,7 +9,9 @@ def section(result: dict):
     sec = Section("Road 2 on the toy models' own activations")
     sec.text("ReLU-output toy models in superposition (uniform importance, one per sparsity), then dictionaries learned "
              "from their hidden activations h = W x alone and scored against the model's own feature directions: the "
-             "represented columns of W (norm > 0.5), normalised. Scores on 5000 held-out activations.")
+             "represented columns of W (norm > 0.5), normalised. Scores on 5000 held-out activations. TopK SAEs on "
+             "every model; MiniBatchDictionaryLearning (mbdl: 4096 samples in batches of 256) on the n=20 model, "
+             "since on the n=80 one each of its points takes 10 to 80 s (`road2 toy --archs topk mbdl`).")
     sec.add(figure(recovery_curves(result)))
     cols = ["n", "m", "sparsity", "represented", "arch", "latents", "recovered", "mmcs", "dead", "split",
             "off_feature", "unfold_f1", "true_W_f1"]

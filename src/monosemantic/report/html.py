@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
+import matplotlib.transforms  # noqa: E402
 
 from monosemantic.errors import InputError  # noqa: E402
 from monosemantic.runs import atomic_file, write_text  # noqa: E402
@@ -67,14 +68,43 @@ def _wrap_title(ax) -> None:
     ax.set_title("\n".join(textwrap.wrap(title.replace("\n", " "), chars)), fontsize=size)
 
 
-def _legend_beside(ax) -> None:
+def _legend_beside(ax) -> bool:
     leg = ax.get_legend()
     if leg is None:
-        return
+        return False
     handles, labels = leg.legend_handles, [t.get_text() for t in leg.get_texts()]
     title = leg.get_title().get_text()
     ax.legend(handles, labels, title=title or None, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0,
               frameon=False, fontsize=MIN_FONT)
+    return True
+
+
+def _clear_twins(fig) -> None:
+    """Move a legend beside an axes with a twin (twinx) past the twin's tick labels and label."""
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        twins = [o for o in fig.axes if o is not ax and o.bbox.bounds == ax.bbox.bounds]
+        if leg is None or not twins or ax.bbox.width <= 0:
+            continue
+        # in points past the axes, which the layout keeps; 16 more for the twin's tick labels, which it may widen
+        past = max(t.get_tightbbox(renderer).x1 for t in twins) - ax.bbox.x1
+        shift = matplotlib.transforms.offset_copy(ax.transAxes, fig=fig, x=past * 72 / fig.dpi + 16, units="points")
+        leg.set_bbox_to_anchor((1, 1), transform=shift)
+
+
+def _widen_for_legends(fig) -> None:
+    """Make the figure wider by the legends now beside its axes (the widest row of them), so that the axes keep
+    the width the figure was drawn for instead of being squeezed."""
+    renderer = fig.canvas.get_renderer()
+    rows: dict[float, float] = {}
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is not None:
+            row = round(ax.get_position().y0, 2)
+            rows[row] = rows.get(row, 0.0) + leg.get_window_extent(renderer).width / fig.dpi + 0.1
+    if rows:
+        fig.set_figwidth(fig.get_figwidth() + max(rows.values()))
 
 
 def _tick_label(v: float, _pos=None) -> str:
@@ -106,13 +136,16 @@ def style(fig):
         if text.get_fontsize() < MIN_FONT:
             text.set_fontsize(MIN_FONT)
     for ax in fig.axes:
-        _legend_beside(ax)
-        _wrap_title(ax)
+        _wrap_title(ax)  # to the width the figure was drawn for, which _widen_for_legends keeps for the axes
         _plain_log_labels(ax)
+    moved = [_legend_beside(ax) for ax in fig.axes]
     try:
         fig.set_layout_engine("constrained")
     except RuntimeError:  # a figure whose layout engine cannot change keeps its own
         pass
+    if any(moved):
+        _widen_for_legends(fig)
+        _clear_twins(fig)
     return fig
 
 

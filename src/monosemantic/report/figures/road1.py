@@ -25,14 +25,16 @@ def l1_front(sweep: dict):
     and over positive weights only), and the importance threshold against lambda."""
     lam = np.array(sweep["lambda"])
     loss = np.array(sweep["loss"])
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    # constrained from the start: the report's layout, which a colorbar made under another layout refuses
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     for key, label, marker in (("mean_top_share", "all weights", "o"),
                                ("mean_excitatory_share", "positive weights only", "s")):
         share = np.array([_num(v) for v in sweep[key]])
         sc = a.scatter(share, loss, c=np.log10(np.maximum(lam, lam[lam > 0].min() / 3)), marker=marker,
                        cmap="viridis", label=label)
     a.plot(np.array([_num(v) for v in sweep["mean_top_share"]]), loss, color="#bbb", lw=0.8, zorder=0)
-    fig.colorbar(sc, ax=a, label="log10 lambda (lambda=0 at the left end)")
+    # under the axes: the report puts legends on the right, where a colorbar would sit under them
+    fig.colorbar(sc, ax=a, location="bottom", label="log10 lambda (lambda=0 at the left end)")
     a.set_xlabel("mean top-feature share of used neurons (1 = monosemantic)")
     a.set_ylabel("reconstruction loss")
     a.legend(fontsize=8), a.set_title("what monosemanticity costs", fontsize=10)
@@ -48,7 +50,6 @@ def l1_front(sweep: dict):
     c.step(lam[pos], np.array(sweep["represented_features"])[pos], where="mid", color="#d62728", alpha=0.6)
     c.set_ylabel("represented features", color="#d62728")
     b.legend(fontsize=8, loc="upper left"), b.set_title(_threshold_trend(lam[pos], thr[pos]), fontsize=10)
-    fig.tight_layout()
     return fig
 
 

@@ -93,14 +93,19 @@ def _rows_to_score(run_dir: Path, truth: Path, rows: int, n_eval: int | None) ->
     from monosemantic.runs import read_json
 
     config = read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
-    trained_here = bool(config.get("data")) and Path(config["data"]).absolute() == Path(truth).absolute()
-    held = int(config.get("holdout_rows") or 0) if trained_here else 0
+    recorded = config.get("data") if isinstance(config, dict) else None
+    held = config.get("holdout_rows") or 0 if isinstance(config, dict) else 0
+    if not isinstance(recorded, (str, type(None))) or isinstance(held, bool) or not isinstance(held, int) or held < 0:
+        raise InputError(f"{run_dir}/config.json is damaged: its data path or holdout_rows is not what `sae train` "
+                         f"writes")
+    trained_here = bool(recorded) and Path(recorded).absolute() == Path(truth).absolute()
+    held = held if trained_here else 0
     if n_eval is None:
         n_eval = held or rows
     if not 0 < n_eval <= rows:
         raise InputError(f"--n-eval must lie in (0, {rows}], got {n_eval}")
     if not trained_here:
-        what = "rows of a file the dictionary was not trained on" if config.get("data") else \
+        what = "rows of a file the dictionary was not trained on" if recorded else \
             "rows of a file (the dictionary's training data are not recorded)"
     elif n_eval <= held:
         what = "held-out rows (kept out of training by --holdout)"

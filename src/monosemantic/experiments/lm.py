@@ -416,9 +416,9 @@ def demo_config(quick: bool) -> RoadsConfig:
         measure = MeasureConfig(measure_tokens=1_024, sae_latents=64, sae_k=8, sae_tokens=1_024, sae_samples=1_024)
         return RoadsConfig(train=train, measure=measure, seeds=2)
     train = LMTrainConfig(layers=1, d_model=64, heads=4, width=256, positions=32, context=32, batch=32,
-                          tokens=240_000, lr=3e-3, eval_tokens=16_384, joint_latents=512, joint_k=16, joint_rows=128,
+                          tokens=160_000, eval_tokens=8_192, joint_latents=512, joint_k=16, joint_rows=128,
                           checkpoint_every=10_000)
-    measure = MeasureConfig(measure_tokens=16_384, sae_latents=512, sae_k=16, sae_tokens=16_384, sae_samples=49_152)
+    measure = MeasureConfig(measure_tokens=8_192, sae_latents=512, sae_k=16, sae_tokens=8_192, sae_samples=32_768)
     return RoadsConfig(train=train, measure=measure, workers=2)
 
 

@@ -49,6 +49,8 @@ def test_toy_recovery_scores_every_dictionary():
     (["--ratios", 64.5], "(0, 64n]"),
     (["--archs", "nmf"], "unknown dictionary 'nmf'"),
     (["--shape", "20by5"], "shape must look like"),
+    (["--sparsity", 0.9, 0.9], "sparsity repeat a value"),
+    (["--ratios", 1, 2, 1], "ratios repeat a value"),
 ])
 def test_road2_cli_bad_input(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as e:

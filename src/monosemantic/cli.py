@@ -912,7 +912,8 @@ def road2_toy(
     shape: Optional[list[str]] = typer.Option(None, help="Toy model n x m, e.g. 80x20 (repeat; default 20x5 and 80x20)."),
     sparsity: Optional[list[float]] = typer.Option(None, help="Sparsities S (default 0.8 0.9 0.97)."),
     ratios: Optional[list[float]] = typer.Option(None, help="Dictionary sizes as multiples of n, in (0, 64]."),
-    archs: Optional[list[str]] = typer.Option(None, help="Dictionaries: topk relu mbdl (default all)."),
+    archs: Optional[list[str]] = typer.Option(None, help="Dictionaries: topk relu mbdl (default all; mbdl trains on 4096 of the "
+                                                                  "samples, in batches of 256)."),
     steps: int = opt(Road2ToyConfig, "steps", help="Toy model training steps."),
     samples: int = opt(Road2ToyConfig, "samples", help="Activations each dictionary trains on."),
     seed: int = opt(Road2ToyConfig, "seed", help="Seed."),

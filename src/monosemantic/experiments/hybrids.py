@@ -25,7 +25,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_
 from monosemantic.config import Seed, Strict, toy_bytes
 from monosemantic.devices import DEFAULT as DEFAULT_DEVICE, resolve
 from monosemantic.experiments.road1 import l1_sweep
-from monosemantic.experiments.road2 import CODES_EVAL, EVAL, recoverability
+from monosemantic.experiments.road2 import CODES_EVAL, EVAL, distinct, recoverability
 from monosemantic.experiments.sweeps import Points, key_of
 from monosemantic.runs import check_memory
 from monosemantic.toy.hybrids import CHANGES, Hybrid, max_cosine
@@ -40,12 +40,6 @@ EVAL_SEED = 777_001
 def default_strengths() -> dict[str, list[float]]:
     return {"l1": [0.003, 0.01, 0.03], "coherence": [1.0, 10.0, 100.0], "noise": [0.03, 0.1, 0.3],
             "joint": [0.1, 1.0, 10.0]}
-
-
-def _distinct(values: list[float], what: str) -> list[float]:
-    if len(set(values)) != len(values):
-        raise ValueError(f"{what} repeat a value: {values}")
-    return values
 
 
 class Road3Config(Strict):
@@ -73,13 +67,13 @@ class Road3Config(Strict):
         for name, strengths in v.items():
             if name not in CHANGES:
                 raise ValueError(f"unknown change {name!r}; choose from {', '.join(CHANGES)}")
-            _distinct(strengths, f"{name} strengths")
+            distinct(strengths, f"{name} strengths")
         return v
 
     @field_validator("road1")
     @classmethod
     def _lambdas(cls, v: list[float]) -> list[float]:
-        return _distinct(v, "road1 lambdas")
+        return distinct(v, "road1 lambdas")
 
     @field_validator("seeds")
     @classmethod

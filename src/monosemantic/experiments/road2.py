@@ -38,13 +38,20 @@ MAX_RATIO = 64  # dictionary sizes ratio * n with ratio in (0, MAX_RATIO]
 DATA_SEED = 90_001  # the activations' own stream (not the training one)
 EVAL = 5000  # held-out activations for the scores and the unfolding
 # MBDL's time goes to scikit-learn's lasso coordinate descent, one solve per sample of every batch, before each
-# dictionary update (95% of a fit; it grows with the latents and the density). 4096 samples in batches of 256 (16
+# dictionary update (94% of a point's time; it grows with the latents and the density). 4096 samples in batches of 256 (16
 # updates) recover as many features as 20,480 in batches of 1024 at a fifth of the time (n=80, m=20: 80 of 80 at
 # S=0.97, 4n latents, docs/road2_road3.md).
 MBDL_SAMPLES, MBDL_BATCH = 4096, 256
 # The learner's own codes (dead latents, FVU) on the first CODES_EVAL held-out activations: MBDL's encoder is the
 # same per-sample lasso, and on 5000 it cost more than the fit. Atoms and unfolding are scored on all EVAL.
 CODES_EVAL = 2000
+
+
+def distinct(values: list, what: str) -> list:
+    """values, refused when one repeats (each value names a point)."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} repeat a value: {values}")
+    return values
 
 
 class Road2ToyConfig(Strict):
@@ -70,9 +77,15 @@ class Road2ToyConfig(Strict):
             check_memory(need, f"road2 toy at n={n}, m={m} ({self.samples} samples, {latents} latents)",
                          "lower n, samples or the ratios")
 
+    @field_validator("shapes", "sparsity", "archs")
+    @classmethod
+    def _distinct(cls, v: list, info) -> list:
+        return distinct(v, info.field_name)
+
     @field_validator("ratios")
     @classmethod
     def _ratios(cls, v: list[float]) -> list[float]:
+        distinct(v, "ratios")
         for r in v:
             if not 0 < r <= MAX_RATIO:
                 raise ValueError(f"dictionary sizes must lie in (0, {MAX_RATIO}n]: ratio {r} is outside")

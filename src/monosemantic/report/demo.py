@@ -40,6 +40,7 @@ def run_demo(out: str | Path, quick: bool = False, progress: bool = False, say=N
         results.append(run(quick, progress))
         if say:
             say(f"demo {i}/{len(TOPICS)}: {_topic(run)} in {time.perf_counter() - t:.0f} s")
+    t = time.perf_counter()
     built, summary = [], {}
     for (_, build), result in zip(TOPICS, results):
         sec, part = build(result)
@@ -52,4 +53,6 @@ def run_demo(out: str | Path, quick: bool = False, progress: bool = False, say=N
                           lead=picture(summary))
     summary_path = out / "summary.json"
     write_json(summary_path, summary)
+    if say:
+        say(f"demo: the page and its figures (PNG and SVG) in {time.perf_counter() - t:.0f} s")
     return report, summary_path

@@ -16,8 +16,9 @@ def test_quick_demo_writes_every_section(tmp_path):
     # one line per section as it finishes, then one for the page (what `demo` prints off a terminal)
     assert [line.split(":")[0] for line in lines] == [f"demo {i}/{len(TOPICS)}" for i in range(1, len(TOPICS) + 1)] \
         + ["demo"]
-    pngs = sorted(p.stem for p in (tmp_path / "demo" / "figures").glob("*.png"))
-    assert pngs == sorted(p.stem for p in (tmp_path / "demo" / "figures").glob("*.svg")) and len(pngs) == html.count("<img")
+    figures = tmp_path / "demo" / "figures"
+    pngs = sorted(p.stem for p in figures.glob("*.png"))
+    assert pngs == sorted(p.stem for p in figures.glob("*.svg")) and len(pngs) == html.count("<img")
     for alt in ("SAE training curves", "latent densities", "L0-FVU frontier"):
         assert f'alt="{alt}"' in html, alt
     s = json.loads(summary.read_text())

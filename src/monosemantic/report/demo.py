@@ -49,7 +49,7 @@ def run_demo(out: str | Path, quick: bool = False, progress: bool = False, say=N
     summary["demo_wall_s"] = time.perf_counter() - start
     report = write_report(out / "report.html", "monosemantic: solving superposition, measured", built,
                           intro="Every figure below was trained and measured by `make demo` on this machine; "
-                                "each is also a PNG in figures/ beside this page.",
+                                "each is also a PNG and an SVG in figures/ beside this page.",
                           lead=picture(summary))
     summary_path = out / "summary.json"
     write_json(summary_path, summary)

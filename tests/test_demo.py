@@ -9,9 +9,18 @@ from monosemantic.report.demo import TOPICS, run_demo
 
 @pytest.mark.slow
 def test_quick_demo_writes_every_section(tmp_path):
-    report, summary = run_demo(tmp_path / "demo", quick=True)
+    lines = []
+    report, summary = run_demo(tmp_path / "demo", quick=True, say=lines.append)
     html = report.read_text()
     assert html.count("<h2") >= len(TOPICS) and "<img" in html
+    # one line per section as it finishes, then one for the page (what `demo` prints off a terminal)
+    assert [line.split(":")[0] for line in lines] == [f"demo {i}/{len(TOPICS)}" for i in range(1, len(TOPICS) + 1)] \
+        + ["demo"]
+    figures = tmp_path / "demo" / "figures"
+    pngs = sorted(p.stem for p in figures.glob("*.png"))
+    assert pngs == sorted(p.stem for p in figures.glob("*.svg")) and len(pngs) == html.count("<img")
+    for alt in ("SAE training curves", "latent densities", "L0-FVU frontier"):
+        assert f'alt="{alt}"' in html, alt
     s = json.loads(summary.read_text())
     for key in ("toy_n5m2", "phase_n2m1_agreement", "l1_sweep", "dictionary_recovery", "amortization_gap",
                 "cosine_vs_overlap", "unfolded_toy_model", "unfolding", "recovery_transition", "toy_coherence"):

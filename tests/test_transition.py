@@ -31,7 +31,7 @@ def test_random_frames_exceed_the_welch_bound_and_small_n_has_none():
     rng = np.random.default_rng(0)
     for n, m in ((64, 16), (512, 256), (100, 99)):
         assert T.coherence(random_dictionary(rng, n, m)) > T.welch_bound(n, m) > 0
-    assert T.welch_bound(512, 256) == pytest.approx(0.0443, abs=1e-4)  # shared/README.md section 4
+    assert T.welch_bound(512, 256) == pytest.approx(0.0443, abs=1e-4)  # sqrt((n - m) / (m (n - 1))) by hand
     assert T.welch_bound(5, 5) == 0 and T.welch_bound(3, 7) == 0
 
 

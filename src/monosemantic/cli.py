@@ -650,7 +650,7 @@ def demo(
     quick: bool = typer.Option(False, help="Fewer steps and seeds (a smoke test, not the paper's figures)."),
     progress: bool = PROGRESS,
 ) -> None:
-    """Train the paper's figures, then write OUT/report.html, OUT/figures/*.png and OUT/summary.json.
+    """Train the paper's figures, then write OUT/report.html, OUT/figures/*.png and *.svg and OUT/summary.json.
     Off a terminal it prints one line per finished section on stderr."""
     from monosemantic.report.demo import run_demo
 
@@ -662,9 +662,9 @@ def demo(
 @app.command("report")
 def report(
     run_dirs: List[Path] = typer.Argument(..., help="Toy runs (toy train --out) and dictionary runs (sae train --out)."),
-    out: Path = typer.Option(Path("report"), help="Directory for report.html and figures/*.png."),
+    out: Path = typer.Option(Path("report"), help="Directory for report.html and figures/*.png and *.svg."),
 ) -> None:
-    """Build a report page from run directories: one section per run, figures also as PNGs."""
+    """Build a report page from run directories: one section per run, figures also as PNG and SVG files."""
     from monosemantic.report.pages import build
 
     typer.echo(f"report: {build(run_dirs, out)}")

@@ -4,7 +4,7 @@ A data set is activations `X: [samples, d]` made of known sparse features: the t
 `F: [n_features, d]` (unit rows) and the true codes `C: [samples, n_features]` (scipy CSR), so that
 X = C @ F (up to the unrepresented features of a toy model). Three sources:
 
-* `synth_uniform`  shared/README.md section 5: n random unit directions, each on independently with
+* `synth_uniform`  the benchmark data: n random unit directions, each on independently with
                    p = k / n, magnitude U(0, 1). With the same seed and sizes it draws exactly the data
                    of the peers' synthetic-data recipe (same generator, same order of draws; tests/reference_peers.py).
 * `synth_sharkey`  Sharkey, Braun & Millidge (2022): 512 features in 256 dims, frequencies falling as

@@ -1,4 +1,4 @@
-"""Scores of a learned dictionary and its codes against the ground truth (shared/README.md section 4).
+"""Scores of a learned dictionary and its codes against the ground truth (docs/dictionary-learning.md).
 
 Arguments are plain arrays (numpy, torch, or scipy sparse for codes); results are floats.
 Dictionaries are rows: true features `F: [n_features, d]`, learned atoms `A: [n_atoms, d]` (both are

@@ -42,6 +42,7 @@ def run_demo(out: str | Path, quick: bool = False, progress: bool = False, say=N
         results.append(run(quick, progress))
         if say:
             say(f"demo {i}/{len(TOPICS)}: {_topic(run)} in {time.perf_counter() - t:.0f} s")
+    t = time.perf_counter()
     built, summary = [], {}
     for (_, build), result in zip(TOPICS, results):
         sec, part = build(result)
@@ -50,8 +51,10 @@ def run_demo(out: str | Path, quick: bool = False, progress: bool = False, say=N
     summary["demo_wall_s"] = time.perf_counter() - start
     report = write_report(out / "report.html", "monosemantic: solving superposition, measured", built,
                           intro="Every figure below was trained and measured by `make demo` on this machine; "
-                                "each is also a PNG in figures/ beside this page.",
+                                "each is also a PNG and an SVG in figures/ beside this page.",
                           lead=picture(summary))
     summary_path = out / "summary.json"
     write_json(summary_path, summary)
+    if say:
+        say(f"demo: the page and its figures (PNG and SVG) in {time.perf_counter() - t:.0f} s")
     return report, summary_path

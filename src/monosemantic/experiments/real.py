@@ -303,20 +303,18 @@ def features_of(test: S.Store, neurons: S.Store, codes, mean: "np.ndarray", rng)
     live = feats["fired"] > 0
     fm, nm = feats["monosemanticity"], neuron_mono
     start, stop = document_runs(test.doc, test.pos)
-    quartiles = lambda v: np.nanpercentile(v, [25, 50, 75]).tolist() if np.isfinite(v).any() else None  # noqa: E731
+
+    def scores(name: str, v: "np.ndarray", fired: "np.ndarray") -> dict:
+        ok = v[np.isfinite(v)]
+        # the control at equal counts: units positive on at least TOP_K tokens, all normalised by log(TOP_K)
+        return {f"{name}_scored": len(ok), f"{name}_quartiles": np.percentile(ok, [25, 50, 75]).tolist() if len(ok)
+                else None, f"{name}_full": int((fired >= TOP_K).sum()), f"{name}_median_full": _median(v[fired >= TOP_K])}
+
+    above = (fm[np.isfinite(fm)] > _median(nm)).mean() if np.isfinite(fm).any() and _median(nm) is not None else None
     return {"neurons": int(neurons.X.shape[1]),
             "neuron_monosemanticity": _median(nm), "feature_monosemanticity": _median(fm),
-            "monosemanticity": {"top_k": TOP_K, "features_scored": int(np.isfinite(fm).sum()),
-                                "neurons_scored": int(np.isfinite(nm).sum()), "feature_quartiles": quartiles(fm),
-                                "neuron_quartiles": quartiles(nm),
-                                "features_above_neuron_median": float((fm[np.isfinite(fm)] > _median(nm)).mean())
-                                if np.isfinite(fm).any() and _median(nm) is not None else None,
-                                # a control at equal counts: units positive on at least top_k tokens, whose entropy
-                                # is normalised by the same log(top_k)
-                                "neurons_full": int((neuron_fired >= TOP_K).sum()),
-                                "neuron_median_full": _median(nm[neuron_fired >= TOP_K]),
-                                "features_full": int((feats["fired"] >= TOP_K).sum()),
-                                "feature_median_full": _median(fm[feats["fired"] >= TOP_K])},
+            "monosemanticity": {"top_k": TOP_K, **scores("neuron", nm, neuron_fired),
+                                **scores("feature", fm, feats["fired"]), "features_above_neuron_median": above},
             "enumeration": {"live": int(live.sum()), "median_density": _median(feats["density"][live]),
                             "median_fired": _median(feats["fired"][live].astype(float)), "hist_bins": HIST_BINS,
                             "top_k": TOP_K, "contexts": "neighbouring rows of the test store (same document)"},

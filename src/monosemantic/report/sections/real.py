@@ -45,14 +45,13 @@ def features(sec: Section, r: dict) -> None:
              f"activation histogram and top {e['top_k']} contexts are in the feature browser: "
              f"{BROWSER} beside this page (one static page; search by token, sort by density or monosemanticity).")
     sec.add(f'<p><a href="{BROWSER}">Open the feature browser</a></p>')
-    q = {"neurons": m["neuron_quartiles"] or [None] * 3, "features": m["feature_quartiles"] or [None] * 3}
     full = f"positive on >= {m['top_k']} tokens"
-    rows = [{"units": f"MLP neurons ({r['neuron_site']})", "scored": m["neurons_scored"],
-             "median": r["neuron_monosemanticity"], "25th percentile": q["neurons"][0],
-             "75th percentile": q["neurons"][2], full: m["neurons_full"], "their median": m["neuron_median_full"]},
-            {"units": f"SAE latents ({r['site']})", "scored": m["features_scored"],
-             "median": r["feature_monosemanticity"], "25th percentile": q["features"][0],
-             "75th percentile": q["features"][2], full: m["features_full"], "their median": m["feature_median_full"]}]
+    rows = []
+    for name, units in (("neuron", f"MLP neurons ({r['neuron_site']})"), ("feature", f"SAE latents ({r['site']})")):
+        q = m[f"{name}_quartiles"] or [None] * 3
+        rows.append({"units": units, "scored": m[f"{name}_scored"], "median": r[f"{name}_monosemanticity"],
+                     "25th percentile": q[0], "75th percentile": q[2], full: m[f"{name}_full"],
+                     "their median": m[f"{name}_median_full"]})
     sec.add(table(rows, list(rows[0])))
     above = m["features_above_neuron_median"]
     nm, fm = r["neuron_monosemanticity"], r["feature_monosemanticity"]

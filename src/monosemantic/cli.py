@@ -985,12 +985,12 @@ def road3_cmd(
     res = front_run(validate(Road3Config, data), out, overwrite, progress and sys.stderr.isatty(), backend, workers,
                     ray_address)
     v = res["verdict"]
-    _say(f"road2 alone: loss {v['road2']['loss']:.4f}, recovered {v['road2']['recovered']:g}/{n}")
+    _say(f"road2 alone: loss {v['road2']['loss']:.4f}, recovered {v['road2']['recovered']:.3g}/{n}")
     _say(f"road1 (l1 {v['road1']['strength']}): loss {v['road1']['loss']:.4f}, recovered "
-         f"{v['road1']['recovered']:g}/{n}"
+         f"{v['road1']['recovered']:.3g}/{n}"
          f"{'' if v['road1']['superposition_free'] else ' (no lambda removed superposition and kept a feature)'}")
     for k, b in v["best"].items():
-        _say(f"{k} {b['strength']}: loss {b['loss']:.4f}, recovered {b['recovered']:g}/{n} ({b['gain']:+g} on road "
+        _say(f"{k} {b['strength']}: loss {b['loss']:.4f}, recovered {b['recovered']:.3g}/{n} ({b['gain']:+.3g} on road "
              f"2), {'above' if b['above_line'] else 'not above'} the line between the ends")
     _say(_points_line(res))
     typer.echo(str(out))

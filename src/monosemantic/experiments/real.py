@@ -15,7 +15,7 @@ from pydantic import NonNegativeInt, PositiveInt
 
 from monosemantic.config import Strict
 from monosemantic.errors import InputError
-from monosemantic.experiments.sweeps import ray_session
+from monosemantic.experiments.sweeps import map_jobs
 from monosemantic.progress import Bar
 from monosemantic.real import store as S
 from monosemantic.real.model import MINILM
@@ -37,31 +37,11 @@ class CaptureConfig(Strict):
     ray_address: str | None = None
 
 
-def _ray_task(fn: Callable, threads: int = 1):
-    """fn in a Ray worker with `threads` torch threads (each task gets one CPU)."""
-    def run(*args):
-        import torch
-
-        torch.set_num_threads(threads)
-        return fn(*args)
-    return run
-
-
 def ray_map(workers: int | None, address: str | None) -> Callable[[Callable, Iterable[tuple]], Iterator[dict]]:
     """A mapper for `store.capture`: one Ray task per job, results as they finish."""
     def mapper(fn: Callable, jobs: Iterable[tuple]) -> Iterator[dict]:
-        with ray_session(workers, address) as ray:
-            task = ray.remote(num_cpus=1)(_ray_task(fn))
-            pending = [task.remote(*job) for job in jobs]
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                try:
-                    yield ray.get(done[0])
-                except ray.exceptions.RayTaskError as e:  # a worker's InputError comes back wrapped
-                    cause = e.as_instanceof_cause()
-                    if isinstance(cause, InputError):
-                        raise InputError(str(cause).splitlines()[-1]) from None
-                    raise
+        for _, result in map_jobs(fn, list(jobs), "ray", workers, address):
+            yield result
     return mapper
 
 
@@ -199,7 +179,6 @@ def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False, out: s
 HIST_BINS = 20  # bins of each latent's activation histogram, over (0, its largest activation]
 PAIR_ROWS = 1500  # test rows whose every pair is scored for the cosine pitfall (~1.1M pairs)
 PAIR_PLOTTED = 3000  # random pairs kept for the scatter
-HIGH_COS, LOW_COS, MOSTLY_SHARED = 0.8, 0.3, 0.5  # the thresholds of the toy unfolding's cosine pitfall
 BIG = ("tensors", "row_text")  # result keys that go to the run directory's files, not to result.json
 
 
@@ -246,36 +225,21 @@ def cosine_pitfall(X: "np.ndarray", codes, mean: "np.ndarray", rng, n: int = PAI
     (test-row indices). Returns (figures, arrays of PAIR_PLOTTED random pairs for the scatter)."""
     import numpy as np
 
+    import monosemantic.pairs as P
+
     pick = np.sort(rng.choice(len(X), min(n, len(X)), replace=False))
-    a, b = np.triu_indices(len(pick), k=1)  # every pair once: [pairs]
-
-    def cosines(H):
-        H = H / np.maximum(np.linalg.norm(H, axis=1, keepdims=True), 1e-30)
-        return (H @ H.T)[a, b]
-
+    a, b = P.all_pairs(len(pick))
     H = np.asarray(X[pick], np.float64)
-    cos, cos_c = cosines(H), cosines(H - mean)
-    on = (codes[pick] != 0).astype(np.float64)  # [n, latents] sparse supports
-    inter = np.asarray((on @ on.T).todense())[a, b]
-    size = np.asarray(on.sum(1)).ravel()
-    jac = inter / np.maximum(size[a] + size[b] - inter, 1)
-    high, disjoint = cos > HIGH_COS, inter == 0
-    shared = jac >= MOSTLY_SHARED
-    examples = []
-    for kind, pool, best in (("high cosine, no shared latent", np.flatnonzero(disjoint), np.argmax),
-                             ("low cosine, mostly shared", np.flatnonzero(shared), np.argmin)):
-        if len(pool):
-            i = pool[best(cos[pool])]
-            examples.append({"kind": kind, "cosine": float(cos[i]), "jaccard": float(jac[i]), "shared": int(inter[i]),
-                             "row_a": int(pick[a[i]]), "row_b": int(pick[b[i]])})
+    cos, cos_c = P.cosines(H, a, b), P.cosines(H - mean, a, b)
+    inter, jac = P.overlaps(codes[pick] != 0, a, b)  # supports: the SAE's codes
+    pit = P.pitfall(cos, inter, jac)
+    examples = [{"kind": kind, "cosine": float(cos[i]), "jaccard": float(jac[i]), "shared": int(inter[i]),
+                 "row_a": int(pick[a[i]]), "row_b": int(pick[b[i]])} for kind, i in pit.pop("worst").items()
+                if i is not None]
     shown = np.sort(rng.choice(len(cos), min(PAIR_PLOTTED, len(cos)), replace=False))
     figures = {"rows": int(len(pick)), "pairs": int(len(cos)), "correlation": float(np.corrcoef(cos, jac)[0, 1]),
                "correlation_centred": float(np.corrcoef(cos_c, jac)[0, 1]), "median_cosine": float(np.median(cos)),
-               "high_cos": int(high.sum()), "disjoint": int(disjoint.sum()),
-               "high_cos_no_shared": int((high & disjoint).sum()),
-               "low_cos_mostly_shared": int(((cos < LOW_COS) & shared).sum()), "mostly_shared": int(shared.sum()),
-               "thresholds": {"high_cos": HIGH_COS, "low_cos": LOW_COS, "mostly_shared_jaccard": MOSTLY_SHARED},
-               "examples": examples}
+               **pit, "examples": examples}
     return figures, {"cos": cos[shown].astype(np.float32), "jaccard": jac[shown].astype(np.float32)}
 
 

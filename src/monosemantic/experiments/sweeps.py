@@ -867,44 +867,7 @@ def format_warning(message, category, *args, **kwargs) -> str:  # for the CLI: o
 
 
 
-# ---- any jobs (not only toy groups) on the same backends ----
-
-def _one_thread(fn: Callable, args: tuple):
-    torch.set_num_threads(1)  # one CPU per worker, as the toy groups get
-    return fn(*args)
-
-
 def map_jobs(fn: Callable, jobs: list[tuple], backend: str = "local", workers: int = 1,
              ray_address: str | None = None):
-    """Yield (job index, fn(*job)) as jobs finish: in this process for one local worker, else on `workers` spawned
-    processes that die with this one, or one Ray task per job (one CPU each). fn must be importable by name."""
-    if backend == "ray":
-        with ray_session(workers, ray_address) as ray:
-            task = ray.remote(num_cpus=1)(_one_thread)
-            refs = {task.remote(fn, job): i for i, job in enumerate(jobs)}
-            pending = list(refs)
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                try:
-                    yield refs[done[0]], ray.get(done[0])
-                except ray.exceptions.RayTaskError as e:  # a worker's InputError comes back wrapped
-                    cause = e.as_instanceof_cause()
-                    if isinstance(cause, InputError):
-                        raise InputError(str(cause).splitlines()[-1]) from None
-                    raise
-        return
-    if workers <= 1 or len(jobs) <= 1:
-        for i, job in enumerate(jobs):
-            yield i, fn(*job)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
-    try:
-        futures = {pool.submit(_one_thread, fn, job): i for i, job in enumerate(jobs)}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
-    finally:  # on Ctrl-C or an error, do not wait for the queued jobs
-        pool.shutdown(wait=False, cancel_futures=True)
+    """Yield (job index, fn(*job)) as jobs finish, on the backends of `Workers` (one CPU per job)."""
+    yield from map_calls(fn, list(enumerate(jobs)), backend, workers, ray_address)

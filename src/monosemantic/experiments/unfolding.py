@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 import monosemantic.recovery as R
+import monosemantic.pairs as P
 from monosemantic.data import load_data, read_arrays, split, synth_uniform, to_output
 from monosemantic.dictionary import load
 from monosemantic.dictionary.base import DictionaryEstimator
@@ -226,32 +227,18 @@ def _pairs(h: np.ndarray, on: np.ndarray, t_on: np.ndarray, names: np.ndarray, r
     unfolded, t_on: true supports, both [b, represented]); the most striking pair of each kind by the true
     supports; and PLOTTED random pairs for the scatter."""
     B = min(len(h), PAIR_SAMPLES)
-    a, b = np.triu_indices(B, k=1)  # every pair once: [pairs]
-    hn = h[:B] / np.linalg.norm(h[:B], axis=1, keepdims=True)
-    cos = (hn @ hn.T)[a, b]
-
-    def jaccard(on):
-        on = on[:B].astype(np.float64)
-        inter = on @ on.T  # [B, B] shared features
-        size = on.sum(1)
-        inter = inter[a, b]
-        return inter, inter / np.maximum(size[a] + size[b] - inter, 1)
-
-    inter, jac = jaccard(on)
-    t_inter, jac_true = jaccard(t_on)
-    examples = []
-    disjoint, shared = np.flatnonzero(t_inter == 0), np.flatnonzero(jac_true >= 0.5)
-    for kind, pool, pick in (("high cosine, no shared feature", disjoint, np.argmax),
-                             ("low cosine, mostly shared", shared, np.argmin)):
-        if len(pool):
-            i = pool[pick(cos[pool])]
-            examples.append({"kind": kind, "cosine": float(cos[i]), "jaccard": float(jac_true[i]),
-                             "features of a": names[t_on[a[i]]].tolist(), "features of b": names[t_on[b[i]]].tolist()})
+    a, b = P.all_pairs(B)
+    cos = P.cosines(h[:B], a, b)
+    _, jac = P.overlaps(on[:B], a, b)
+    t_inter, jac_true = P.overlaps(t_on[:B], a, b)
+    pit = P.pitfall(cos, t_inter, jac_true)
+    examples = [{"kind": kind, "cosine": float(cos[i]), "jaccard": float(jac_true[i]),
+                 "features of a": names[t_on[a[i]]].tolist(), "features of b": names[t_on[b[i]]].tolist()}
+                for kind, i in pit["worst"].items() if i is not None]
     shown = rng.choice(len(cos), min(PLOTTED, len(cos)), replace=False)
     return dict(pairs=int(len(cos)), correlation=float(np.corrcoef(cos, jac)[0, 1]),
                 correlation_true_supports=float(np.corrcoef(cos, jac_true)[0, 1]),
-                high_cos_no_shared=int(((cos > 0.8) & (t_inter == 0)).sum()),
-                low_cos_mostly_shared=int(((cos < 0.3) & (jac_true >= 0.5)).sum()),
+                high_cos_no_shared=pit["high_cos_no_shared"], low_cos_mostly_shared=pit["low_cos_mostly_shared"],
                 examples=examples, cos=cos[shown], jac=jac[shown])
 
 

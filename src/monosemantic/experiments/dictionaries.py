@@ -67,10 +67,11 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
     seen = est.step_ * batch if hasattr(est, "step_") else len(data.X)  # PCA and ICA fit on every row once
     result = {"wall_s": wall, "samples": seen, "samples_per_s": seen / wall if wall > 0 else None,
               "fvu_train_sample": 1 - est.score(data.X[: min(len(data.X), 10_000)]),
-              "n_resampled": getattr(est, "n_resampled_", 0)}
+              "n_resampled": getattr(est, "n_resampled_", 0), "holdout_rows": held}
     if getattr(est, "history_", None):  # SAEs: loss, MSE, FVU, L0 and dead latents over training
         result["history"] = est.history_
-    config = {"kind": "dictionary", **cfg.model_dump(), "holdout_rows": held, "train_rows": len(data),
+    config = {"kind": "dictionary", **cfg.model_dump(), "data_resolved": str(Path(cfg.data).resolve()),
+              "holdout_rows": held, "train_rows": len(data),
               "device": str(getattr(est, "device_", "cpu")), "environment": environment()}
     est.save(out, overwrite, extra_json={"config.json": config, "result.json": result})
     return result
@@ -93,7 +94,10 @@ def _rows_to_score(run_dir: Path, truth: Path, rows: int, n_eval: int | None) ->
     from monosemantic.runs import read_json
 
     config = read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
-    trained_here = bool(config.get("data")) and Path(config["data"]).absolute() == Path(truth).absolute()
+    trained_on = config.get("data_resolved") or config.get("data")
+    # the training file, unchanged in length since (a file rewritten at that path is another file)
+    trained_here = bool(trained_on) and Path(trained_on).resolve() == Path(truth).resolve() and \
+        config.get("train_rows", rows) + config.get("holdout_rows", 0) == rows
     held = int(config.get("holdout_rows") or 0) if trained_here else 0
     if n_eval is None:
         n_eval = held or rows

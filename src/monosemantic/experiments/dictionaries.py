@@ -94,11 +94,17 @@ def _rows_to_score(run_dir: Path, truth: Path, rows: int, n_eval: int | None) ->
     from monosemantic.runs import read_json
 
     config = read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
-    trained_on = config.get("data_resolved") or config.get("data")
+    trained_on = config.get("data_resolved") or config.get("data") if isinstance(config, dict) else None
+    counts = [config.get(k, 0) for k in ("train_rows", "holdout_rows")] if isinstance(config, dict) else []
+    if not isinstance(config, dict) or not isinstance(trained_on, (str, type(None))) or \
+            not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        raise InputError(f"{run_dir}/config.json is not what `sae train` writes (a JSON object with the data path "
+                         f"and row counts)")
+    train_rows, held = counts
     # the training file, unchanged in length since (a file rewritten at that path is another file)
     trained_here = bool(trained_on) and Path(trained_on).resolve() == Path(truth).resolve() and \
-        config.get("train_rows", rows) + config.get("holdout_rows", 0) == rows
-    held = int(config.get("holdout_rows") or 0) if trained_here else 0
+        (not train_rows or train_rows + held == rows)
+    held = held if trained_here else 0
     if n_eval is None:
         n_eval = held or rows
     if not 0 < n_eval <= rows:

@@ -108,7 +108,7 @@ def _rows_to_score(run_dir: Path, truth: Path, rows: int, n_eval: int | None) ->
     if n_eval is None:
         n_eval = held or rows
     if not 0 < n_eval <= rows:
-        raise InputError(f"--n-eval must lie in (0, {rows}], got {n_eval}")
+        raise InputError(f"--n-eval (the last rows to score, held-out or not) must lie in (0, {rows}], got {n_eval}")
     if not trained_here:
         what = "rows of a file the dictionary was not trained on" if config.get("data") else \
             "rows of a file (the dictionary's training data are not recorded)"

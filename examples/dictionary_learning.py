@@ -33,6 +33,15 @@ sae.fit(data.X)
 print("SAE:", ms.dictionary_scores(data.F, sae.components_), "FVU", round(1 - sae.score(data.X), 4))
 
 # %% [markdown]
+# ## Its training curves: objective, FVU, L0 and dead latents (`sae.history_`, about 200 records per fit)
+
+# %%
+from monosemantic.report.figures.dictionary import training_curves  # noqa: E402
+
+fig = training_curves({"TopK": sae.history_})
+print(f"FVU over training: {sae.history_['fvu'][0]:.3f} -> {sae.history_['fvu'][-1]:.3f}")
+
+# %% [markdown]
 # ## Classical learners on the same data: PCA finds at most d directions
 
 # %%

@@ -109,10 +109,11 @@ def test_missing_parent_directories_are_made(tmp_path, capsys):
 def test_holdout_rows_are_the_rows_score_uses_and_names(tmp_path, capsys):
     data = tmp_path / "d.npz"
     run(capsys, "data", "synth", "--n", 16, "--m", 8, "--k", 2, "--samples", 3000, "--out", data)
-    run(capsys, "sae", "train", "--data", data, "--latents", 16, "--k", 2, "--samples", 2560, "--holdout", 0.2,
-        "--no-progress", "--out", tmp_path / "sae")
+    out = run(capsys, "sae", "train", "--data", data, "--latents", 16, "--k", 2, "--samples", 2560, "--holdout", 0.2,
+              "--no-progress", "--out", tmp_path / "sae")
     config = json.loads((tmp_path / "sae" / "config.json").read_text())
     assert config["holdout"] == 0.2 and config["holdout_rows"] == 600 and config["train_rows"] == 2400
+    assert "600 rows held out" in out.err
     run(capsys, "sae", "score", tmp_path / "sae", "--data", data, "--no-progress")
     scores = json.loads((tmp_path / "sae" / "scores.json").read_text())
     assert scores["samples"] == 600 and scores["rows"] == "the last 600 of 3000 held-out rows (kept out of " \
@@ -133,3 +134,16 @@ def test_holdout_rows_are_the_rows_score_uses_and_names(tmp_path, capsys):
     assert scores["rows"] == "all 500 rows of the training data (trained on: not held out)"
     err = run(capsys, "sae", "train", "--data", other, "--holdout", 1.5, "--out", tmp_path / "x", code=2).err
     assert err.startswith("error:") and "holdout" in err
+
+
+def test_score_finds_its_training_file_from_another_directory(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "d.npz"
+    run(capsys, "data", "synth", "--n", 16, "--m", 8, "--k", 2, "--samples", 1000, "--out", data)
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "sae", "train", "--data", "d.npz", "--latents", 16, "--k", 2, "--samples", 2560, "--holdout", 0.1,
+        "--no-progress", "--out", "sae")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    run(capsys, "sae", "score", "../sae", "--data", "../d.npz", "--no-progress")
+    scores = json.loads((tmp_path / "sae" / "scores.json").read_text())
+    assert scores["samples"] == 100 and "held-out rows" in scores["rows"]

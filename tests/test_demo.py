@@ -25,7 +25,7 @@ def test_quick_demo_writes_every_section(tmp_path):
     for key in ("toy_n5m2", "phase_n2m1_agreement", "l1_sweep", "dictionary_recovery", "amortization_gap",
                 "cosine_vs_overlap", "unfolded_toy_model", "unfolding", "recovery_transition", "toy_coherence"):
         assert key in s, key
-    for key in ("privileged_basis", "abs_computation", "adversarial", "circuits"):
+    for key in ("privileged_basis", "abs_computation", "adversarial", "circuits", "sae_frontier"):
         assert key in s, key
     assert {e["variant"] for e in s["lm_roads"]} == {"dense", "l1", "moe-flop", "moe-width", "hybrid-joint"}
     assert "correlation_with_features_per_dim" in s["adversarial"]

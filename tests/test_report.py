@@ -52,7 +52,7 @@ def test_write_report_also_writes_every_figure_as_png_and_svg(tmp_path):
 
 
 def test_log_axes_get_plain_labels_that_do_not_collide():
-    fig, (a, b) = plt.subplots(1, 2)
+    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6))
     a.loglog([0.004, 0.06], [0.09, 0.8])
     b.semilogx([1e-6, 1e2], [0, 1])
     style(fig)
@@ -60,7 +60,7 @@ def test_log_axes_get_plain_labels_that_do_not_collide():
     labels = [t.get_text() for t in a.xaxis.get_ticklabels(which="both") if t.get_text()]
     assert "0.01" in labels and "0.005" in labels and not any("times" in t for t in labels)  # 1-2-5, no 10^x
     wide = [t.get_text() for t in b.xaxis.get_ticklabels(which="minor") if t.get_text()]
-    assert wide == []  # eight decades: the decades alone
+    assert wide == []  # eight decades in a few inches: the decades alone
     plt.close(fig)
 
 

@@ -634,8 +634,7 @@ def transition_cmd(
     from monosemantic.report.figures.transition import plot
 
     res = transition_run(out, m, ratios, trials, methods, seed, overwrite, progress and sys.stderr.isatty(),
-                         draw=styled(plot),
-                         device=device)
+                         draw=styled(plot), device=device)
     for method in ("omp", "l1"):
         for c in res[method]:
             k50 = "not crossed" if c["k50"] is None else f"{c['k50']:.1f}"

@@ -67,10 +67,11 @@ def train_dictionary_run(cfg: SaeTrainConfig, out: str | Path, overwrite: bool =
     seen = est.step_ * batch if hasattr(est, "step_") else len(data.X)  # PCA and ICA fit on every row once
     result = {"wall_s": wall, "samples": seen, "samples_per_s": seen / wall if wall > 0 else None,
               "fvu_train_sample": 1 - est.score(data.X[: min(len(data.X), 10_000)]),
-              "n_resampled": getattr(est, "n_resampled_", 0)}
+              "n_resampled": getattr(est, "n_resampled_", 0), "holdout_rows": held}
     if getattr(est, "history_", None):  # SAEs: loss, MSE, FVU, L0 and dead latents over training
         result["history"] = est.history_
-    config = {"kind": "dictionary", **cfg.model_dump(), "holdout_rows": held, "train_rows": len(data),
+    config = {"kind": "dictionary", **cfg.model_dump(), "data_resolved": str(Path(cfg.data).resolve()),
+              "holdout_rows": held, "train_rows": len(data),
               "device": str(getattr(est, "device_", "cpu")), "environment": environment()}
     est.save(out, overwrite, extra_json={"config.json": config, "result.json": result})
     return result
@@ -93,19 +94,23 @@ def _rows_to_score(run_dir: Path, truth: Path, rows: int, n_eval: int | None) ->
     from monosemantic.runs import read_json
 
     config = read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
-    recorded = config.get("data") if isinstance(config, dict) else None
-    held = config.get("holdout_rows") or 0 if isinstance(config, dict) else 0
-    if not isinstance(recorded, (str, type(None))) or isinstance(held, bool) or not isinstance(held, int) or held < 0:
-        raise InputError(f"{run_dir}/config.json is damaged: its data path or holdout_rows is not what `sae train` "
-                         f"writes")
-    trained_here = bool(recorded) and Path(recorded).absolute() == Path(truth).absolute()
+    trained_on = config.get("data_resolved") or config.get("data") if isinstance(config, dict) else None
+    counts = [config.get(k, 0) for k in ("train_rows", "holdout_rows")] if isinstance(config, dict) else []
+    if not isinstance(config, dict) or not isinstance(trained_on, (str, type(None))) or \
+            not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        raise InputError(f"{run_dir}/config.json is not what `sae train` writes (a JSON object with the data path "
+                         f"and row counts)")
+    train_rows, held = counts
+    # the training file, unchanged in length since (a file rewritten at that path is another file)
+    trained_here = bool(trained_on) and Path(trained_on).resolve() == Path(truth).resolve() and \
+        (not train_rows or train_rows + held == rows)
     held = held if trained_here else 0
     if n_eval is None:
         n_eval = held or rows
     if not 0 < n_eval <= rows:
-        raise InputError(f"--n-eval must lie in (0, {rows}], got {n_eval}")
+        raise InputError(f"--n-eval (the last rows to score, held-out or not) must lie in (0, {rows}], got {n_eval}")
     if not trained_here:
-        what = "rows of a file the dictionary was not trained on" if recorded else \
+        what = "rows of a file the dictionary was not trained on" if trained_on else \
             "rows of a file (the dictionary's training data are not recorded)"
     elif n_eval <= held:
         what = "held-out rows (kept out of training by --holdout)"

@@ -40,6 +40,7 @@ img { max-width: 100%; height: auto; display: block; margin: 0.8em 0; } .note { 
 
 MIN_FONT = 11  # points: the smallest text a figure may carry
 DPI = 100
+PAGE_WIDTH = 11.5  # inches at DPI: the page's 1150 px, beyond which a figure is shown smaller than drawn
 
 # column key -> header a reader understands (keys not listed: underscores become spaces)
 HEADERS = {
@@ -94,8 +95,8 @@ def _clear_twins(fig) -> None:
 
 
 def _widen_for_legends(fig) -> None:
-    """Make the figure wider by the legends now beside its axes (the widest row of them), so that the axes keep
-    the width the figure was drawn for instead of being squeezed."""
+    """Make the figure wider by the legends now beside its axes (the widest row of them), up to the page's width,
+    so that the axes keep the width the figure was drawn for instead of being squeezed."""
     renderer = fig.canvas.get_renderer()
     rows: dict[float, float] = {}
     for ax in fig.axes:
@@ -103,8 +104,9 @@ def _widen_for_legends(fig) -> None:
         if leg is not None:
             row = round(ax.get_position().y0, 2)
             rows[row] = rows.get(row, 0.0) + leg.get_window_extent(renderer).width / fig.dpi + 0.1
-    if rows:
-        fig.set_figwidth(fig.get_figwidth() + max(rows.values()))
+    if rows:  # never past the page's width: a wider figure is shrunk on the page, and its text with it
+        width = fig.get_figwidth()
+        fig.set_figwidth(min(width + max(rows.values()), max(width, PAGE_WIDTH)))
 
 
 def _tick_label(v: float, _pos=None) -> str:
@@ -116,15 +118,18 @@ def _one_two_five(v: float, _pos=None) -> str:
 
 
 def _plain_log_labels(ax) -> None:
-    """Log axes labelled 0.01, 0.02, 0.05, 0.1 (decades only beyond three decades) instead of matplotlib's
-    3x10^-3, 4x10^-3, ..., which run into each other at the report's font size."""
-    for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+    """Log axes labelled 0.01, 0.02, 0.05, 0.1 where there is room (decades only where there is not) instead of
+    matplotlib's 3x10^-3, 4x10^-3, ..., which run into each other at the report's font size."""
+    fig, box = ax.figure, ax.get_position()
+    for axis, lim, inches, room in ((ax.xaxis, ax.get_xlim(), box.width * fig.get_figwidth(), 2.0),
+                                    (ax.yaxis, ax.get_ylim(), box.height * fig.get_figheight(), 0.9)):
         lo, hi = sorted(lim)
         if axis.get_scale() != "log" or lo <= 0:
             continue
         axis.set_major_formatter(matplotlib.ticker.FuncFormatter(_tick_label))
-        wide = math.log10(hi / lo) > 3
-        axis.set_minor_formatter(matplotlib.ticker.NullFormatter() if wide
+        # 1, 2, 5 sit 0.3 to 0.4 decades apart: labels like "0.005" need about 2 inches a decade across, 0.9 up
+        crowded = inches / max(math.log10(hi / lo), 1e-9) < room
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter() if crowded
                                  else matplotlib.ticker.FuncFormatter(_one_two_five))
 
 

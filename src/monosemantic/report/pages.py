@@ -53,7 +53,7 @@ def _dictionary_figures(run_dir: Path) -> tuple[dict, np.ndarray | None]:
     if isinstance(result.get("history"), dict) and result["history"].get("step"):
         figs["training"] = training_curves({config.get("arch", "SAE"): result["history"]})
     freq = None
-    data_path = config.get("data")
+    data_path = config.get("data_resolved") or config.get("data")  # resolved: read from any directory
     if data_path and Path(data_path).exists():
         codes = load(run_dir).transform(load_data(data_path).X[:DENSITY_ROWS])
         freq = np.asarray((codes != 0).mean(axis=0)).ravel()

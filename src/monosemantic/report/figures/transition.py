@@ -35,8 +35,8 @@ def plot(curves: dict, toys: list[dict] | None = None):
         ax.set_title(f"{title}, m={curves[method][0]['m']}")
         ax.set_ylim(-0.03, 1.09)
         ax.legend(fontsize=7, loc="center right")
-    axes[0].text(0.01, 0.02, "dashed: Donoho-Tanner simplex rho(m/n)\n^ k < (1+1/Welch)/2   v k < (1+1/mu(F))/2",
-                 transform=axes[0].transAxes, fontsize=7)
+    # under the panels, not on the curves
+    fig.supxlabel("dashed: Donoho-Tanner simplex rho(m/n);  ^ k < (1+1/Welch)/2;  v k < (1+1/mu(F))/2", fontsize=9)
     if not toys:
         fig.tight_layout()
         return fig

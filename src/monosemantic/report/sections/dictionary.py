@@ -56,4 +56,6 @@ def section(result: dict):
                                         for row, v in g.items()} for m, g in gaps.items()},
                "dictionary_recovery": {m: {k: s[k] for k in ("mmcs", "recovered", "fvu", "l0")}
                                        for m, s in scores.items()}}
+    if "frontier" in result:
+        summary["sae_frontier"] = [{k: v for k, v in p.items() if k != "train_s"} for p in result["frontier"]]
     return sec, summary

@@ -163,7 +163,22 @@ def capture_shard(model_name: str, site: str, texts: list[str], pieces: list[tup
 
     atomic_file(out / f"{name}.rows.safetensors",
                 lambda p: save_file({"doc": doc_of, "pos": pos_of, "token": tok_of}, str(p)))
-    return {"index": index, "rows": rows, "d": int(X.shape[1])}
+    d = int(X.shape[1])
+    X = acts = got = None  # before the trim: the last batch and the shard are freed
+    _release_heap()
+    return {"index": index, "rows": rows, "d": d}
+
+
+def _release_heap() -> None:
+    """Give the shard's freed memory back to the system. Without it glibc keeps growing its heap from shard to
+    shard (its mmap threshold rises after large frees, and the batches' mixed sizes fragment the heap): the
+    anonymous memory of a capture grew 688 -> 814 -> 917 MB at 2, 4 and 8 shards. A no-op off glibc."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _batches(windows: list, batch_tokens: int, extra: int) -> Iterator[list]:

@@ -170,9 +170,10 @@ def capture_shard(model_name: str, site: str, texts: list[str], pieces: list[tup
 
 
 def _release_heap() -> None:
-    """Give the shard's freed memory back to the system. Without it glibc keeps growing its heap from shard to
-    shard (its mmap threshold rises after large frees, and the batches' mixed sizes fragment the heap): the
-    anonymous memory of a capture grew 688 -> 814 -> 917 MB at 2, 4 and 8 shards. A no-op off glibc."""
+    """Give the shard's freed memory back to the system. Without it glibc keeps part of each shard's batches in
+    its heap (its mmap threshold rises after large frees, and the batches' mixed sizes fragment the heap): the
+    peak anonymous memory of a capture at 2, 4 and 8 shards was 688, 814, 917 MB without, 644, 703, 820 MB with
+    (benchmarks/real_model.py; the rest of the growth is not explained yet). A no-op off glibc."""
     import ctypes
 
     try:

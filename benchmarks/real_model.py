@@ -215,6 +215,39 @@ def peer_section(args, root: Path, size: int) -> dict | None:
     return {**r, "test_capture": test}
 
 
+def sae_sections(args, root: Path, sizes: list[int], report: dict) -> None:
+    """SAE training on each store, in memory against streamed, and (unless --skip-peer) ours against SAELens."""
+    print("\nSAE training streamed from each store (TopK, 8x = 3072 latents, k 32, batch 1024), one pass over its "
+          "rows, each in a fresh process")
+    print(f"{'rows':>9} {'samples':>9} {'train s':>8} {'samples/s':>10} {'peak RSS MB':>12} {'anon MB':>8}")
+    per = []
+    for n in sizes:
+        r = in_child("sae", args.threads, root / f"store-{n}", n, "store")
+        per.append(r)
+        print(f"{n:>9} {r['samples']:>9} {r['wall_s']:>8.1f} {r['samples_per_s']:>10.0f} {r['peak_rss_mb']:>12.0f} "
+              f"{r['peak_anon_mb']:>8.0f}")
+    if len(per) > 1:
+        a, b = per[0], per[-1]
+        print(f"rows x{sizes[-1] / sizes[0]:.0f}: train s x{b['wall_s'] / a['wall_s']:.2f}, samples/s "
+              f"x{b['samples_per_s'] / a['samples_per_s']:.2f}; peak RSS {b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB, "
+              f"anon {b['peak_anon_mb'] - a['peak_anon_mb']:+.0f} MB")
+    report["sae_per_size"] = per
+
+    store = root / f"store-{sizes[-1]}"
+    print(f"\nSAE training (TopK, 8x = 3072 latents, k 32, batch 1024, {args.sae_samples} samples) on the "
+          f"{sizes[-1]}-row store")
+    sae = {mode: in_child("sae", args.threads, store, args.sae_samples, mode) for mode in ("memory", "store")}
+    for mode, r in sae.items():
+        label = "in-memory array (baseline)" if mode == "memory" else "store, streamed from disk"
+        print(f"  {label:<28} {r['samples_per_s']:>8.0f} samples/s  peak RSS {r['peak_rss_mb']:>6.0f} MB  "
+              f"anon {r['peak_anon_mb']:>6.0f} MB  "
+              f"FVU {r['fvu_first_10k']:.3f}")
+    print(f"  store / in-memory: {sae['store']['samples_per_s'] / sae['memory']['samples_per_s']:.2f}x samples/s")
+    report["sae"] = sae
+    if not args.skip_peer:
+        report["peer"] = peer_section(args, root, sizes[0])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[65_536, 131_072, 262_144])
@@ -226,6 +259,7 @@ def main() -> None:
     ap.add_argument("--splice-texts", type=int, default=128, help="test documents for embedding recovered")
     ap.add_argument("--peers-venv", help="a venv with sae-lens (default: this Python, $PEERS_DIR/venv, .peers/venv)")
     ap.add_argument("--skip-peer", action="store_true", help="skip the SAELens comparison")
+    ap.add_argument("--skip-sae", action="store_true", help="capture only: skip SAE training and the comparison")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--keep", type=Path, help="keep the stores under this directory")
     ap.add_argument("--json", type=Path)
@@ -277,35 +311,8 @@ def main() -> None:
         print(f"tokens x{sizes[-1] / sizes[0]:.0f}: wall x{b['wall_s'] / a['wall_s']:.2f}, CPU x{b['cpu_s'] / a['cpu_s']:.2f}"
               f"; peak RSS {b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB, anon {b['peak_anon_mb'] - a['peak_anon_mb']:+.0f} MB")
 
-    print("\nSAE training streamed from each store (TopK, 8x = 3072 latents, k 32, batch 1024), one pass over its "
-          "rows, each in a fresh process")
-    print(f"{'rows':>9} {'samples':>9} {'train s':>8} {'samples/s':>10} {'peak RSS MB':>12} {'anon MB':>8}")
-    per = []
-    for n in sizes:
-        r = in_child("sae", args.threads, root / f"store-{n}", n, "store")
-        per.append(r)
-        print(f"{n:>9} {r['samples']:>9} {r['wall_s']:>8.1f} {r['samples_per_s']:>10.0f} {r['peak_rss_mb']:>12.0f} "
-              f"{r['peak_anon_mb']:>8.0f}")
-    if len(per) > 1:
-        a, b = per[0], per[-1]
-        print(f"rows x{sizes[-1] / sizes[0]:.0f}: train s x{b['wall_s'] / a['wall_s']:.2f}, samples/s "
-              f"x{b['samples_per_s'] / a['samples_per_s']:.2f}; peak RSS {b['peak_rss_mb'] - a['peak_rss_mb']:+.0f} MB, "
-              f"anon {b['peak_anon_mb'] - a['peak_anon_mb']:+.0f} MB")
-    report["sae_per_size"] = per
-
-    store = root / f"store-{sizes[-1]}"
-    print(f"\nSAE training (TopK, 8x = 3072 latents, k 32, batch 1024, {args.sae_samples} samples) on the "
-          f"{sizes[-1]}-row store")
-    sae = {mode: in_child("sae", args.threads, store, args.sae_samples, mode) for mode in ("memory", "store")}
-    for mode, r in sae.items():
-        label = "in-memory array (baseline)" if mode == "memory" else "store, streamed from disk"
-        print(f"  {label:<28} {r['samples_per_s']:>8.0f} samples/s  peak RSS {r['peak_rss_mb']:>6.0f} MB  "
-              f"anon {r['peak_anon_mb']:>6.0f} MB  "
-              f"FVU {r['fvu_first_10k']:.3f}")
-    print(f"  store / in-memory: {sae['store']['samples_per_s'] / sae['memory']['samples_per_s']:.2f}x samples/s")
-    report["sae"] = sae
-    if not args.skip_peer:
-        report["peer"] = peer_section(args, root, sizes[0])
+    if not args.skip_sae:
+        sae_sections(args, root, sizes, report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if not args.keep:

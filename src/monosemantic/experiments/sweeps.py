@@ -345,10 +345,15 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _call(fn: Callable, threads: int | None, args: tuple):
-    """fn(*args) with `threads` torch threads (a worker process or a Ray task gets one CPU)."""
-    if threads:
-        torch.set_num_threads(threads)
-    return fn(*args)
+    """fn(*args) with `threads` torch and BLAS threads (a worker process or a Ray task gets one CPU). Reductions
+    split over another number of threads differ in the last bit, so every backend runs a job on the same count."""
+    if not threads:
+        return fn(*args)
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    with threadpool_limits(threads):
+        return fn(*args)
 
 
 class Workers:
@@ -365,8 +370,13 @@ class Workers:
         if self.backend == "ray":
             yield from self._ray(fn, jobs)
         elif self.workers <= 1 or len(jobs) <= 1 and self._pool is None:
-            for jid, args in jobs:
-                yield jid, fn(*args)
+            # one torch thread here too: a job's numbers do not depend on the backend it ran on
+            threads = torch.get_num_threads()
+            try:
+                for jid, args in jobs:
+                    yield jid, _call(fn, 1, args)
+            finally:
+                torch.set_num_threads(threads)
         else:
             yield from self._processes(fn, jobs)
 

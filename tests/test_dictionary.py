@@ -233,7 +233,7 @@ def test_data_sources_agree(small, tmp_path):
 
 def test_checkpoint_resume_equals_uninterrupted(small, tmp_path):
     tr, _ = small
-    kw = dict(arch="topk", n_latents=64, k=3, samples=40 * 256, resample_every=10, seed=4)
+    kw = dict(arch="topk", n_latents=64, k=3, samples=40 * 256, resample_every=10, seed=4, history_every=5)
     full = SparseAutoencoder(**kw).fit(tr.X)
 
     class Stop(Exception):
@@ -246,10 +246,14 @@ def test_checkpoint_resume_equals_uninterrupted(small, tmp_path):
     ck = tmp_path / "ck"
     with pytest.raises(Stop):
         SparseAutoencoder(**kw, checkpoint=str(ck), checkpoint_every=20).fit(tr.X, callback=stop_at_25, eval_every=1)
-    assert json.loads((ck / "trainer.json").read_text())["step"] == 20
+    saved = json.loads((ck / "trainer.json").read_text())
+    assert saved["step"] == 20 and saved["history"]["step"] == [5, 10, 15, 20]
     resumed = SparseAutoencoder(**kw, checkpoint=str(ck), checkpoint_every=20).fit(tr.X)
     assert resumed.step_ == 40
     np.testing.assert_allclose(resumed.components_, full.components_, atol=1e-6)
+    # the training history survives the checkpoint too
+    assert resumed.history_["step"] == full.history_["step"]
+    np.testing.assert_allclose(resumed.history_["fvu"], full.history_["fvu"], rtol=1e-5)
     with pytest.raises(InputError, match="other parameters .*k"):
         SparseAutoencoder(**{**kw, "k": 4}, checkpoint=str(ck)).fit(tr.X)
 

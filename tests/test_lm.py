@@ -8,8 +8,8 @@ import torch
 
 from monosemantic.cli import main
 from monosemantic.errors import InputError
-from monosemantic.experiments.lm import (MeasureConfig, RoadsConfig, ce_recovered, row_tokens, roads, site_rows,
-                                         spliced_loss)
+from monosemantic.experiments.lm import (MeasureConfig, RoadsConfig, ce_recovered, lines, row_tokens, roads,
+                                         site_rows, spliced_loss)
 from monosemantic.lm.data import eval_windows, split_bytes
 from monosemantic.lm.model import ByteLM, LMConfig
 from monosemantic.lm.train import LMTrainConfig, evaluate, load, train
@@ -179,11 +179,22 @@ def test_a_corpus_too_small_for_one_batch(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def roads_cfg(corpus, **kw) -> RoadsConfig:
+    return RoadsConfig(**{"train": cfg_of(corpus, tokens=8 * 16 * 8), "seeds": 2, **kw},
+                       measure=MeasureConfig(measure_tokens=256, sae_latents=48, sae_k=4, sae_tokens=512,
+                                             sae_samples=512))
+
+
+def without_timings(res: dict) -> dict:
+    timings = {"wall_s", "elapsed_s", "train_wall_s", "measure_s", "tokens_per_s"}
+    return {k: without_timings(v) if isinstance(v, dict) else
+            [without_timings(x) if isinstance(x, dict) else x for x in v] if isinstance(v, list) else v
+            for k, v in res.items() if k not in timings}
+
+
 @pytest.mark.slow
 def test_roads_resume_after_a_kill_and_fill_the_table(corpus, tmp_path):
-    cfg = RoadsConfig(train=cfg_of(corpus, tokens=8 * 16 * 8), seeds=2,
-                      measure=MeasureConfig(measure_tokens=256, sae_latents=48, sae_k=4, sae_tokens=512,
-                                            sae_samples=512))
+    cfg = roads_cfg(corpus)
 
     class Killed(Exception):
         pass
@@ -194,21 +205,36 @@ def test_roads_resume_after_a_kill_and_fill_the_table(corpus, tmp_path):
 
     with pytest.raises(Killed):
         roads(cfg, tmp_path / "r", on_point=kill)
-    first = {p.name: json.loads((p / "measures.json").read_text()) for p in (tmp_path / "r" / "points").iterdir()
-             if (p / "measures.json").exists()}
+    first = {p.name: json.loads((p / "result.json").read_text()) for p in (tmp_path / "r" / "points").iterdir()}
     assert len(first) == 3
-    res = roads(cfg, tmp_path / "r")
+    calls = []
+    res = roads(cfg, tmp_path / "r", on_point=lambda done, total: calls.append(total))
+    assert calls == [7] * 7  # the 3 measured points are read back, not computed again
     assert len(res["points"]) == 10  # 2 dense, 4 L1 (2 seeds for the strongest), moe-flop, moe-width, hybrid
     for pt in res["points"]:
         if pt["name"] in first:
             assert pt["lm_loss"] == first[pt["name"]]["lm_loss"]
+    assert json.loads((tmp_path / "r" / "result.json").read_text()) == res
     rows = {(r["variant"], r["strength"]): r for r in res["table"]}
     assert set(v for v, _ in rows) == {"dense", "l1", "moe-flop", "moe-width", "hybrid-joint"}
     assert rows[("dense", 0.0)]["seeds"] == 2 and rows[("dense", 0.0)]["lm_loss_std"] is not None
     assert rows[("moe-flop", 0.0)]["lm_loss_std"] is None
     assert all(0 <= r["neuron_monosemanticity"] <= 1 for r in res["table"] if r["neuron_monosemanticity"] is not None)
+    assert lines(res)[0].startswith("variant") and len(lines(res)) == 1 + len(res["table"])
+    other = cfg.model_copy(update={"hybrid": 0.5})
     with pytest.raises(InputError, match="other settings"):
-        roads(cfg.model_copy(update={"hybrid": 0.5}), tmp_path / "r")
+        roads(other, tmp_path / "r")
+    assert roads(other, tmp_path / "r", overwrite=True)["config"]["hybrid"] == 0.5
+
+
+@pytest.mark.slow
+def test_roads_on_a_local_ray_equal_the_local_backend(corpus, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'monosemantic[ray]')")
+    cfg = roads_cfg(corpus, seeds=1)
+    local = roads(cfg, tmp_path / "local")
+    ray = roads(cfg.model_copy(update={"backend": "ray", "workers": 2}), tmp_path / "ray")
+    assert len(ray["points"]) == 8 and without_timings(ray) == without_timings(local)
+    assert {p.name for p in (tmp_path / "ray" / "train").iterdir()} == {p["name"] for p in ray["points"]}
 
 
 @pytest.mark.slow

@@ -18,9 +18,11 @@ measures each on the test split:
                            reconstruction is spliced in, `(CE_ablate - CE_splice) / (CE_ablate - CE_clean)` with the
                            site zero-ablated (`ce_recovered`).
 
-The comparison runs on the sweep machinery's backends (`sweeps.map_jobs`: this process, spawned local processes, or
-one Ray task per point). Each point is an `lm train` run directory `OUT/points/NAME` (checkpointed, so a killed
-point resumes mid-training) plus `measures.json`; a rerun skips finished points and resumes the others.
+The comparison is resumable points of the sweep machinery (`sweeps.Points`: this process, spawned local processes,
+or one Ray task per point). OUT holds `config.json` (the settings), `train/NAME` (each point's `lm train` run
+directory, checkpointed, so a killed point resumes mid-training), `points/NAME` (its measures, written when it ends)
+and `result.json`. A rerun with the same settings computes only the missing points; other settings are refused
+unless `overwrite`.
 """
 from __future__ import annotations
 
@@ -35,12 +37,10 @@ import torch
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
 from monosemantic.config import Strict, validate
-from monosemantic.errors import InputError
 from monosemantic.lm.data import eval_windows, split_bytes
 from monosemantic.lm.model import ByteLM
 from monosemantic.lm.train import LMTrainConfig, evaluate, train
-from monosemantic.progress import Bar
-from monosemantic.runs import check_output_path, disk_errors, read_json, write_json
+from monosemantic.runs import disk_errors
 
 MIN_L1 = 4  # strengths of the L1 sweep, at least
 MIN_GAP = 1e-3  # nats per byte: a site whose ablation costs less carries nothing to recover
@@ -259,26 +259,17 @@ def point_config(cfg: RoadsConfig, pt: dict) -> LMTrainConfig:
                                     "seed": pt["seed"]})
 
 
-def run_point(train_cfg: dict, measure_cfg: dict, out: str, progress: bool = False) -> dict:
-    """One point (in a worker): train or resume OUT, measure, write OUT/measures.json. Returns the point's record."""
+def run_point(train_cfg: dict, measure_cfg: dict, train_dir: str) -> list[dict]:
+    """One point's job (in a worker): train or resume the lm train run TRAIN_DIR, measure it. Returns the point's
+    record as `sweeps.Points` takes it (no tensors: the model stays in TRAIN_DIR)."""
     from monosemantic.lm.train import load
 
     cfg, m = LMTrainConfig(**train_cfg), MeasureConfig(**measure_cfg)
-    res = train(cfg, out, progress)
-    model, _ = load(out)
-    record = {"settings": {"train": train_cfg, "measure": measure_cfg}, "lm_loss": res["test_loss"],
-              "train_wall_s": res["wall_s"], "tokens": res["tokens"], "tokens_per_s": res["tokens_per_s"],
-              **measure(model, cfg, m)}
-    write_json(Path(out) / "measures.json", record)
-    return record
-
-
-def _done(path: Path, settings: dict) -> dict | None:
-    try:
-        rec = read_json(path / "measures.json")
-    except InputError:
-        return None
-    return rec if isinstance(rec, dict) and rec.get("settings") == settings else None
+    res = train(cfg, train_dir)
+    model, _ = load(train_dir)
+    record = {"lm_loss": res["test_loss"], "train_wall_s": res["wall_s"], "tokens": res["tokens"],
+              "tokens_per_s": res["tokens_per_s"], **measure(model, cfg, m)}
+    return [{"result": record, "tensors": {}}]
 
 
 def _std(v: list[float]) -> float | None:
@@ -337,55 +328,32 @@ def findings(rows: list[dict]) -> dict:
     }
 
 
-def roads(cfg: RoadsConfig, out: str | Path, progress: bool = False, on_point=None) -> dict:
+def roads(cfg: RoadsConfig, out: str | Path, progress: bool = False, on_point=None, overwrite: bool = False) -> dict:
     """Run (or finish) the comparison in OUT; returns result.json's content (also written there).
 
-    on_point(done, total): called after each point is measured (the tests' interruption)."""
-    from monosemantic.experiments.sweeps import check_ray_address, map_jobs
+    on_point(done, total): called after each point is measured and written (the tests' interruption); total counts
+    the points this call computes. overwrite: replace OUT when it holds another run."""
+    from monosemantic.experiments.sweeps import Points, key_of
 
-    if cfg.ray_address and cfg.backend != "ray":
-        raise InputError("--ray-address needs --backend ray")
-    if cfg.ray_address:
-        check_ray_address(cfg.ray_address)
     pts = points(cfg)
     configs = [point_config(cfg, pt) for pt in pts]  # every point validated before anything is written
     split_bytes(cfg.train.corpus, "train")  # the corpus is read (and checked) before OUT is made
-    out = check_output_path(out)
     spec = cfg.model_dump(mode="json", exclude={"backend", "workers", "ray_address"})
-    if (out / "roads.json").is_file():
-        if read_json(out / "roads.json").get("spec") != spec:
-            raise InputError(f"{out} holds a comparison with other settings; choose another --out")
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"{out} exists and is not an lm roads directory; choose another --out")
-    with disk_errors(out):
-        (out / "points").mkdir(parents=True, exist_ok=True)
-    write_json(out / "roads.json", {"kind": "lm-roads", "spec": spec, "points": pts, "status": "running"})
     measure_cfg = cfg.measure.model_dump()
-    records: list[dict | None] = []
-    for pt, c in zip(pts, configs):
-        settings = {"train": c.model_dump(), "measure": measure_cfg}
-        records.append(_done(out / "points" / pt["name"], settings))
-    todo = [i for i, r in enumerate(records) if r is None]
-    jobs = [(configs[i].model_dump(), measure_cfg, str(out / "points" / pts[i]["name"])) for i in todo]
-    bar = Bar(len(pts), "lm roads", len(pts) - len(todo)) if progress else None
     start = time.perf_counter()
-    try:
-        for done, (j, rec) in enumerate(map_jobs(run_point, jobs, cfg.backend, cfg.workers, cfg.ray_address), 1):
-            records[todo[j]] = rec
-            if bar:
-                bar.advance()
-            if on_point:
-                on_point(done, len(todo))
-    finally:
-        if bar:
-            bar.close()
-    rows = table(pts, records)
-    result = {"points": [{**pt, **{k: v for k, v in r.items() if k != "settings"}} for pt, r in zip(pts, records)],
-              "table": rows, "findings": findings(rows), "config": spec,
-              "wall_s": sum(r["train_wall_s"] + r["measure_s"] for r in records),
-              "elapsed_s": time.perf_counter() - start}
-    write_json(out / "result.json", result)
-    write_json(out / "roads.json", {"kind": "lm-roads", "spec": spec, "points": pts, "status": "complete"})
+    with Points(out, "lm-roads", spec, overwrite, cfg.backend, cfg.workers, cfg.ray_address) as run:
+        with disk_errors(run.out):  # made here, not by the workers at once
+            (run.out / "train").mkdir(exist_ok=True)
+        jobs = [{"args": (c.model_dump(), measure_cfg, str(run.out / "train" / pt["name"])),
+                 "points": [{"name": pt["name"], "key": key_of({"train": c.model_dump(), "measure": measure_cfg})}]}
+                for pt, c in zip(pts, configs)]
+        got = run.run(jobs, run_point, progress, "lm roads", on_point)
+        records = [got[pt["name"]]["result"] for pt in pts]
+        rows = table(pts, records)
+        result = {"points": [{**pt, **r} for pt, r in zip(pts, records)], "table": rows, "findings": findings(rows),
+                  "config": spec, "wall_s": sum(r["train_wall_s"] + r["measure_s"] for r in records),
+                  "elapsed_s": time.perf_counter() - start}
+        run.finish(result, {})
     return result
 
 

@@ -1,5 +1,6 @@
 """The Python API (`import monosemantic as ms`), the package's entry points and its optional extras."""
 import json
+import math
 import os
 import re
 import runpy
@@ -66,6 +67,19 @@ def test_save_and_load_run_round_trip(tmp_path):
     save_tensors(other / "model.safetensors", {"x": torch.zeros(1)})
     with pytest.raises(InputError, match="not a toy run"):
         ms.load_run(other)
+
+
+def test_a_language_model_trains_and_loads_by_name(tmp_path):
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("\n\n".join(f"document {i}: the quick brown fox jumps over the lazy dog" for i in range(300)))
+    cfg = ms.LMTrainConfig(corpus=str(corpus), layers=1, d_model=16, heads=2, width=32, positions=16, context=16,
+                           batch=8, tokens=8 * 16 * 4, eval_tokens=512)
+    res = ms.train_lm(cfg, tmp_path / "lm")
+    model, back = ms.load_lm(tmp_path / "lm")
+    assert res["done"] and 0 < res["test_loss"] < math.log(256)
+    assert isinstance(model, ms.ByteLM) and back == cfg and isinstance(back.model, ms.LMConfig)
+    with torch.no_grad():
+        assert model(torch.zeros(2, 16, dtype=torch.long)).shape == (2, 16, 256)  # [batch, context, bytes]
 
 
 def test_python_m_monosemantic(monkeypatch, capsys):

@@ -6,6 +6,7 @@
     sae = ms.SparseAutoencoder(n_latents=40, k=3).fit(X)   # X: [samples, d]
     ms.dictionary_scores(F, sae.components_)          # F: [features, d], the true directions
     codes = ms.unfold(X, F)                           # [samples, features] sparse codes
+    lm = ms.train_lm(ms.LMTrainConfig(variant="l1", strength=1e-3), "runs/lm")  # a byte LM; ms.load_lm reads it
 
 Names load on first use (module `__getattr__`), so `import monosemantic` stays light. No module of the package
 imports this root, so it can re-export the public API without cycles.
@@ -61,8 +62,14 @@ _WHERE = {
     "all_scores": "monosemantic.recovery",
     "fvu": "monosemantic.recovery",
     "l0": "monosemantic.recovery",
+    # language models trained here: a causal transformer on bytes, trained into a resumable run directory
+    "LMConfig": "monosemantic.lm.model",
+    "ByteLM": "monosemantic.lm.model",
+    "LMTrainConfig": "monosemantic.lm.train",
+    "train_lm": "monosemantic.lm.train",
+    "load_lm": "monosemantic.lm.train",
 }
-_RENAMED = {"load_dictionary": "load"}
+_RENAMED = {"load_dictionary": "load", "train_lm": "train", "load_lm": "load"}
 _MODULES = {"measures"}
 
 __all__ = ["InputError", "__version__", *_WHERE]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from monosemantic.dictionary import saelens
 from monosemantic.experiments.real import cosine_pitfall, enumerate_features, read_real_run
 from monosemantic.real.features import TOP_K, document_runs
 from monosemantic.report import browser
@@ -127,6 +128,10 @@ def test_real_sae_writes_a_run_the_browser_and_summary_read(minilm, tmp_path, ca
                              "--splice-texts", 2, "--no-progress"], capsys)
     assert code == 0 and str(out) in stdout and "monosemanticity median" in err
     res = json.loads((out / "result.json").read_text())
+    if saelens.installed():  # SAELens beside ours at equal L0, scored alike
+        assert res["saelens"]["l0"] == pytest.approx(8) and 0 < res["saelens"]["fvu"] < 1 and "SAELens 6" in err
+    else:
+        assert "pip install" in res["saelens"]["skipped"] and "SAELens: skipped" in err
     assert "tensors" not in res and "row_text" not in res and (out / "features.html").is_file()
     r = read_real_run(out)
     nm = r["tensors"]["neurons"]["monosemanticity"]
@@ -150,7 +155,18 @@ def test_real_sae_writes_a_run_the_browser_and_summary_read(minilm, tmp_path, ca
     for bad in (out, tmp_path / "stores", tmp_path / "nothing"):
         code, _, err = run(["real", "browse", bad], capsys)
         assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+    code, _, err = run(["real", "sae", "--out", tmp_path / "run3", "--stores", tmp_path / "stores", "--saelens", "no",
+                        "--no-progress"], capsys)
+    assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
     (tmp_path / "file").write_text("x")
     code, _, err = run(["real", "sae", "--out", tmp_path / "run2", "--stores", tmp_path / "file", "--corpus",
                         "fortunes", "--train-tokens", 64, "--test-tokens", 64, "--no-progress"], capsys)
     assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_saelens_on_without_saelens_is_one_line_before_any_work(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(saelens, "installed", lambda: False)
+    code, _, err = run(["real", "sae", "--out", tmp_path / "run", "--stores", tmp_path / "stores", "--saelens", "on",
+                        "--no-progress"], capsys)
+    assert code == 2 and err.startswith("error:") and "pip install" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "stores").exists() and not (tmp_path / "run").exists()

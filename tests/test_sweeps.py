@@ -172,3 +172,22 @@ def test_process_pool_and_ray_give_the_same_results(tmp_path):
         assert torch.equal(W, load_tensors(point_dir(tmp_path / "one", 3) / "model.safetensors")["W"])
     meta = json.loads((tmp_path / "ray" / "sweep.json").read_text())
     assert meta["backend"] == "ray" and meta["status"] == "complete"
+
+
+def test_an_interrupted_first_run_removes_its_bare_out_but_keeps_work_beside_the_points(tmp_path):
+    from monosemantic.experiments.sweeps import Points
+
+    with pytest.raises(KeyboardInterrupt):
+        with Points(tmp_path / "bare", "t", {"a": 1}):
+            raise KeyboardInterrupt
+    assert not (tmp_path / "bare").exists()  # nothing was computed: nothing left behind
+    out = tmp_path / "kept"
+    with pytest.raises(KeyboardInterrupt):
+        with Points(out, "t", {"a": 1}):
+            (out / "train").mkdir()  # a job's own work, e.g. training checkpoints
+            (out / "train" / "step-100").write_text("x")
+            raise KeyboardInterrupt
+    assert (out / "train" / "step-100").read_text() == "x"
+    with Points(out, "t", {"a": 1}) as pts:  # the same settings resume in it
+        assert pts.run([], lambda: None) == {}
+    assert (out / "train" / "step-100").is_file()

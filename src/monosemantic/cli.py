@@ -828,6 +828,8 @@ def real_sae(
     epochs: int = opt(_real_sae_config(), "epochs", help="Passes over the train store."),
     splice_texts: int = opt(_real_sae_config(), "splice_texts", help="Test documents for embedding recovered."),
     seed: int = opt(_real_sae_config(), "seed", help="Seed."),
+    saelens: str = opt(_real_sae_config(), "saelens", help="auto | on | off: train SAELens's TopK SAE on the same "
+                                                           "store at equal L0 and print both (auto: when installed)."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
@@ -837,22 +839,18 @@ def real_sae(
     Writes OUT/result.json (the figures), OUT/features.safetensors (per latent: fired, density, max, hist:
     [latents, 20], top_rows and top_values: [latents, 32], monosemanticity), neurons.safetensors, pairs.safetensors,
     rows.safetensors and row_text.json (the test rows), and OUT/features.html (the feature browser)."""
-    from monosemantic.experiments.real import sae_run, small
+    from monosemantic.experiments.real import sae_lines, sae_run, small
     from monosemantic.report.browser import page
 
     cfg = validate(_real_sae_config(), dict(site=site, neuron_site=neuron_site, corpus=corpus,
                                             train_tokens=train_tokens, test_tokens=test_tokens, expansion=expansion,
-                                            k=k, epochs=epochs, splice_texts=splice_texts, seed=seed))
+                                            k=k, epochs=epochs, splice_texts=splice_texts, seed=seed,
+                                            saelens=saelens))
     res = small(sae_run(cfg, stores, progress and sys.stderr.isatty(), out=out, overwrite=overwrite,
                         pages={"features.html": page}))
-    _say(f"{res['latents']} latents at {res['site']}: FVU {res['fvu']:.3f}, L0 {res['l0']:.1f}, {res['dead']} dead, "
-         f"embedding recovered {res['embedding_recovered']:.3f}; monosemanticity median: neurons "
-         f"{_num(res['neuron_monosemanticity'])}, latents {_num(res['feature_monosemanticity'])}")
+    for line in sae_lines(res):
+        _say(line)
     typer.echo(str(out))
-
-
-def _num(v) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
 
 
 @real_app.command("browse")

@@ -165,3 +165,61 @@ def fold(w: dict[str, torch.Tensor], apply_b_dec_to_input: bool, rescale: bool) 
         W_enc, b_enc, W_dec = W_enc * n, b_enc * n, W_dec / n[:, None]
     return {"W_enc_T": W_enc.T.float().contiguous(), "b_enc": b_enc.float(), "W_dec": W_dec.float().contiguous(),
             "b_dec": b_dec.float()}
+
+
+# ---------------------------------------------------------------- SAELens itself, when installed
+
+INSTALL = "pip install 'monosemantic[bench]' (SAELens)"
+PEER_BATCH = 1024  # the peers' settings: batch 1024, lr 1e-3 constant, SAELens's defaults otherwise
+PEER_LR = 1e-3
+
+
+def installed() -> bool:
+    """Whether SAELens can be imported here (the `bench` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("sae_lens") is not None
+
+
+def train_topk(X, latents: int, k: int, samples: int, out: str | Path, seed: int = 0,
+               batch: int = PEER_BATCH, lr: float = PEER_LR) -> dict:
+    """Train SAELens's own TopK SAE on the rows of `X: [rows, d]` (an array or a store's rows, read a batch at a
+    time in a seeded shuffled order) with the peers' settings, save it with SAELens's `save_inference_model`
+    into OUT and return {version, train_s, samples}. Read OUT back with `monosemantic.dictionary.load`."""
+    import os
+    import time
+
+    import numpy as np
+
+    if not installed():
+        raise InputError(f"SAELens is not installed: {INSTALL}")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import sae_lens
+    from sae_lens import SAETrainer, TopKTrainingSAE, TopKTrainingSAEConfig
+    from sae_lens.config import LoggingConfig, SAETrainerConfig
+
+    rows, d = X.shape
+    rng = np.random.default_rng(seed)
+    read_s = [0.0]
+
+    def batches():
+        while True:
+            perm = rng.permutation(rows)
+            for s in range(0, rows - batch + 1, batch):
+                t = time.perf_counter()
+                x = torch.from_numpy(np.asarray(X[np.sort(perm[s:s + batch])], dtype=np.float32))
+                read_s[0] += time.perf_counter() - t
+                yield x
+
+    torch.manual_seed(seed)
+    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d, d_sae=latents, k=k, device="cpu"))
+    cfg = SAETrainerConfig(total_training_samples=samples // batch * batch, train_batch_size_samples=batch, lr=lr,
+                           lr_end=lr, lr_scheduler_name="constant", device="cpu",
+                           logger=LoggingConfig(log_to_wandb=False), n_checkpoints=0, save_final_checkpoint=False)
+    trainer = SAETrainer(cfg=cfg, sae=sae, data_provider=batches())
+    t = time.perf_counter()
+    trainer.fit()
+    wall = time.perf_counter() - t
+    Path(out).mkdir(parents=True, exist_ok=True)
+    sae.save_inference_model(str(out))
+    return {"version": sae_lens.__version__, "train_s": wall - read_s[0], "samples": int(trainer.n_training_samples)}

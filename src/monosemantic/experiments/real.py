@@ -101,6 +101,9 @@ class RealSaeConfig(Strict):
     splice_texts: PositiveInt = 128  # test-split documents whose embeddings are compared
     seed: NonNegativeInt = 0
     neuron_site: str = "mlp.3"  # the model's MLP neurons, scored on the same test rows as the latents
+    # SAELens's TopK SAE on the same store at the same latents, k and samples (peers' settings), scored alike:
+    # auto trains it when SAELens is installed (the `bench` extra) and says how to install it otherwise
+    saelens: Literal["auto", "on", "off"] = "auto"
 
 
 def density_histogram(fired: "np.ndarray", rows: int, bins: int = 30) -> dict:
@@ -113,21 +116,62 @@ def density_histogram(fired: "np.ndarray", rows: int, bins: int = 30) -> dict:
     return {"log10_density_edges": edges.tolist(), "counts": counts.tolist(), "dead": int((fired == 0).sum())}
 
 
-def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False, out: str | Path | None = None,
-            overwrite: bool = False, pages: dict[str, Callable[[dict], str]] | None = None) -> dict:
-    """Capture train and test stores under WORK (resumable), fit a TopK SAE on the train store (streamed), and
-    score it on the test split: FVU, L0, dead latents, the density histogram, and embedding recovered; then read
-    its features on the test rows (`features_of`). With OUT, write the run directory (`write_real_run`)."""
+def score_on_model(est, Xt: "np.ndarray", site: str, texts: list[str], mean: "np.ndarray") -> dict:
+    """A dictionary on the test rows `Xt: [rows, d]`: FVU, L0, dead latents, the density histogram, and how much
+    of MiniLM's sentence embedding survives its reconstruction spliced in at `site` (against zero- and
+    mean-ablation with the train mean `mean: [d]`). `codes` (scipy sparse) comes back too."""
     import numpy as np
     import torch
 
-    from monosemantic.dictionary import SparseAutoencoder
-    from monosemantic.real import corpus as C
     from monosemantic.real.splice import embedding_recovered
+
+    codes = est.transform(Xt)
+    fired = np.asarray((codes != 0).sum(0)).ravel()  # [latents]
+    fvu = float(((Xt - est.inverse_transform(codes)) ** 2).sum() / ((Xt - Xt.mean(0)) ** 2).sum())
+
+    def reconstruct(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(est.inverse_transform(est.transform(x.numpy())), dtype=np.float32))
+
+    t = time.perf_counter()
+    splice = embedding_recovered(S.loaded(MINILM), site, texts, reconstruct, torch.from_numpy(mean))
+    return {"fvu": fvu, "l0": float(codes.nnz / len(Xt)), "dead": int((fired == 0).sum()),
+            "dead_fraction": float((fired == 0).mean()), "density": density_histogram(fired, len(Xt)), **splice,
+            "splice_s": time.perf_counter() - t, "codes": codes}
+
+
+def saelens_peer(cfg: RealSaeConfig, train: S.Store, work: Path, Xt, texts: list[str], mean, samples: int) -> dict:
+    """SAELens's TopK SAE trained on the same store at the same latents, k and samples, scored as ours is
+    (`score_on_model`); {"skipped": why} when it is off or not installed (auto)."""
+    from monosemantic.dictionary import load
+    from monosemantic.dictionary import saelens
+
+    if cfg.saelens == "off":
+        return {"skipped": "off (--saelens off)"}
+    if not saelens.installed():
+        return {"skipped": f"SAELens is not installed: {saelens.INSTALL}"}
+    d = train.X.shape[1]
+    got = saelens.train_topk(train.X, cfg.expansion * d, cfg.k, samples, work / "saelens", seed=cfg.seed)
+    scores = score_on_model(load(work / "saelens"), Xt, cfg.site, texts, mean)
+    scores.pop("codes")
+    return {**got, "samples_per_s": got["samples"] / got["train_s"], **scores}
+
+
+def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False, out: str | Path | None = None,
+            overwrite: bool = False, pages: dict[str, Callable[[dict], str]] | None = None) -> dict:
+    """Capture train and test stores under WORK (resumable), fit a TopK SAE on the train store (streamed), and
+    score it on the test split: FVU, L0, dead latents, the density histogram, and embedding recovered
+    (`score_on_model`); SAELens's TopK SAE beside it (`saelens_peer`, under "saelens"); then read its features on
+    the test rows (`features_of`). With OUT, write the run directory (`write_real_run`)."""
+    import numpy as np
+
+    from monosemantic.dictionary import SparseAutoencoder, saelens
+    from monosemantic.real import corpus as C
     from monosemantic.runs import check_new_dir
 
     if out is not None:
         check_new_dir(out, overwrite)  # before minutes of work
+    if cfg.saelens == "on" and not saelens.installed():
+        raise InputError(f"--saelens on needs SAELens: {saelens.INSTALL}")
     work = Path(work)
     stores = {}
     for split, tokens in (("train", cfg.train_tokens), ("test", cfg.test_tokens)):
@@ -139,19 +183,12 @@ def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False, out: s
                             progress=progress)
     sae.fit(train.X)  # streamed from the shards
     Xt = np.asarray(test.X[:])
-    codes = sae.transform(Xt)
-    fired = np.asarray((codes != 0).sum(0)).ravel()  # [latents]
-    fvu = float(((Xt - sae.inverse_transform(codes)) ** 2).sum() / ((Xt - Xt.mean(0)) ** 2).sum())
-
-    def reconstruct(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(sae.inverse_transform(sae.transform(x.numpy())), dtype=np.float32))
-
     corpus = C.load(cfg.corpus)
     texts = [corpus.docs[i] for i in corpus.ids("test")[:cfg.splice_texts]]
     mean = train.mean()  # [d]
-    t = time.perf_counter()
-    splice = embedding_recovered(S.loaded(MINILM), cfg.site, texts, reconstruct, torch.from_numpy(mean))
-    splice_s = time.perf_counter() - t
+    ours = score_on_model(sae, Xt, cfg.site, texts, mean)
+    codes = ours.pop("codes")
+    peer = saelens_peer(cfg, train, work, Xt, texts, mean, sae.step_ * sae.batch)
     neurons = capture_run(CaptureConfig(corpus=cfg.corpus, site=cfg.neuron_site, tokens=cfg.test_tokens, split="test"),
                           work / f"store-test-{cfg.neuron_site}", progress)
     stores[cfg.neuron_site] = neurons
@@ -159,11 +196,9 @@ def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False, out: s
                        np.random.default_rng(cfg.seed))
     result = {"site": cfg.site, "corpus": cfg.corpus, "d": d, "tokens": len(train), "test_tokens": len(test),
               "latents": sae.n_latents, "k": cfg.k, "samples": sae.step_ * sae.batch, "train_s": sae.train_seconds_,
-              "samples_per_s": sae.step_ * sae.batch / sae.train_seconds_, "fvu": fvu,
-              "l0": float(codes.nnz / len(Xt)), "dead": int((fired == 0).sum()), "dead_fraction": float((fired == 0).mean()),
-              "density": density_histogram(fired, len(Xt)), **splice, "splice_s": splice_s,
+              "samples_per_s": sae.step_ * sae.batch / sae.train_seconds_, **ours,
               "capture": {k: {"tokens_per_s": v["tokens_per_s"], "wall_s": v["wall_s"]} for k, v in stores.items()},
-              "neuron_site": cfg.neuron_site, **read}
+              "neuron_site": cfg.neuron_site, "saelens": peer, **read}
     if out is not None:
         write_real_run(out, cfg, result, work, overwrite, pages)
     return result
@@ -286,6 +321,24 @@ def features_of(test: S.Store, neurons: S.Store, codes, mean: "np.ndarray", rng)
             "tensors": {"features": feats, "neurons": {"monosemanticity": nm}, "pairs": pairs,
                         "rows": {"doc": test.doc, "pos": test.pos, "token": test.token, "start": start, "stop": stop}},
             "row_text": test.token_text(slice(None))}
+
+
+def sae_lines(res: dict) -> list[str]:
+    """What `real sae` prints: ours, and SAELens's at equal L0 beside it (or why it was skipped)."""
+    def num(v) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    def row(name: str, r: dict) -> str:
+        return (f"{name:<16} FVU {r['fvu']:.3f}  L0 {r['l0']:5.1f}  dead {r['dead']:>5}  embedding recovered "
+                f"{r['embedding_recovered']:.3f} (mean ablation {r['embedding_recovered_mean']:.3f})  "
+                f"train {r['train_s']:.0f} s")
+
+    out = [f"{res['latents']} latents at {res['site']}, k {res['k']}, {res['samples']} samples:", row("ours", res)]
+    peer = res.get("saelens") or {}
+    out.append(row(f"SAELens {peer['version']}", peer) if "fvu" in peer else f"SAELens: skipped ({peer.get('skipped')})")
+    out.append(f"monosemanticity median: neurons {num(res['neuron_monosemanticity'])}, "
+               f"latents {num(res['feature_monosemanticity'])}")
+    return out
 
 
 def small(result: dict) -> dict:

@@ -789,8 +789,17 @@ class Points:
             return
         self._lock.release()
         self._lock = None
-        if failed and self.created and self.written == 0:  # nothing computed: leave nothing behind
+        if failed and self.created and self.written == 0 and self._bare():  # nothing computed: leave nothing
             shutil.rmtree(self.out, ignore_errors=True)
+
+    def _bare(self) -> bool:
+        """OUT holds only this class's bookkeeping. A job may keep work of its own beside the points (the LM
+        roads' training checkpoints, OUT/train), which an interrupted first run must not lose."""
+        try:
+            left = {p.name for p in self.out.iterdir()} - {"config.json", ".lock", "points"}
+            return not left and not any((self.out / "points").iterdir())
+        except OSError:
+            return False
 
     def _done(self, name: str, key: str) -> dict | None:
         """The point's whole run {"result", "tensors"}, or None (missing, or warned about and removed)."""

@@ -22,9 +22,11 @@ on the sharding.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -108,12 +110,18 @@ def _specials(tokenizer) -> tuple[list[int], list[int]]:
     return [], []
 
 
-@torch.no_grad()
 def capture_shard(model_name: str, site: str, texts: list[str], pieces: list[tuple[int, int, int]], out: str,
                   index: int, context: int = CONTEXT, batch_tokens: int = BATCH_TOKENS) -> dict:
-    """Activations of one shard's pieces, written to OUT/shard-<index>.* atomically; returns {index, rows}.
+    """Activations of one shard's pieces, written to OUT/shard-<index>.* atomically; returns {index, rows, d}.
 
     Plain data in and out, so that it runs as a Ray task. `texts[j]` is the text of piece j's document."""
+    with _steady_heap():
+        return _capture_shard(model_name, site, texts, pieces, out, index, context, batch_tokens)
+
+
+@torch.no_grad()
+def _capture_shard(model_name: str, site: str, texts: list[str], pieces: list[tuple[int, int, int]], out: str,
+                   index: int, context: int, batch_tokens: int) -> dict:
     m = loaded(model_name)
     tok, net = m.tokenizer, m.model
     pre, post = _specials(tok)
@@ -164,22 +172,35 @@ def capture_shard(model_name: str, site: str, texts: list[str], pieces: list[tup
     atomic_file(out / f"{name}.rows.safetensors",
                 lambda p: save_file({"doc": doc_of, "pos": pos_of, "token": tok_of}, str(p)))
     d = int(X.shape[1])
-    X = acts = got = None  # before the trim: the last batch and the shard are freed
-    _release_heap()
     return {"index": index, "rows": rows, "d": d}
 
 
-def _release_heap() -> None:
-    """Give the shard's freed memory back to the system. Without it glibc keeps part of each shard's batches in
-    its heap (its mmap threshold rises after large frees, and the batches' mixed sizes fragment the heap): the
-    peak anonymous memory of a capture at 2, 4 and 8 shards was 688, 814, 917 MB without, 644, 703, 820 MB with
-    (benchmarks/real_model.py; the rest of the growth is not explained yet). A no-op off glibc."""
-    import ctypes
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+CAPTURE_MMAP = 1 << 20  # during a shard: blocks from 1 MB up are mapped and unmapped on their own
+AFTER_MMAP = 32 << 20  # after it: glibc's own ceiling, where its moving threshold settles in a long run
 
+
+@contextmanager
+def _steady_heap() -> Iterator[None]:
+    """Memory that stays flat from shard to shard. glibc raises its mmap threshold after each large free (up to
+    32 MB), after which a shard's batches, of many sizes, come from the heap and fragment it: the peak anonymous
+    memory of one process grew shard after shard (518, 553, 594 ... 795 MB over 8 shards of 32k tokens at
+    resid.3), though it fell back to 327 MB after each. With the threshold held at 1 MB during a shard, every
+    batch tensor is mapped alone and returned when freed: 447-449 MB for every shard, at about 10% of capture
+    speed (fresh pages are zeroed by the kernel). Afterwards the threshold is left at glibc's ceiling, where its
+    own adjustment would have settled, so later work in the process (an SAE trained on the store) allocates as
+    it would have; the trim returns the shard's freed heap. A no-op off glibc."""
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, CAPTURE_MMAP)
     except (OSError, AttributeError):
-        pass
+        libc = None
+    try:
+        yield
+    finally:
+        if libc is not None:
+            libc.mallopt(M_MMAP_THRESHOLD, AFTER_MMAP)
+            libc.malloc_trim(0)
 
 
 def _batches(windows: list, batch_tokens: int, extra: int) -> Iterator[list]:

@@ -26,9 +26,25 @@ def section(result: dict):
              f"embedding with the site's text tokens replaced: by the SAE's reconstruction (splice), by zeros, or by "
              f"the site's mean over the train rows. Dead: latents that never fire on the test tokens. Targets on "
              f"this slice: FVU < 0.3, embedding recovered >= 0.7, fewer than 20% dead.", note=True)
+    peer(sec, r)
     sec.add(figure(density(r), alt="latent density histogram"))
     features(sec, r)
     return sec, {"real_model": {k: r[k] for k in SUMMARY_KEYS}}
+
+
+def peer(sec: Section, r: dict) -> None:
+    """SAELens's TopK SAE beside ours at equal L0: same store, latents, k and samples."""
+    p = r.get("saelens") or {}
+    if "fvu" not in p:
+        sec.text(f"SAELens beside it: skipped ({p.get('skipped', 'not run')}).", note=True)
+        return
+    cols = ["fvu", "l0", "dead", "embedding_recovered", "embedding_recovered_mean", "train_s", "samples_per_s"]
+    sec.add(table([{"SAE": "ours", **{c: r[c] for c in cols}},
+                   {"SAE": f"SAELens {p['version']}", **{c: p[c] for c in cols}}], ["SAE", *cols]))
+    sec.text(f"SAELens's TopK SAE trained on the same store with the same latents, k and samples (batch 1024, "
+             f"learning rate 1e-3 constant, its defaults otherwise), saved by SAELens and read back here; both "
+             f"scored on the same test tokens and spliced in the same way. Train seconds exclude reading the store.",
+             note=True)
 
 
 def _ctx(r: dict, row: int) -> str:

@@ -60,7 +60,12 @@ MULTI_VALUE = ("--sparsity", "--importance", "--lambdas", "--ratios", "--methods
 PROGRESS = typer.Option(True, help="Show a progress bar.")
 OVERWRITE = typer.Option(False, help="Replace an existing run directory.")
 DEVICE_HELP = "cpu | cuda | cuda:N | auto (CUDA when available)."
-DEVICE = typer.Option(DEFAULT_DEVICE, help=DEVICE_HELP)  # commands without a config class
+DEVICE = typer.Option(DEFAULT_DEVICE, help=DEVICE_HELP)  # every config's device defaults to devices.DEFAULT too
+# the sweeps' and roads' points, on worker processes or Ray
+BACKEND = typer.Option("local", help="local (worker processes, one per core) | ray (--ray-address to join a "
+                                      "cluster, else a local Ray).")
+RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or auto) of a Ray cluster this machine is a node of.")
+WORKERS = typer.Option(None, help="Worker processes (default: one per core).")
 
 
 def _default(source, name: str):
@@ -113,7 +118,7 @@ def toy_train(
     anticorrelated_sets: int = opt(ToyTrainConfig, "anticorrelated_sets", help="Sets of features never on together (after correlated)."),
     set_size: int = opt(ToyTrainConfig, "set_size", help="Features per (anti-)correlated set."),
     l1: float = opt(ToyTrainConfig, "l1", help="L1 penalty on hidden activations (relu-output, relu-hidden)."),
-    device: str = opt(ToyTrainConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     snapshot_every: Optional[int] = opt(ToyTrainConfig, "snapshot_every",
                                         help="Copy the weights every N steps (and at step 0) into snapshots.safetensors."),
     overwrite: bool = OVERWRITE,
@@ -300,10 +305,6 @@ sweep_app = _app("Grids of toy models: resumable, on local processes or Ray.")
 phase_app = _app("Superposition as a phase change: diagrams and transitions.")
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(phase_app, name="phase")
-BACKEND = typer.Option("local", help="local (worker processes, one per core) | ray (--ray-address to join a "
-                                      "cluster, else a local Ray).")
-RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or auto) of a Ray cluster this machine is a node of.")
-WORKERS = typer.Option(None, help="Worker processes (default: one per core).")
 PHASE_OUT = typer.Option(..., help="Directory: OUT/sweep (resumable points) and OUT/diagram (the analysis).")
 
 
@@ -447,7 +448,7 @@ def road1_l1(
     batch: int = opt(L1SweepConfig, "batch", help="Samples per step."),
     seeds: int = opt(L1SweepConfig, "seeds", help="Seeds per lambda (lowest penalised loss kept)."),
     seed: int = opt(L1SweepConfig, "seed", help="Base seed."),
-    device: str = opt(L1SweepConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     eval_batch: int = opt(L1SweepConfig, "eval_batch", help="Held-out samples for the measures."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
@@ -482,7 +483,7 @@ def road1_moe(
     batch: int = opt(MoEConfig, "batch", help="Samples per step."),
     seeds: int = opt(MoEConfig, "seeds", help="Seeds per sparsity (lowest loss kept)."),
     seed: int = opt(MoEConfig, "seed", help="Base seed."),
-    device: str = opt(MoEConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     eval_batch: int = opt(MoEConfig, "eval_batch", help="Held-out samples for the measures."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
@@ -512,7 +513,7 @@ def road1_effective_size(
     batch: int = opt(EffectiveSizeConfig, "batch", help="Samples per step."),
     seeds: int = opt(EffectiveSizeConfig, "seeds", help="Seeds per sparsity (lowest loss kept)."),
     seed: int = opt(EffectiveSizeConfig, "seed", help="Base seed."),
-    device: str = opt(EffectiveSizeConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     eval_batch: int = opt(EffectiveSizeConfig, "eval_batch", help="Held-out samples."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
@@ -544,7 +545,7 @@ def unfold_cmd(
     k: Optional[int] = typer.Option(None, help="omp: at most k atoms per sample (default min(atoms, d))."),
     alpha: float = opt(UnfoldConfig, "alpha", help="l1, fista: penalty in 0.5 ||x - D c||^2 + alpha ||c||_1 (unit atoms)."),
     positive: bool = opt(UnfoldConfig, "positive", help="l1, fista: non-negative codes."),
-    device: str = opt(UnfoldConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
@@ -916,7 +917,7 @@ def road2_toy(
     steps: int = opt(Road2ToyConfig, "steps", help="Toy model training steps."),
     samples: int = opt(Road2ToyConfig, "samples", help="Activations each dictionary trains on."),
     seed: int = opt(Road2ToyConfig, "seed", help="Seed."),
-    device: str = opt(Road2ToyConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     backend: str = BACKEND,
     ray_address: Optional[str] = RAY_ADDRESS,
     workers: Optional[int] = WORKERS,
@@ -961,7 +962,7 @@ def road3_cmd(
     samples: int = opt(Road3Config, "samples", help="Activations road 2's dictionary trains on, per point."),
     seed: int = opt(Road3Config, "seed", help="Seed (the same initial W for every point)."),
     seeds: int = opt(Road3Config, "seeds", help="Seeds per point (seed, seed + 1, ...); a front point is their mean."),
-    device: str = opt(Road3Config, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     backend: str = BACKEND,
     ray_address: Optional[str] = RAY_ADDRESS,
     workers: Optional[int] = WORKERS,
@@ -1029,7 +1030,7 @@ def lm_train(
     eval_tokens: int = opt(LMTrainConfig, "eval_tokens", help="Test-split bytes of the held-out loss."),
     checkpoint_every: int = opt(LMTrainConfig, "checkpoint_every", help="Steps between checkpoints."),
     seed: int = opt(LMTrainConfig, "seed", help="Seed (initialisation and batches)."),
-    device: str = opt(LMTrainConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     progress: bool = PROGRESS,
 ) -> None:
     """Train one byte-level LM into OUT (config.json, model.safetensors, trainer.safetensors, result.json);

@@ -745,11 +745,12 @@ def circuits_cmd(
                                                          "hidden activations (width m); default: fitted here."),
     instance: int = typer.Option(-1, help="The instance (sparsity) whose learned map is built (default: the last)."),
     overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
 ) -> None:
     """Feature-to-feature maps through the hidden layer, with the true features and with learned ones (road 2);
     prints the learned map's agreement with the true map."""
     check_new_dir(out, overwrite)
-    res = circuits_run(run_dir, out, dictionary, instance, overwrite)
+    res = circuits_run(run_dir, out, dictionary, instance, overwrite, progress and sys.stderr.isatty())
     for k, v in res["learned"].items():
         typer.echo(f"{k:>20}  {v:.4f}" if isinstance(v, float) else f"{k:>20}  {v}")
     typer.echo(str(out))

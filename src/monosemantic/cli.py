@@ -52,10 +52,6 @@ app.add_typer(data_app, name="data")
 sae_app = _app("Dictionary learning: sparse autoencoders and classical baselines.")
 app.add_typer(sae_app, name="sae")
 
-# Options that take several values after one flag (`--sparsity 0 0.8 0.9`); Click wants the flag
-# repeated, so `main` rewrites the first form into the second before parsing.
-MULTI_VALUE = ("--sparsity", "--importance", "--lambdas", "--ratios", "--methods", "--archs", "--road1")
-
 
 PROGRESS = typer.Option(True, help="Show a progress bar.")
 OVERWRITE = typer.Option(False, help="Replace an existing run directory.")
@@ -1091,7 +1087,19 @@ def lm_roads(
         typer.echo(line)
     _say(f"done: {len(res['points'])} runs, {res['wall_s']:.0f}s of compute")
 
-def _expand_multi(argv: list[str]) -> list[str]:
+def _multi_value(command, argv: list[str]) -> set[str]:
+    """The options of the command argv names that take several values (declared as lists): `--sparsity 0 0.8 0.9`
+    there. Click wants the flag repeated, so `_expand_multi` rewrites the first form into the second; an option
+    that takes one value (`toy train --l1`) is left alone, so a second value stays an error."""
+    for tok in argv:
+        sub = getattr(command, "commands", {}).get(tok)
+        if sub is None:
+            break
+        command = sub
+    return {name for p in command.params if getattr(p, "multiple", False) for name in p.opts if name.startswith("-")}
+
+
+def _expand_multi(argv: list[str], multi: set[str]) -> list[str]:
     out: list[str] = []
     flag, taken = None, 0
     for tok in argv:
@@ -1102,7 +1110,7 @@ def _expand_multi(argv: list[str]) -> list[str]:
         if flag is not None and taken == 0:
             out.append(flag)  # let Click report the missing value
         flag = None
-        if tok in MULTI_VALUE:
+        if tok in multi:
             flag, taken = tok, 0
             continue
         out.append(tok)
@@ -1136,8 +1144,9 @@ def _keep_freed_memory() -> None:
 def main(argv: list[str] | None = None) -> None:
     if argv is None:  # a process of its own, not a call from Python
         _keep_freed_memory()
-    argv = _expand_multi(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
+    argv = _expand_multi(argv, _multi_value(command, argv))
     try:
         code = command.main(args=argv, prog_name="monosemantic", standalone_mode=False)
     except InputError as e:

@@ -92,6 +92,23 @@ def _either(new, old, new_name: str, old_name: str, default=None):
     return old
 
 
+def validate_as(cls, data: dict, options: dict[str, str]):
+    """`validate`, its error naming the command's option (`--expansion`) where the config's field is named
+    otherwise (`ratios`)."""
+    try:
+        return validate(cls, data)
+    except InputError as e:
+        field, _, msg = str(e).partition(": ")
+        option = options.get(field.split(".")[0])
+        if option is None:
+            raise
+        raise InputError(f"{option}: {msg}") from None
+
+
+def _values(v: Optional[list]) -> Optional[list]:
+    return v or None  # a list option left out: None, whatever the Typer version gives
+
+
 @toy_app.command("train")
 def toy_train(
     out: Path = typer.Option(..., help="Run directory to write (must not exist, unless --overwrite)."),
@@ -434,7 +451,8 @@ def _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch,
 @road1_app.command("l1")
 def road1_l1(
     out: Path = typer.Option(..., help="Run directory to write."),
-    lambdas: Optional[list[float]] = typer.Option(None, help="L1 coefficients (default: 0 and 12 log-spaced, 0.003 to 2)."),
+    l1: Optional[list[float]] = typer.Option(None, help="L1 coefficients, several values (default: 0 and 12 "
+                                                        "log-spaced, 0.003 to 2)."),
     model: str = opt(L1SweepConfig, "model", help="relu-hidden | relu-output."),
     n: int = opt(L1SweepConfig, "n", help="Number of features."),
     m: int = opt(L1SweepConfig, "m", help="Hidden neurons."),
@@ -448,6 +466,7 @@ def road1_l1(
     eval_batch: int = opt(L1SweepConfig, "eval_batch", help="Held-out samples for the measures."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
+    lambdas: Optional[list[float]] = renamed("--lambdas"),
 ) -> None:
     """Sweep the L1 penalty on hidden activations: loss, represented features, monosemantic neurons, D*,
     importance threshold and loss per activation for each lambda (all lambdas train as one batched model)."""
@@ -455,9 +474,10 @@ def road1_l1(
 
     data = dict(model=model, sparsity=sparsity, **_road1_common(n, m, importance_decay, steps, batch, seeds,
                                                                  seed, eval_batch, device))
-    if lambdas is not None:
-        data["lambdas"] = lambdas
-    cfg = validate(L1SweepConfig, data)
+    l1 = _either(_values(l1), _values(lambdas), "--l1", "--lambdas")
+    if l1 is not None:
+        data["lambdas"] = l1
+    cfg = validate_as(L1SweepConfig, data, {"lambdas": "--l1"})
     res = l1_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     for line in l1_lines(res):
         _say(line)
@@ -617,7 +637,8 @@ def features_describe(
 def transition_cmd(
     out: Path = typer.Option(..., help="Run directory to write (must not exist, unless --overwrite)."),
     m: int = opt(transition_run, "m", help="Dimensions."),
-    ratios: List[int] = typer.Option([2, 4, 8, 16], help="n/m: one curve per n = ratio x m (several values)."),
+    n_over_m: Optional[List[int]] = typer.Option(None, help="n/m: one curve per n = (n/m) x m (several values; default "
+                                                           f"{' '.join(map(str, _default(transition_run, 'ratios')))})."),
     trials: int = opt(transition_run, "trials", help="Codes per k (k on a grid around the Donoho-Tanner k)."),
     methods: List[str] = typer.Option(["omp", "l1"], help="omp and/or l1 (exact L1 by LARS: ~0.1-1 s a sample "
                                                           "at m = 256)."),
@@ -625,12 +646,15 @@ def transition_cmd(
     device: str = typer.Option(DEFAULT_DEVICE, help="OMP's device: " + DEVICE_HELP + " (L1 runs on the CPU)."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
+    ratios: Optional[List[int]] = renamed("--ratios"),
 ) -> None:
     """The recovery phase transition: P(exact support recovery) against k for random Gaussian dictionaries, beside
     the Donoho-Tanner curve and the coherence guarantees; writes OUT/result.json and OUT/transition.png."""
     from monosemantic.report.figures.transition import plot
 
-    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, progress and sys.stderr.isatty(),
+    n_over_m = _either(_values(n_over_m), _values(ratios), "--n-over-m", "--ratios")
+    n_over_m = list(n_over_m or _default(transition_run, "ratios"))
+    res = transition_run(out, m, n_over_m, trials, methods, seed, overwrite, progress and sys.stderr.isatty(),
                          draw=styled(plot), device=device)
     for method in ("omp", "l1"):
         for c in res[method]:
@@ -908,7 +932,9 @@ def road2_toy(
     out: Path = POINTS_OUT,
     shape: Optional[list[str]] = typer.Option(None, help="Toy model n x m, e.g. 80x20 (repeat; default 20x5 and 80x20)."),
     sparsity: Optional[list[float]] = typer.Option(None, help="Sparsities S (default 0.8 0.9 0.97)."),
-    ratios: Optional[list[float]] = typer.Option(None, help="Dictionary sizes as multiples of n, in (0, 64]."),
+    expansion: Optional[list[float]] = typer.Option(None, help="Dictionary latents as multiples of n (expansion factors), "
+                                                                "in (0, 64] (default "
+                                                                f"{' '.join(f'{x:g}' for x in default(Road2ToyConfig, 'ratios'))})."),
     archs: Optional[list[str]] = typer.Option(None, help="Dictionaries: topk relu mbdl (default all; mbdl trains on 4096 of the "
                                                                   "samples, in batches of 256)."),
     steps: int = opt(Road2ToyConfig, "steps", help="Toy model training steps."),
@@ -920,6 +946,7 @@ def road2_toy(
     workers: Optional[int] = WORKERS,
     overwrite: bool = RESUMABLE_OVERWRITE,
     progress: bool = PROGRESS,
+    ratios: Optional[list[float]] = renamed("--ratios"),
 ) -> None:
     """Train toy models in superposition, learn dictionaries from h = W x, and score them against W's represented
     columns: MMCS, recovered@0.9, dead latents, splits, unfolding with the learned dictionary against the true W.
@@ -930,12 +957,13 @@ def road2_toy(
     data = dict(steps=steps, samples=samples, seed=seed, device=device)
     if shape:
         data["shapes"] = [(_numbers(a, "n", int)[0], _numbers(b, "m", int)[0]) for a, b in _pairs_of(shape, "shape", "x")]
-    for key, v in (("sparsity", sparsity), ("ratios", ratios), ("archs", archs)):
+    expansion = _either(_values(expansion), _values(ratios), "--expansion", "--ratios")
+    for key, v in (("sparsity", sparsity), ("ratios", expansion), ("archs", archs)):
         if v:
             data[key] = v
     _sweep_warnings()
-    res = toy_recovery_run(validate(Road2ToyConfig, data), out, overwrite, progress and sys.stderr.isatty(), backend,
-                           workers, ray_address)
+    cfg = validate_as(Road2ToyConfig, data, {"ratios": "--expansion"})
+    res = toy_recovery_run(cfg, out, overwrite, progress and sys.stderr.isatty(), backend, workers, ray_address)
     for b in res["best"]:
         _say(f"n={b['n']} m={b['m']} S={b['sparsity']}: best {b['arch']} x{b['latents']} recovered "
              f"{b['recovered']}/{b['represented']} represented (of {b['n']}), MMCS {b['mmcs']:.3f}")
@@ -948,7 +976,7 @@ def road3_cmd(
     out: Path = POINTS_OUT,
     strength: Optional[list[str]] = typer.Option(None, help="CHANGE=s1,s2,... (repeat); changes: l1 coherence "
                                                              "noise joint. Default: all four, three strengths each."),
-    road1: Optional[list[float]] = typer.Option(None, help="L1 lambdas of the road-1 end (default 0.1 to 1)."),
+    road1_l1: Optional[list[float]] = typer.Option(None, help="L1 coefficients of the road-1 end (default 0.1 to 1)."),
     n: int = opt(Road3Config, "n", help="Number of features."),
     m: int = opt(Road3Config, "m", help="Hidden neurons."),
     sparsity: float = opt(Road3Config, "sparsity", help="Sparsity S of every feature."),
@@ -965,6 +993,7 @@ def road3_cmd(
     workers: Optional[int] = WORKERS,
     overwrite: bool = RESUMABLE_OVERWRITE,
     progress: bool = PROGRESS,
+    road1: Optional[list[float]] = renamed("--road1"),
 ) -> None:
     """Hybrids: train with each change over its strength, then score loss against road 2's recovery (the number
     of the n features represented and matched by an atom at cosine > 0.9), beside road 1 and road 2 alone.
@@ -976,11 +1005,12 @@ def road3_cmd(
                 batch=batch, samples=samples, seed=seed, seeds=seeds, device=device)
     if strength:
         data["strengths"] = {k: _numbers(v, k) for k, v in _pairs_of(strength, "strength", "=")}
-    if road1:
-        data["road1"] = road1
+    road1_l1 = _either(_values(road1_l1), _values(road1), "--road1-l1", "--road1")
+    if road1_l1:
+        data["road1"] = road1_l1
     _sweep_warnings()
-    res = front_run(validate(Road3Config, data), out, overwrite, progress and sys.stderr.isatty(), backend, workers,
-                    ray_address)
+    cfg = validate_as(Road3Config, data, {"road1": "--road1-l1"})
+    res = front_run(cfg, out, overwrite, progress and sys.stderr.isatty(), backend, workers, ray_address)
     v = res["verdict"]
     _say(f"road2 alone: loss {v['road2']['loss']:.4f}, recovered {v['road2']['recovered']:.3g}/{n}")
     _say(f"road1 (l1 {v['road1']['strength']}): loss {v['road1']['loss']:.4f}, recovered "
@@ -1048,8 +1078,9 @@ def lm_train(
 @lm_app.command("roads")
 def lm_roads(
     out: Path = typer.Option(..., help="Directory: OUT/points/NAME per run (resumable), OUT/result.json."),
-    l1: Optional[str] = typer.Option(None, help="L1 strengths, comma-separated (at least 4; default "
-                                                 f"{','.join(f'{x:g}' for x in default(RoadsConfig, 'l1'))})."),
+    l1: Optional[list[str]] = typer.Option(None, help="L1 strengths, several values (at least 4; default "
+                                                       f"{' '.join(f'{x:g}' for x in default(RoadsConfig, 'l1'))}; "
+                                                       "a comma-separated list works too)."),
     hybrid: float = opt(RoadsConfig, "hybrid", help="hybrid-joint's strength."),
     seeds: int = opt(RoadsConfig, "seeds", help="Seeds of dense and the strongest L1 (others: 1)."),
     layers: int = opt(LMTrainConfig, "layers", help="Transformer blocks."),
@@ -1080,9 +1111,9 @@ def lm_roads(
                            tokens=tokens),
                 measure=dict(measure_tokens=measure_tokens, mono_bytes=mono_bytes, sae_latents=sae_latents,
                              sae_k=sae_k, sae_samples=sae_samples))
-    if l1 is not None:
-        data["l1"] = _numbers(l1, "l1")
-    res = roads(validate(RoadsConfig, data), out, progress and sys.stderr.isatty())
+    if l1:
+        data["l1"] = [x for text in l1 for x in _numbers(text, "--l1")]
+    res = roads(validate_as(RoadsConfig, data, {"l1": "--l1"}), out, progress and sys.stderr.isatty())
     for line in lines(res):
         typer.echo(line)
     _say(f"done: {len(res['points'])} runs, {res['wall_s']:.0f}s of compute")

@@ -1080,7 +1080,8 @@ def lm_roads(
     out: Path = typer.Option(..., help="Directory: OUT/points/NAME per run (resumable), OUT/result.json."),
     l1: Optional[list[str]] = typer.Option(None, help="L1 strengths, several values (at least 4; default "
                                                        f"{' '.join(f'{x:g}' for x in default(RoadsConfig, 'l1'))}; "
-                                                       "a comma-separated list works too)."),
+                                                       "a comma-separated list works too).",
+                                       metavar="<list[float]>"),
     hybrid: float = opt(RoadsConfig, "hybrid", help="hybrid-joint's strength."),
     seeds: int = opt(RoadsConfig, "seeds", help="Seeds of dense and the strongest L1 (others: 1)."),
     layers: int = opt(LMTrainConfig, "layers", help="Transformer blocks."),

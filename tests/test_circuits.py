@@ -63,6 +63,31 @@ def test_learned_map_agrees_with_the_true_map():
     assert tensors["maps"]["M"].shape == (1, 4, 4)
 
 
+def test_progress_bar_steps_over_instances_and_dictionaries(monkeypatch):
+    steps = []
+
+    class Bar:
+        def __init__(self, total, description, done=0):
+            steps.append(("start", total))
+
+        def advance(self):
+            steps.append("step")
+
+        def close(self):
+            steps.append("close")
+
+    monkeypatch.setattr(C, "Bar", Bar)
+    monkeypatch.setattr(C, "DICT_SAMPLES", 1024)
+    model = make_model("relu-hidden", 2, 4, 3, [0, 0])
+    model.load({"W": torch.eye(3, 4).expand(2, 3, 4).clone(), "b": torch.zeros(2, 4)})
+    from monosemantic.toy.sampler import FeatureSampler, probabilities
+
+    x = FeatureSampler(probabilities([0.8, 0.9], 4), seed=1).sample_into(torch.empty(2, 1024, 4))
+    shown, _ = C.circuits(model, x, progress=True)
+    assert steps == [("start", 4), "step", "step", "step", "step", "close"]  # 2 instances, 2 dictionaries
+    assert C.circuits(model, x)[0] == shown and len(steps) == 6  # the bar changes nothing; none without it
+
+
 def test_neuron_report_counts_over_live_neurons():
     W = torch.tensor([[[1.0, 0, 0], [0.6, 0.8, 0], [0, 0, 0]]])
     used = torch.tensor([[True, True, False]])

@@ -81,12 +81,88 @@ def test_renamed_options_reach_the_experiment_alike(monkeypatch, capsys, tmp_pat
     assert new[0][4] == old[0][4] == 3 and new[0][:4] == old[0][:4]
 
 
-@pytest.mark.parametrize("command, old", [(("data", "synth"), ("--n-features", "--d", "--decay")),
-                                          (("sae", "score"), ("--truth",)), (("toy", "dynamics"), ("--density",)),
-                                          (("road1", "moe"), ("--k",)), (("phase", "protocols"), ("--starts",))])
-def test_old_spellings_are_hidden_from_help(capsys, command, old):
+def _experiment(monkeypatch, command):
+    """(seen, the values a list option reached the experiment with) for the commands whose lists were renamed."""
+    import monosemantic.experiments.hybrids as hybrids
+    import monosemantic.experiments.lm as lm
+    import monosemantic.experiments.road1 as road1
+    import monosemantic.experiments.road2 as road2
+
+    target, name, read = {"transition": (cli, "transition_run", lambda call: list(call[0][2])),
+                          "road2": (road2, "toy_recovery_run", lambda call: call[0][0].ratios),
+                          "road1": (road1, "l1_run", lambda call: call[0][0].lambdas),
+                          "road3": (hybrids, "front_run", lambda call: call[0][0].road1),
+                          "lm": (lm, "roads", lambda call: call[0][0].l1)}[command[0]]
+    return capture(monkeypatch, target, name), read
+
+
+RENAMED_LISTS = [(("transition",), "--n-over-m", "--ratios", [2, 8], [2, 4, 8, 16]),
+                 (("road2", "toy"), "--expansion", "--ratios", [0.5, 3.0], [0.5, 1.0, 2.0, 4.0]),
+                 (("road1", "l1"), "--l1", "--lambdas", [0.0, 0.25], None),
+                 (("road3",), "--road1-l1", "--road1", [0.2, 0.4], [0.1, 0.3, 0.5, 0.7, 1.0])]
+
+
+@pytest.mark.parametrize("command, new, old, values, default", RENAMED_LISTS)
+def test_renamed_list_options_reach_the_experiment_alike(monkeypatch, capsys, tmp_path, command, new, old, values,
+                                                         default):
+    seen, read = _experiment(monkeypatch, command)
+    head = [*command, "--no-progress", "--out", tmp_path / "o"]
+    assert read(called_with(capsys, seen, *head, new, *values)) == values  # several values after one flag
+    assert read(called_with(capsys, seen, *head, old, *values)) == values
+    assert read(called_with(capsys, seen, *head, *[a for v in values for a in (new, v)])) == values  # flag repeated
+    assert read(called_with(capsys, seen, *head, new, *values, old, *values)) == values  # the same values twice
+    if default is not None:
+        assert read(called_with(capsys, seen, *head)) == default
+    err = run(capsys, *head, new, *values, old, values[0], code=2).err
+    assert err == f"error: {old} is the old spelling of {new}; give one of them\n"
+
+
+def test_lm_roads_takes_l1_strengths_like_every_list_option(monkeypatch, capsys, tmp_path):
+    seen, read = _experiment(monkeypatch, ("lm",))
+    head = ["lm", "roads", "--no-progress", "--out", tmp_path / "o"]
+    spaced = read(called_with(capsys, seen, *head, "--l1", 0.3, 0.01, 0.1, 0.03))
+    assert spaced == [0.01, 0.03, 0.1, 0.3]
+    assert read(called_with(capsys, seen, *head, "--l1", "0.01,0.03,0.1,0.3")) == spaced  # the old comma form
+    err = run(capsys, *head, "--l1", 0.01, 0.03, code=2).err
+    assert err.startswith("error: --l1:") and err.count("\n") == 1
+    err = run(capsys, *head, "--l1", "0.01,x", code=2).err
+    assert err.startswith("error: --l1: not a list of numbers") and err.count("\n") == 1
+
+
+def test_errors_name_the_option_given_not_the_config_field(capsys, tmp_path):
+    err = run(capsys, "road2", "toy", "--out", tmp_path / "r", "--expansion", 100, code=2).err
+    assert err.startswith("error: --expansion: dictionary sizes must lie in (0, 64n]") and err.count("\n") == 1
+    err = run(capsys, "road1", "l1", "--out", tmp_path / "l", "--l1", -0.1, code=2).err
+    assert err.startswith("error: --l1:") and err.count("\n") == 1
+    err = run(capsys, "road3", "--out", tmp_path / "h", "--road1-l1", 0, code=2).err
+    assert err.startswith("error: --road1-l1:") and err.count("\n") == 1
+
+
+def test_an_option_of_one_value_refuses_a_second(capsys, tmp_path):
+    # --l1 takes several values in road1 l1, but one in toy train: a second is an error, not silently the last
+    err = run(capsys, "toy", "train", "--l1", 0.1, 0.2, "--out", tmp_path / "t", code=2).err
+    assert err.startswith("error:") and "0.2" in err and err.count("\n") == 1
+    assert not (tmp_path / "t").exists()
+
+
+def test_circuits_takes_progress_like_every_command_that_computes(monkeypatch, capsys, tmp_path):
+    seen = capture(monkeypatch, cli, "circuits_run")
+    for flag in ("--progress", "--no-progress"):
+        args, _ = called_with(capsys, seen, "circuits", tmp_path / "run", "--out", tmp_path / "c", flag)
+        assert args[5] is False  # off a terminal, never a bar
+    assert "--progress" in run(capsys, "circuits", "--help").out
+
+
+@pytest.mark.parametrize("command, old, new", [
+    (("data", "synth"), ("--n-features", "--d", "--decay"), ("--n", "--m", "--frequency-decay")),
+    (("sae", "score"), ("--truth",), ("--data",)), (("toy", "dynamics"), ("--density",), ("--sparsity",)),
+    (("road1", "moe"), ("--k",), ("--active-experts",)), (("phase", "protocols"), ("--starts",), ("--seeds",)),
+    (("transition",), ("--ratios",), ("--n-over-m",)), (("road2", "toy"), ("--ratios",), ("--expansion",)),
+    (("road1", "l1"), ("--lambdas",), ("--l1",)), (("road3",), ("--road1",), ("--road1-l1",))])
+def test_old_spellings_are_hidden_from_help(capsys, command, old, new):
     text = run(capsys, *command, "--help").out
     assert not any(f"{o} " in text for o in old), text
+    assert all(f"{o} " in text for o in new), text
 
 
 @pytest.mark.slow

@@ -62,8 +62,8 @@ def test_dtypes():
                                            pytest.param("cuda:7", "available: auto, cpu", marks=no_cuda)])
 @pytest.mark.parametrize("command", [
     SMALL + ["--sparsity", 0.5],
-    ["road1", "l1", "--n", 4, "--m", 2, "--steps", 5, "--lambdas", 0, 0.1, "--eval-batch", 64, "--no-progress"],
-    ["transition", "--m", 8, "--ratios", 2, "--trials", 2, "--methods", "omp"],
+    ["road1", "l1", "--n", 4, "--m", 2, "--steps", 5, "--l1", 0, 0.1, "--eval-batch", 64, "--no-progress"],
+    ["transition", "--m", 8, "--n-over-m", 2, "--trials", 2, "--methods", "omp"],
 ])
 def test_bad_device_is_one_line_and_exit_2(tmp_path, capsys, device, words, command):
     code, _, err = run(command + ["--device", device, "--out", tmp_path / "run"], capsys)

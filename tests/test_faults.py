@@ -200,14 +200,14 @@ def _points_killed_then_resumed(tmp_path: Path, name: str, args: list) -> None:
 @pytest.mark.slow
 def test_road2_toy_killed_then_resumed(tmp_path):
     _points_killed_then_resumed(tmp_path, "road2 toy", [
-        "road2", "toy", "--shape", "20x5", "--sparsity", 0.9, 0.97, "--ratios", 0.5, 1, 2, "--archs", "topk",
+        "road2", "toy", "--shape", "20x5", "--sparsity", 0.9, 0.97, "--expansion", 0.5, 1, 2, "--archs", "topk",
         "--steps", 300, "--samples", 3000, "--workers", 1, "--no-progress"])
 
 
 @pytest.mark.slow
 def test_road3_killed_then_resumed(tmp_path):
     _points_killed_then_resumed(tmp_path, "road3", [
-        "road3", "--strength", "noise=0,0.3", "--strength", "l1=0.01", "--road1", 0.3, "--steps", 300, "--batch", 256,
+        "road3", "--strength", "noise=0,0.3", "--strength", "l1=0.01", "--road1-l1", 0.3, "--steps", 300, "--batch", 256,
         "--samples", 3000, "--workers", 1, "--device", "cpu", "--no-progress"])
 
 

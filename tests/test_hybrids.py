@@ -139,7 +139,7 @@ def test_seeds_are_points_and_a_front_point_is_their_mean():
 
 @pytest.mark.parametrize("args, message", [
     (["--strength", "noise=0.1,0.1"], "noise strengths repeat a value"),
-    (["--road1", 0.3, 0.3], "road1 lambdas repeat a value"),
+    (["--road1-l1", 0.3, 0.3], "--road1-l1: road1 lambdas repeat a value"),
     (["--seeds", 0], "seeds"),
     (["--backend", "slurm"], "unknown backend 'slurm'"),
     (["--workers", -1], "workers must be at least 1"),

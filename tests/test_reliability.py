@@ -295,7 +295,7 @@ def test_seeds_beyond_64_bits(files, tmp_path, args, words):
 
 def test_large_seeds_within_64_bits_train(tmp_path):
     ok(cli(*TOY, "--seed", 10**14, "--out", tmp_path / "toy"))
-    ok(cli("road3", "--seed", 2**63 - 2, "--seeds", 2, "--n", 6, "--m", 2, "--strength", "l1=0.01", "--road1", 0.3,
+    ok(cli("road3", "--seed", 2**63 - 2, "--seeds", 2, "--n", 6, "--m", 2, "--strength", "l1=0.01", "--road1-l1", 0.3,
            "--steps", 10, "--batch", 32, "--samples", 300, "--workers", 1, "--device", "cpu", "--no-progress",
            "--out", tmp_path / "r3"))
     refused(cli("road3", "--seed", 2**63 - 1, "--seeds", 2, "--out", tmp_path / "r4"), "seeds")

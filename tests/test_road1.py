@@ -189,7 +189,7 @@ def _cli(args, capsys):
 
 def test_cli_road1(tmp_path, capsys):
     code, out = _cli(["road1", "l1", "--out", str(tmp_path / "l1"), "--steps", "50", "--seeds", "1",
-                      "--eval-batch", "512", "--lambdas", "0", "0.5", "--no-progress"], capsys)
+                      "--eval-batch", "512", "--l1", "0", "0.5", "--no-progress"], capsys)
     assert code == 0, out.err
     res = read_json(tmp_path / "l1" / "result.json")
     assert res["lambda"] == [0.0, 0.5] and len(res["loss"]) == 2 and "dropped" in res
@@ -207,7 +207,7 @@ def test_cli_road1(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["road1", "l1", "--lambdas", "-0.1"], "lambdas"),
+    (["road1", "l1", "--l1", "-0.1"], "--l1"),
     (["road1", "l1", "--model", "linear"], "takes no L1"),
     (["road1", "l1", "--model", "abs"], "takes no L1"),
     (["road1", "moe", "--k", "5"], "k must lie in"),

@@ -45,12 +45,12 @@ def test_toy_recovery_scores_every_dictionary():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--ratios", 0], "(0, 64n]"),
-    (["--ratios", 64.5], "(0, 64n]"),
+    (["--expansion", 0], "(0, 64n]"),
+    (["--expansion", 64.5], "(0, 64n]"),
     (["--archs", "nmf"], "unknown dictionary 'nmf'"),
     (["--shape", "20by5"], "shape must look like"),
     (["--sparsity", 0.9, 0.9], "sparsity repeat a value"),
-    (["--ratios", 1, 2, 1], "ratios repeat a value"),
+    (["--expansion", 1, 2, 1], "--expansion: ratios repeat a value"),
 ])
 def test_road2_cli_bad_input(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as e:
@@ -63,7 +63,7 @@ def test_road2_cli_bad_input(tmp_path, capsys, args, message):
 def test_road2_cli_writes_a_run(tmp_path, capsys):
     out = tmp_path / "r"
     with pytest.raises(SystemExit) as e:
-        main(["road2", "toy", "--out", str(out), "--shape", "20x5", "--sparsity", "0.97", "--ratios", "1", "--archs",
+        main(["road2", "toy", "--out", str(out), "--shape", "20x5", "--sparsity", "0.97", "--expansion", "1", "--archs",
               "topk", "--steps", "200", "--samples", "3000", "--no-progress"])
     assert e.value.code == 0
     assert (out / "result.json").is_file() and (out / "models.safetensors").is_file()
@@ -137,7 +137,7 @@ def test_road2_cli_bad_run_options(tmp_path, capsys, args, message):
 
 def test_road2_cli_resumes_and_refuses_other_options_in_the_same_out(tmp_path, capsys):
     out = tmp_path / "r"
-    args = ["road2", "toy", "--out", str(out), "--shape", "20x5", "--sparsity", "0.97", "--ratios", "1", "--archs",
+    args = ["road2", "toy", "--out", str(out), "--shape", "20x5", "--sparsity", "0.97", "--expansion", "1", "--archs",
             "topk", "--steps", "200", "--samples", "3000", "--no-progress"]
     with pytest.raises(SystemExit) as e:
         main(args)

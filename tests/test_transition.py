@@ -203,14 +203,14 @@ def test_cli_writes_curves_and_rejects_bad_input(tmp_path, capsys):
 
     from test_cli import run
 
-    code, out, err = run(["transition", "--out", tmp_path / "t", "--m", "16", "--ratios", "2", "4", "--trials", "4",
+    code, out, err = run(["transition", "--out", tmp_path / "t", "--m", "16", "--n-over-m", "2", "4", "--trials", "4",
                           "--methods", "omp"], capsys)
     assert code == 0, err
     res = json.loads((tmp_path / "t" / "result.json").read_text())
     assert [c["n"] for c in res["omp"]] == [32, 64] and res["l1"] == []
     assert all(c["dt_k"] == pytest.approx(T.dt_rho(16 / c["n"]) * 16) for c in res["omp"])
     assert (tmp_path / "t" / "transition.png").stat().st_size > 1000
-    for args, words in ((["--ratios", "0"], "whole numbers"), (["--methods", "lasso"], "methods must be"),
+    for args, words in ((["--n-over-m", "0"], "whole numbers"), (["--methods", "lasso"], "methods must be"),
                         (["--trials", "0"], "trials must be positive"), (["--m", "0"], "m must be positive")):
         code, _, err = run(["transition", "--out", tmp_path / "bad"] + args, capsys)
         assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err

@@ -52,15 +52,16 @@ app.add_typer(data_app, name="data")
 sae_app = _app("Dictionary learning: sparse autoencoders and classical baselines.")
 app.add_typer(sae_app, name="sae")
 
-# Options that take several values after one flag (`--sparsity 0 0.8 0.9`); Click wants the flag
-# repeated, so `main` rewrites the first form into the second before parsing.
-MULTI_VALUE = ("--sparsity", "--importance", "--lambdas", "--ratios", "--methods", "--archs", "--road1")
-
 
 PROGRESS = typer.Option(True, help="Show a progress bar.")
 OVERWRITE = typer.Option(False, help="Replace an existing run directory.")
 DEVICE_HELP = "cpu | cuda | cuda:N | auto (CUDA when available)."
-DEVICE = typer.Option(DEFAULT_DEVICE, help=DEVICE_HELP)  # commands without a config class
+DEVICE = typer.Option(DEFAULT_DEVICE, help=DEVICE_HELP)  # every config's device defaults to devices.DEFAULT too
+# the sweeps' and roads' points, on worker processes or Ray
+BACKEND = typer.Option("local", help="local (worker processes, one per core) | ray (--ray-address to join a "
+                                      "cluster, else a local Ray).")
+RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or auto) of a Ray cluster this machine is a node of.")
+WORKERS = typer.Option(None, help="Worker processes (default: one per core).")
 
 
 def _default(source, name: str):
@@ -91,6 +92,23 @@ def _either(new, old, new_name: str, old_name: str, default=None):
     return old
 
 
+def validate_as(cls, data: dict, options: dict[str, str]):
+    """`validate`, its error naming the command's option (`--expansion`) where the config's field is named
+    otherwise (`ratios`)."""
+    try:
+        return validate(cls, data)
+    except InputError as e:
+        field, _, msg = str(e).partition(": ")
+        option = options.get(field.split(".")[0])
+        if option is None:
+            raise
+        raise InputError(f"{option}: {msg}") from None
+
+
+def _values(v: Optional[list]) -> Optional[list]:
+    return v or None  # a list option left out: None, whatever the Typer version gives
+
+
 @toy_app.command("train")
 def toy_train(
     out: Path = typer.Option(..., help="Run directory to write (must not exist, unless --overwrite)."),
@@ -113,7 +131,7 @@ def toy_train(
     anticorrelated_sets: int = opt(ToyTrainConfig, "anticorrelated_sets", help="Sets of features never on together (after correlated)."),
     set_size: int = opt(ToyTrainConfig, "set_size", help="Features per (anti-)correlated set."),
     l1: float = opt(ToyTrainConfig, "l1", help="L1 penalty on hidden activations (relu-output, relu-hidden)."),
-    device: str = opt(ToyTrainConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     snapshot_every: Optional[int] = opt(ToyTrainConfig, "snapshot_every",
                                         help="Copy the weights every N steps (and at step 0) into snapshots.safetensors."),
     overwrite: bool = OVERWRITE,
@@ -300,10 +318,6 @@ sweep_app = _app("Grids of toy models: resumable, on local processes or Ray.")
 phase_app = _app("Superposition as a phase change: diagrams and transitions.")
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(phase_app, name="phase")
-BACKEND = typer.Option("local", help="local (worker processes, one per core) | ray (--ray-address to join a "
-                                      "cluster, else a local Ray).")
-RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or auto) of a Ray cluster this machine is a node of.")
-WORKERS = typer.Option(None, help="Worker processes (default: one per core).")
 PHASE_OUT = typer.Option(..., help="Directory: OUT/sweep (resumable points) and OUT/diagram (the analysis).")
 
 
@@ -437,7 +451,8 @@ def _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch,
 @road1_app.command("l1")
 def road1_l1(
     out: Path = typer.Option(..., help="Run directory to write."),
-    lambdas: Optional[list[float]] = typer.Option(None, help="L1 coefficients (default: 0 and 12 log-spaced, 0.003 to 2)."),
+    l1: Optional[list[float]] = typer.Option(None, help="L1 coefficients, several values (default: 0 and 12 "
+                                                        "log-spaced, 0.003 to 2)."),
     model: str = opt(L1SweepConfig, "model", help="relu-hidden | relu-output."),
     n: int = opt(L1SweepConfig, "n", help="Number of features."),
     m: int = opt(L1SweepConfig, "m", help="Hidden neurons."),
@@ -447,10 +462,11 @@ def road1_l1(
     batch: int = opt(L1SweepConfig, "batch", help="Samples per step."),
     seeds: int = opt(L1SweepConfig, "seeds", help="Seeds per lambda (lowest penalised loss kept)."),
     seed: int = opt(L1SweepConfig, "seed", help="Base seed."),
-    device: str = opt(L1SweepConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     eval_batch: int = opt(L1SweepConfig, "eval_batch", help="Held-out samples for the measures."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
+    lambdas: Optional[list[float]] = renamed("--lambdas"),
 ) -> None:
     """Sweep the L1 penalty on hidden activations: loss, represented features, monosemantic neurons, D*,
     importance threshold and loss per activation for each lambda (all lambdas train as one batched model)."""
@@ -458,9 +474,10 @@ def road1_l1(
 
     data = dict(model=model, sparsity=sparsity, **_road1_common(n, m, importance_decay, steps, batch, seeds,
                                                                  seed, eval_batch, device))
-    if lambdas is not None:
-        data["lambdas"] = lambdas
-    cfg = validate(L1SweepConfig, data)
+    l1 = _either(_values(l1), _values(lambdas), "--l1", "--lambdas")
+    if l1 is not None:
+        data["lambdas"] = l1
+    cfg = validate_as(L1SweepConfig, data, {"lambdas": "--l1"})
     res = l1_run(cfg, out, overwrite, progress and sys.stderr.isatty())
     for line in l1_lines(res):
         _say(line)
@@ -482,7 +499,7 @@ def road1_moe(
     batch: int = opt(MoEConfig, "batch", help="Samples per step."),
     seeds: int = opt(MoEConfig, "seeds", help="Seeds per sparsity (lowest loss kept)."),
     seed: int = opt(MoEConfig, "seed", help="Base seed."),
-    device: str = opt(MoEConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     eval_batch: int = opt(MoEConfig, "eval_batch", help="Held-out samples for the measures."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
@@ -512,7 +529,7 @@ def road1_effective_size(
     batch: int = opt(EffectiveSizeConfig, "batch", help="Samples per step."),
     seeds: int = opt(EffectiveSizeConfig, "seeds", help="Seeds per sparsity (lowest loss kept)."),
     seed: int = opt(EffectiveSizeConfig, "seed", help="Base seed."),
-    device: str = opt(EffectiveSizeConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     eval_batch: int = opt(EffectiveSizeConfig, "eval_batch", help="Held-out samples."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
@@ -544,7 +561,7 @@ def unfold_cmd(
     k: Optional[int] = typer.Option(None, help="omp: at most k atoms per sample (default min(atoms, d))."),
     alpha: float = opt(UnfoldConfig, "alpha", help="l1, fista: penalty in 0.5 ||x - D c||^2 + alpha ||c||_1 (unit atoms)."),
     positive: bool = opt(UnfoldConfig, "positive", help="l1, fista: non-negative codes."),
-    device: str = opt(UnfoldConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
@@ -620,7 +637,8 @@ def features_describe(
 def transition_cmd(
     out: Path = typer.Option(..., help="Run directory to write (must not exist, unless --overwrite)."),
     m: int = opt(transition_run, "m", help="Dimensions."),
-    ratios: List[int] = typer.Option([2, 4, 8, 16], help="n/m: one curve per n = ratio x m (several values)."),
+    n_over_m: Optional[List[int]] = typer.Option(None, help="n/m: one curve per n = (n/m) x m (several values; default "
+                                                           f"{' '.join(map(str, _default(transition_run, 'ratios')))})."),
     trials: int = opt(transition_run, "trials", help="Codes per k (k on a grid around the Donoho-Tanner k)."),
     methods: List[str] = typer.Option(["omp", "l1"], help="omp and/or l1 (exact L1 by LARS: ~0.1-1 s a sample "
                                                           "at m = 256)."),
@@ -628,12 +646,15 @@ def transition_cmd(
     device: str = typer.Option(DEFAULT_DEVICE, help="OMP's device: " + DEVICE_HELP + " (L1 runs on the CPU)."),
     overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
+    ratios: Optional[List[int]] = renamed("--ratios"),
 ) -> None:
     """The recovery phase transition: P(exact support recovery) against k for random Gaussian dictionaries, beside
     the Donoho-Tanner curve and the coherence guarantees; writes OUT/result.json and OUT/transition.png."""
     from monosemantic.report.figures.transition import plot
 
-    res = transition_run(out, m, ratios, trials, methods, seed, overwrite, progress and sys.stderr.isatty(),
+    n_over_m = _either(_values(n_over_m), _values(ratios), "--n-over-m", "--ratios")
+    n_over_m = list(n_over_m or _default(transition_run, "ratios"))
+    res = transition_run(out, m, n_over_m, trials, methods, seed, overwrite, progress and sys.stderr.isatty(),
                          draw=styled(plot), device=device)
     for method in ("omp", "l1"):
         for c in res[method]:
@@ -744,11 +765,12 @@ def circuits_cmd(
                                                          "hidden activations (width m); default: fitted here."),
     instance: int = typer.Option(-1, help="The instance (sparsity) whose learned map is built (default: the last)."),
     overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
 ) -> None:
     """Feature-to-feature maps through the hidden layer, with the true features and with learned ones (road 2);
     prints the learned map's agreement with the true map."""
     check_new_dir(out, overwrite)
-    res = circuits_run(run_dir, out, dictionary, instance, overwrite)
+    res = circuits_run(run_dir, out, dictionary, instance, overwrite, progress and sys.stderr.isatty())
     for k, v in res["learned"].items():
         typer.echo(f"{k:>20}  {v:.4f}" if isinstance(v, float) else f"{k:>20}  {v}")
     typer.echo(str(out))
@@ -908,18 +930,21 @@ def road2_toy(
     out: Path = POINTS_OUT,
     shape: Optional[list[str]] = typer.Option(None, help="Toy model n x m, e.g. 80x20 (repeat; default 20x5 and 80x20)."),
     sparsity: Optional[list[float]] = typer.Option(None, help="Sparsities S (default 0.8 0.9 0.97)."),
-    ratios: Optional[list[float]] = typer.Option(None, help="Dictionary sizes as multiples of n, in (0, 64]."),
+    expansion: Optional[list[float]] = typer.Option(None, help="Dictionary latents as multiples of n (expansion factors), "
+                                                                "in (0, 64] (default "
+                                                                f"{' '.join(f'{x:g}' for x in default(Road2ToyConfig, 'ratios'))})."),
     archs: Optional[list[str]] = typer.Option(None, help="Dictionaries: topk relu mbdl (default all; mbdl trains on 4096 of the "
                                                                   "samples, in batches of 256)."),
     steps: int = opt(Road2ToyConfig, "steps", help="Toy model training steps."),
     samples: int = opt(Road2ToyConfig, "samples", help="Activations each dictionary trains on."),
     seed: int = opt(Road2ToyConfig, "seed", help="Seed."),
-    device: str = opt(Road2ToyConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     backend: str = BACKEND,
     ray_address: Optional[str] = RAY_ADDRESS,
     workers: Optional[int] = WORKERS,
     overwrite: bool = RESUMABLE_OVERWRITE,
     progress: bool = PROGRESS,
+    ratios: Optional[list[float]] = renamed("--ratios"),
 ) -> None:
     """Train toy models in superposition, learn dictionaries from h = W x, and score them against W's represented
     columns: MMCS, recovered@0.9, dead latents, splits, unfolding with the learned dictionary against the true W.
@@ -930,12 +955,13 @@ def road2_toy(
     data = dict(steps=steps, samples=samples, seed=seed, device=device)
     if shape:
         data["shapes"] = [(_numbers(a, "n", int)[0], _numbers(b, "m", int)[0]) for a, b in _pairs_of(shape, "shape", "x")]
-    for key, v in (("sparsity", sparsity), ("ratios", ratios), ("archs", archs)):
+    expansion = _either(_values(expansion), _values(ratios), "--expansion", "--ratios")
+    for key, v in (("sparsity", sparsity), ("ratios", expansion), ("archs", archs)):
         if v:
             data[key] = v
     _sweep_warnings()
-    res = toy_recovery_run(validate(Road2ToyConfig, data), out, overwrite, progress and sys.stderr.isatty(), backend,
-                           workers, ray_address)
+    cfg = validate_as(Road2ToyConfig, data, {"ratios": "--expansion"})
+    res = toy_recovery_run(cfg, out, overwrite, progress and sys.stderr.isatty(), backend, workers, ray_address)
     for b in res["best"]:
         _say(f"n={b['n']} m={b['m']} S={b['sparsity']}: best {b['arch']} x{b['latents']} recovered "
              f"{b['recovered']}/{b['represented']} represented (of {b['n']}), MMCS {b['mmcs']:.3f}")
@@ -948,7 +974,7 @@ def road3_cmd(
     out: Path = POINTS_OUT,
     strength: Optional[list[str]] = typer.Option(None, help="CHANGE=s1,s2,... (repeat); changes: l1 coherence "
                                                              "noise joint. Default: all four, three strengths each."),
-    road1: Optional[list[float]] = typer.Option(None, help="L1 lambdas of the road-1 end (default 0.1 to 1)."),
+    road1_l1: Optional[list[float]] = typer.Option(None, help="L1 coefficients of the road-1 end (default 0.1 to 1)."),
     n: int = opt(Road3Config, "n", help="Number of features."),
     m: int = opt(Road3Config, "m", help="Hidden neurons."),
     sparsity: float = opt(Road3Config, "sparsity", help="Sparsity S of every feature."),
@@ -959,12 +985,13 @@ def road3_cmd(
     samples: int = opt(Road3Config, "samples", help="Activations road 2's dictionary trains on, per point."),
     seed: int = opt(Road3Config, "seed", help="Seed (the same initial W for every point)."),
     seeds: int = opt(Road3Config, "seeds", help="Seeds per point (seed, seed + 1, ...); a front point is their mean."),
-    device: str = opt(Road3Config, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     backend: str = BACKEND,
     ray_address: Optional[str] = RAY_ADDRESS,
     workers: Optional[int] = WORKERS,
     overwrite: bool = RESUMABLE_OVERWRITE,
     progress: bool = PROGRESS,
+    road1: Optional[list[float]] = renamed("--road1"),
 ) -> None:
     """Hybrids: train with each change over its strength, then score loss against road 2's recovery (the number
     of the n features represented and matched by an atom at cosine > 0.9), beside road 1 and road 2 alone.
@@ -976,11 +1003,12 @@ def road3_cmd(
                 batch=batch, samples=samples, seed=seed, seeds=seeds, device=device)
     if strength:
         data["strengths"] = {k: _numbers(v, k) for k, v in _pairs_of(strength, "strength", "=")}
-    if road1:
-        data["road1"] = road1
+    road1_l1 = _either(_values(road1_l1), _values(road1), "--road1-l1", "--road1")
+    if road1_l1:
+        data["road1"] = road1_l1
     _sweep_warnings()
-    res = front_run(validate(Road3Config, data), out, overwrite, progress and sys.stderr.isatty(), backend, workers,
-                    ray_address)
+    cfg = validate_as(Road3Config, data, {"road1": "--road1-l1"})
+    res = front_run(cfg, out, overwrite, progress and sys.stderr.isatty(), backend, workers, ray_address)
     v = res["verdict"]
     _say(f"road2 alone: loss {v['road2']['loss']:.4f}, recovered {v['road2']['recovered']:.3g}/{n}")
     _say(f"road1 (l1 {v['road1']['strength']}): loss {v['road1']['loss']:.4f}, recovered "
@@ -1027,7 +1055,7 @@ def lm_train(
     eval_tokens: int = opt(LMTrainConfig, "eval_tokens", help="Test-split bytes of the held-out loss."),
     checkpoint_every: int = opt(LMTrainConfig, "checkpoint_every", help="Steps between checkpoints."),
     seed: int = opt(LMTrainConfig, "seed", help="Seed (initialisation and batches)."),
-    device: str = opt(LMTrainConfig, "device", help=DEVICE_HELP),
+    device: str = DEVICE,
     progress: bool = PROGRESS,
 ) -> None:
     """Train one byte-level LM into OUT (config.json, model.safetensors, trainer.safetensors, result.json);
@@ -1048,8 +1076,10 @@ def lm_train(
 @lm_app.command("roads")
 def lm_roads(
     out: Path = typer.Option(..., help="Directory: OUT/points/NAME per run (resumable), OUT/result.json."),
-    l1: Optional[str] = typer.Option(None, help="L1 strengths, comma-separated (at least 4; default "
-                                                 f"{','.join(f'{x:g}' for x in default(RoadsConfig, 'l1'))})."),
+    l1: Optional[list[str]] = typer.Option(None, help="L1 strengths, several values (at least 4; default "
+                                                       f"{' '.join(f'{x:g}' for x in default(RoadsConfig, 'l1'))}; "
+                                                       "a comma-separated list works too).",
+                                       metavar="<list[float]>"),
     hybrid: float = opt(RoadsConfig, "hybrid", help="hybrid-joint's strength."),
     seeds: int = opt(RoadsConfig, "seeds", help="Seeds of dense and the strongest L1 (others: 1)."),
     layers: int = opt(LMTrainConfig, "layers", help="Transformer blocks."),
@@ -1080,14 +1110,26 @@ def lm_roads(
                            tokens=tokens),
                 measure=dict(measure_tokens=measure_tokens, mono_bytes=mono_bytes, sae_latents=sae_latents,
                              sae_k=sae_k, sae_samples=sae_samples))
-    if l1 is not None:
-        data["l1"] = _numbers(l1, "l1")
-    res = roads(validate(RoadsConfig, data), out, progress and sys.stderr.isatty())
+    if l1:
+        data["l1"] = [x for text in l1 for x in _numbers(text, "--l1")]
+    res = roads(validate_as(RoadsConfig, data, {"l1": "--l1"}), out, progress and sys.stderr.isatty())
     for line in lines(res):
         typer.echo(line)
     _say(f"done: {len(res['points'])} runs, {res['wall_s']:.0f}s of compute")
 
-def _expand_multi(argv: list[str]) -> list[str]:
+def _multi_value(command, argv: list[str]) -> set[str]:
+    """The options of the command argv names that take several values (declared as lists): `--sparsity 0 0.8 0.9`
+    there. Click wants the flag repeated, so `_expand_multi` rewrites the first form into the second; an option
+    that takes one value (`toy train --l1`) is left alone, so a second value stays an error."""
+    for tok in argv:
+        sub = getattr(command, "commands", {}).get(tok)
+        if sub is None:
+            break
+        command = sub
+    return {name for p in command.params if getattr(p, "multiple", False) for name in p.opts if name.startswith("-")}
+
+
+def _expand_multi(argv: list[str], multi: set[str]) -> list[str]:
     out: list[str] = []
     flag, taken = None, 0
     for tok in argv:
@@ -1098,7 +1140,7 @@ def _expand_multi(argv: list[str]) -> list[str]:
         if flag is not None and taken == 0:
             out.append(flag)  # let Click report the missing value
         flag = None
-        if tok in MULTI_VALUE:
+        if tok in multi:
             flag, taken = tok, 0
             continue
         out.append(tok)
@@ -1132,8 +1174,9 @@ def _keep_freed_memory() -> None:
 def main(argv: list[str] | None = None) -> None:
     if argv is None:  # a process of its own, not a call from Python
         _keep_freed_memory()
-    argv = _expand_multi(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
+    argv = _expand_multi(argv, _multi_value(command, argv))
     try:
         code = command.main(args=argv, prog_name="monosemantic", standalone_mode=False)
     except InputError as e:

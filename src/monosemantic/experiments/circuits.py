@@ -26,6 +26,7 @@ from monosemantic.dictionary.classical import MiniBatchDictionary
 from monosemantic.errors import InputError
 from monosemantic.experiments.adversarial import pearson
 from monosemantic.experiments.unfolding import atoms_of, load_dictionary
+from monosemantic.progress import Bar
 from monosemantic.runs import read_run, write_run
 from monosemantic.toy.models import make_model
 from monosemantic.toy.sampler import FeatureSampler, probabilities
@@ -67,12 +68,18 @@ def split_terms(M: torch.Tensor) -> dict:
     return {"intended": torch.diagonal(M).tolist(), "interference": off.abs().sum(0).tolist()}
 
 
-def true_maps(model, x: torch.Tensor) -> torch.Tensor:
-    """M: [instances, n, n], the true-feature map of every instance on x: [instances, batch, n]."""
+def true_maps(model, x: torch.Tensor, bar: Bar | None = None) -> torch.Tensor:
+    """M: [instances, n, n], the true-feature map of every instance on x: [instances, batch, n]; one step of
+    `bar` per instance."""
     W_in, W_out = hidden_layer(model)
     with torch.no_grad():
         h = model.hidden(x)
-    return torch.stack([feature_map(W_in[k], W_out[k], gates(h[k], x[k])) for k in range(x.shape[0])])
+    maps = []
+    for k in range(x.shape[0]):
+        maps.append(feature_map(W_in[k], W_out[k], gates(h[k], x[k])))
+        if bar:
+            bar.advance()
+    return torch.stack(maps)
 
 
 def fit_dictionary(X: torch.Tensor, latents: int, seed: int = 0) -> MiniBatchDictionary:
@@ -89,9 +96,10 @@ def check_width(dictionary, n: int, m: int) -> str:
 
 
 def learned_map(model, k: int, x: torch.Tensor, M_true: torch.Tensor, input_dict=None, hidden_dict=None,
-                seed: int = 0) -> tuple[dict, dict[str, torch.Tensor]]:
+                seed: int = 0, bar: Bar | None = None) -> tuple[dict, dict[str, torch.Tensor]]:
     """Instance k's map in the basis of a dictionary learned on its inputs x: [batch, n] (fitted when not given),
-    its scores against the true map M_true: [n, n], and the hidden dictionary's recovery of the hidden directions."""
+    its scores against the true map M_true: [n, n], and the hidden dictionary's recovery of the hidden directions.
+    One step of `bar` per dictionary (given or fitted)."""
     W_in, W_out = (w[k] for w in hidden_layer(model))
     n = W_in.shape[1]
     signed = model.kind == "abs"
@@ -99,8 +107,12 @@ def learned_map(model, k: int, x: torch.Tensor, M_true: torch.Tensor, input_dict
         h = model.hidden(x[None].expand(model.instances, -1, -1))[k]  # [batch, m]
     if input_dict is None:
         input_dict = fit_dictionary(x, 2 * n if signed else n, seed)
+    if bar:
+        bar.advance()
     if hidden_dict is None:
         hidden_dict = fit_dictionary(h, 2 * n if signed else n, seed)
+    if bar:
+        bar.advance()
     U = torch.as_tensor(recovery.unit_rows(atoms_of(input_dict)[0]), dtype=torch.float32)  # [atoms, n]
     codes = torch.as_tensor(np.asarray(input_dict.transform(x.numpy()).todense()), dtype=torch.float32)
     L = feature_map(W_in, W_out, gates(h, codes), U)  # [atoms, atoms]
@@ -145,29 +157,36 @@ def load_model(run_dir: str | Path):
     return config, model, x
 
 
-def circuits(model, x: torch.Tensor, instance: int = -1, dictionary=None, seed: int = 0) -> tuple[dict, dict]:
+def circuits(model, x: torch.Tensor, instance: int = -1, dictionary=None, seed: int = 0,
+             progress: bool = False) -> tuple[dict, dict]:
     """True maps of every instance and the learned map of one (`instance`), with a given dictionary (width n: the
-    input basis; width m: the hidden one) or fitted ones. Returns (result, tensors)."""
+    input basis; width m: the hidden one) or fitted ones. Returns (result, tensors). With `progress`, a bar over
+    the instances' true maps and the two dictionaries."""
     I = x.shape[0]
     if not -I <= instance < I:
         raise InputError(f"instance must lie in [{-I}, {I}), got {instance}")
     instance %= I
-    M = true_maps(model, x)
     which = None if dictionary is None else check_width(dictionary, model.n, model.m)
-    scores, learned = learned_map(model, instance, x[instance], M[instance],
-                                  dictionary if which == "input" else None,
-                                  dictionary if which == "hidden" else None, seed)
+    bar = Bar(I + 2, "circuits") if progress else None
+    try:
+        M = true_maps(model, x, bar)
+        scores, learned = learned_map(model, instance, x[instance], M[instance],
+                                      dictionary if which == "input" else None,
+                                      dictionary if which == "hidden" else None, seed, bar)
+    finally:
+        if bar:
+            bar.close()
     res = {"model": model.kind, "n": model.n, "m": model.m, "maps": [split_terms(Mk) for Mk in M],
            "given_dictionary": which, "learned": scores}
     return res, {"maps": {"M": M.contiguous(), **{k: v.contiguous() for k, v in learned.items()}}}
 
 
 def circuits_run(run_dir: str | Path, out: str | Path, dictionary: str | Path | None = None, instance: int = -1,
-                 overwrite: bool = False) -> dict:
+                 overwrite: bool = False, progress: bool = False) -> dict:
     """`monosemantic circuits`: the maps of a toy run's models into OUT (maps.safetensors, result.json)."""
     config, model, x = load_model(run_dir)
     d = None if dictionary is None else load_dictionary(dictionary)
-    res, tensors = circuits(model, x, instance, d, int(config.get("seed", 0)))
+    res, tensors = circuits(model, x, instance, d, int(config.get("seed", 0)), progress)
     res.update({"run_dir": str(run_dir), "sparsity": config.get("sparsity")})
     write_run(out, {"kind": "circuits", "run_dir": str(run_dir), "dictionary": None if dictionary is None else
                     str(dictionary), "instance": instance}, res, tensors, overwrite)
@@ -190,7 +209,7 @@ def demo(quick: bool, progress: bool) -> dict:
     adv = adversarial(sparsity=[0.0, 0.5, 0.8, 0.9, 0.95, 0.99], steps=steps, seeds=1, progress=progress)
     maps = {}
     for name, t, res in (("relu-hidden", pt, priv), ("abs", ct, comp)):
-        r, tensors = circuits(t["model"], t["x"])
+        r, tensors = circuits(t["model"], t["x"], progress=progress)
         r["sparsity"] = res["sparsity"]
         r["M"] = tensors["maps"]["M"][-1].tolist()
         r["learned_map_matched"] = tensors["maps"]["learned_map_matched"].tolist()

@@ -75,7 +75,7 @@ class Road2ToyConfig(Strict):
             need = max(toy_bytes(n, m, len(self.sparsity), 1024, 4096),
                        4 * 4 * (self.samples + EVAL) * (n + m) + 8 * (CODES_EVAL + 1024) * latents + 16 * latents * m)
             check_memory(need, f"road2 toy at n={n}, m={m} ({self.samples} samples, {latents} latents)",
-                         "lower n, samples or the ratios")
+                         "lower n, samples or the expansion factors")
 
     @field_validator("shapes", "sparsity", "archs")
     @classmethod

@@ -163,7 +163,7 @@ def transition_run(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, me
     if m < 1:
         raise InputError(f"m must be positive, got {m}")
     if not ratios or any(int(r) != r or r < 1 for r in ratios):
-        raise InputError(f"ratios n/m must be whole numbers >= 1, got {list(ratios)}")
+        raise InputError(f"n/m (the ratios) must be whole numbers >= 1, got {list(ratios)}")
     bad = set(methods) - set(METHODS)
     if bad or not methods:
         raise InputError(f"methods must be among {', '.join(METHODS)}, got {list(methods)}")
@@ -172,7 +172,7 @@ def transition_run(out, m: int = 256, ratios=(2, 4, 8, 16), trials: int = 20, me
     check_seed(seed)
     n = int(max(ratios)) * m
     check_memory(8 * (3 * n * m + 4 * trials * n), f"the transition at m={m} (n up to {n}, {trials} trials)",
-                 "lower --m, --ratios or --trials")
+                 "lower --m, --n-over-m or --trials")
     t = time.perf_counter()
     res = curves(m if "omp" in methods else None, m if "l1" in methods else None, ratios, trials, trials, seed,
                  progress, device)

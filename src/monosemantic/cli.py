@@ -1097,6 +1097,7 @@ def lm_roads(
     backend: str = opt(RoadsConfig, "backend", help="local | ray (one task per run)."),
     workers: int = opt(RoadsConfig, "workers", help="Runs at once (local processes, or CPUs of a new local Ray)."),
     ray_address: Optional[str] = RAY_ADDRESS,
+    overwrite: bool = OVERWRITE,
     progress: bool = PROGRESS,
 ) -> None:
     """Every variant (dense, L1 at 4+ strengths, moe-flop, moe-width, hybrid-joint) at the same data and token
@@ -1112,7 +1113,8 @@ def lm_roads(
                              sae_k=sae_k, sae_samples=sae_samples))
     if l1:
         data["l1"] = [x for text in l1 for x in _numbers(text, "--l1")]
-    res = roads(validate_as(RoadsConfig, data, {"l1": "--l1"}), out, progress and sys.stderr.isatty())
+    res = roads(validate_as(RoadsConfig, data, {"l1": "--l1"}), out, progress and sys.stderr.isatty(),
+                overwrite=overwrite)
     for line in lines(res):
         typer.echo(line)
     _say(f"done: {len(res['points'])} runs, {res['wall_s']:.0f}s of compute")

@@ -199,6 +199,7 @@ def train_topk(X, latents: int, k: int, samples: int, out: str | Path, seed: int
     from sae_lens.config import LoggingConfig, SAETrainerConfig
 
     rows, d = X.shape
+    batch = max(1, min(batch, samples, rows))  # a slice smaller than a batch still trains
     rng = np.random.default_rng(seed)
     read_s = [0.0]
 

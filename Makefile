@@ -24,7 +24,8 @@ test: setup
 bench: setup
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
-# SAELens (the `bench` extra) in a venv of its own, where the tests and benchmarks look for it; torch and every
+# SAELens (the `bench` extra) in a venv of its own, with this package, where the tests and benchmarks look for it
+# (`.peers/venv/bin/monosemantic real sae` then trains SAELens beside ours); torch and every
 # shared dependency pinned by requirements.lock (so pip takes the CPU torch, not a CUDA build)
 PEERS ?= .peers/venv
 peers: $(PEERS)/.installed
@@ -32,6 +33,7 @@ peers: $(PEERS)/.installed
 $(PEERS)/.installed: requirements.lock
 	$(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock torch 'sae-lens>=6.54'
+	$(PEERS)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -e .
 	touch $@
 
 # Debian's headless Chromium for tests/test_browser.py (which skips, saying why, without it)

@@ -7,12 +7,6 @@ It prints one JSON line: the trajectory [(step, samples, train seconds, mmcs, re
 final scores. The metrics are computed the way monosemantic.recovery does (tests/reference_peers.py).
 Training time excludes the evaluations: the data iterator evaluates between two steps with the clock paused.
 The SAELens calls follow SAELens 6's documented training API (SAETrainer with a TrainingSAE).
-
-Called by benchmarks/real_model.py on an activation store (the shards memory-mapped, never copied whole):
-    python _saelens_runner.py --store TRAIN --test TEST --out DIR --latents 3072 --k 32 --samples N
-trains SAELens's TopK SAE with the peers' settings (lr 1e-3 constant, batch 1024, SAELens's defaults otherwise),
-saves it with SAELens's `save_inference_model` into DIR and prints one JSON line: training time and SAELens's own
-FVU, L0 and dead latents on the TEST store (so the caller can check its reading of DIR against them).
 """
 import argparse
 import json
@@ -93,84 +87,9 @@ def scale(steps=20, warm=3):
                           peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
 
 
-def store_rows(path):
-    """The rows of an activation store as memory-mapped shards, in the manifest's order."""
-    with open(os.path.join(path, "manifest.json")) as f:
-        n = json.load(f)["n_shards"]
-    return [np.load(os.path.join(path, f"shard-{i:05d}.npy"), mmap_mode="r") for i in range(n)]
-
-
-class StoreBatches:
-    """Shuffled [batch, d] batches gathered from memory-mapped shards (one seeded permutation per pass)."""
-
-    def __init__(self, parts, batch, seed):
-        self.parts, self.batch = parts, batch
-        self.starts = np.concatenate([[0], np.cumsum([len(p) for p in parts])])
-        self.rng = np.random.default_rng(seed)
-        self.perm, self.pos = self.rng.permutation(self.starts[-1]), 0
-        self.read_s = 0.0  # time spent gathering batches from disk, kept out of train_s
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        t = time.perf_counter()
-        if self.pos + self.batch > len(self.perm):
-            self.perm, self.pos = self.rng.permutation(self.starts[-1]), 0
-        idx = np.sort(self.perm[self.pos:self.pos + self.batch])
-        self.pos += self.batch
-        shard = np.searchsorted(self.starts, idx, side="right") - 1
-        x = torch.from_numpy(np.concatenate([self.parts[s][idx[shard == s] - self.starts[s]] for s in np.unique(shard)]))
-        self.read_s += time.perf_counter() - t
-        return x
-
-
-def store_run(a):
-    parts = store_rows(a.store)
-    d = parts[0].shape[1]
-    torch.manual_seed(a.seed)
-    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d, d_sae=a.latents, k=a.k, device="cpu"))
-    cfg = SAETrainerConfig(total_training_samples=a.samples // a.batch * a.batch, train_batch_size_samples=a.batch,
-                           lr=a.lr, lr_end=a.lr, lr_scheduler_name="constant", device="cpu",
-                           logger=LoggingConfig(log_to_wandb=False), n_checkpoints=0, save_final_checkpoint=False)
-    batches = StoreBatches(parts, a.batch, a.seed)
-    trainer = SAETrainer(cfg=cfg, sae=sae, data_provider=batches)
-    t = time.perf_counter()
-    trainer.fit()
-    fit_wall = time.perf_counter() - t
-    wall = fit_wall - batches.read_s
-    sae.save_inference_model(a.out)
-    sae.eval()
-    se, sq, l0, fired, n, total = 0.0, 0.0, 0, None, 0, None
-    test = store_rows(a.test)
-    for part in test:  # the mean first, then FVU = sum |x - x^|^2 / sum |x - mean|^2 (float64)
-        total = part.sum(0, dtype=np.float64) + (0 if total is None else total)
-        n += len(part)
-    mean = total / n
-    with torch.no_grad():
-        for part in test:
-            x = torch.from_numpy(np.array(part))
-            f = sae.encode(x)
-            f = f.to_dense() if f.is_sparse else f
-            x_hat = sae.decode(f).double().numpy()
-            se += float(((x.double().numpy() - x_hat) ** 2).sum())
-            sq += float(((x.double().numpy() - mean) ** 2).sum())
-            active = (f != 0).numpy()
-            l0 += int(active.sum())
-            fired = active.any(0) | (False if fired is None else fired)
-    print(json.dumps(dict(peer="sae_lens", version=sae_lens.__version__, arch="topk", train_s=wall, fit_wall_s=fit_wall,
-                          samples=trainer.n_training_samples, samples_per_s=trainer.n_training_samples / wall,
-                          threads=torch.get_num_threads(), fvu=se / sq, l0=l0 / n, dead=int((~fired).sum()))))
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("data", nargs="?")
-    ap.add_argument("--store", help="train on this activation store (then --test, --out, --latents, --samples)")
-    ap.add_argument("--test")
-    ap.add_argument("--out")
-    ap.add_argument("--latents", type=int, default=3072)
-    ap.add_argument("--samples", type=int, default=131_072)
     ap.add_argument("--scale", action="store_true", help="only time TopK at 16,384 latents on d = 768 (k 32)")
     ap.add_argument("--arch", default="topk")
     ap.add_argument("--epochs", type=float, default=20)
@@ -184,8 +103,6 @@ def main():
     a = ap.parse_args()
     if a.scale:
         return scale()
-    if a.store:
-        return store_run(a)
     with np.load(a.data, allow_pickle=False) as z:
         X, F = z["X"], z["F"]
     X_train, X_eval = X[:-a.n_eval], X[-a.n_eval:]

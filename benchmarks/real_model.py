@@ -12,10 +12,11 @@
 3. Ours against SAELens's TopK SAE at equal L0 (the same latents, k and samples), both trained on the same store
    (the smallest size) and scored on a store of test-split tokens: FVU, L0, dead latents, embedding recovered
    (the reconstruction spliced into MiniLM, against zero- and mean-ablation) and training time. SAELens runs
-   with the peers' settings (lr 1e-3 constant, batch 1024, its defaults otherwise) through `_saelens_runner.py`
-   in a Python that has it (the `bench` extra, --peers-venv DIR, $PEERS_DIR/venv or .peers/venv); its
-   directory is read back by `monosemantic.dictionary.load`, and SAELens's own scores of it are printed beside
-   ours as a check. Without SAELens the section says how to install it and is skipped.
+   with the peers' settings (lr 1e-3 constant, batch 1024, its defaults otherwise) through the library's
+   `dictionary.saelens.train_topk`, in a Python that has it (the `bench` extra, --peers-venv DIR, $PEERS_DIR/venv
+   or .peers/venv, which `make peers` builds with this package in it); its directory is read back by
+   `monosemantic.dictionary.load` and both are scored by `experiments.real.score_on_model`, as `real sae` does.
+   Without SAELens the section says how to install it and is skipped.
 
 usage: python benchmarks/real_model.py [--sizes 65536 131072 262144] [--million] [--sae-samples 65536]
                                        [--peer-samples 131072] [--test-tokens 8192] [--splice-texts 128]
@@ -129,56 +130,44 @@ def child_sae(store: str, samples: int, in_memory: bool) -> dict:
             "fvu_first_10k": 1 - sae.score(X[:10_000])}
 
 
-def child_compare(train: str, test: str, samples: int, k: int, texts: int, peers_py: str, work: str) -> dict:
-    """Ours and SAELens's TopK SAE on the train store, scored on the test store and spliced into MiniLM."""
+def child_compare(train: str, test: str, samples: int, k: int, texts: int, work: str) -> dict:
+    """Ours and SAELens's TopK SAE on the train store, scored on the test store and spliced into MiniLM, with the
+    library's own pieces (`saelens.train_topk`, `score_on_model`), in a Python that has SAELens."""
     import numpy as np
-    import torch
 
-    from monosemantic.dictionary import SparseAutoencoder, load
+    from monosemantic.dictionary import SparseAutoencoder, load, saelens
+    from monosemantic.experiments.real import score_on_model
     from monosemantic.real import corpus as C
     from monosemantic.real import store as S
-    from monosemantic.real.splice import embedding_recovered
 
     tr, te = S.Store(train), S.Store(test)
     latents = 8 * tr.X.shape[1]
     t = time.perf_counter()
     ours = SparseAutoencoder("topk", latents, k=k, samples=samples, seed=0).fit(tr.X)  # streamed from the shards
     ours_wall = time.perf_counter() - t
-    cmd = [peers_py, str(HERE / "_saelens_runner.py"), "--store", train, "--test", test, "--out", str(Path(work) / "saelens"),
-           "--latents", str(latents), "--k", str(k), "--samples", str(samples)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
-    if out.returncode:
-        sys.exit(f"SAELens failed:\n{out.stderr[-3000:]}")
-    peer = json.loads(out.stdout.strip().splitlines()[-1])
-    theirs = load(Path(work) / "saelens")  # SAELens's directory, read as SAELens reads it
-    X = np.asarray(te.X[:], dtype=np.float64)
+    t = time.perf_counter()
+    peer = saelens.train_topk(tr.X, latents, k, samples, Path(work) / "saelens")
+    peer_wall = time.perf_counter() - t
+    Xt = np.asarray(te.X[:])
     corpus = C.load("all")
     docs = [corpus.docs[i] for i in corpus.ids("test")[:texts]]
-    mean = torch.from_numpy(tr.mean())
+    mean = tr.mean()
     rows = {}
     for name, est, train_s, wall in (("ours", ours, ours.train_seconds_, ours_wall),
-                                     (f"SAELens {peer['version']}", theirs, peer["train_s"], peer["fit_wall_s"])):
-        codes = est.transform(X.astype(np.float32))
-        X_hat = est.inverse_transform(codes)
-
-        def reconstruct(x: torch.Tensor, est=est) -> torch.Tensor:
-            return torch.from_numpy(np.asarray(est.inverse_transform(est.transform(x.numpy())), dtype=np.float32))
-
-        t = time.perf_counter()
-        splice = embedding_recovered(S.loaded("minilm"), SITE, docs, reconstruct, mean)
-        rows[name] = {"fvu": float(((X - X_hat) ** 2).sum() / ((X - X.mean(0)) ** 2).sum()),
-                      "l0": codes.nnz / len(X), "dead": int((np.asarray((codes != 0).sum(0)).ravel() == 0).sum()),
-                      "train_s": train_s, "fit_wall_s": wall, "samples_per_s": samples / train_s,
-                      "embedding_recovered": splice["embedding_recovered"],
-                      "embedding_recovered_mean": splice["embedding_recovered_mean"], "splice_s": time.perf_counter() - t}
+                                     (f"SAELens {peer['version']}", load(Path(work) / "saelens"), peer["train_s"],
+                                      peer_wall)):
+        r = score_on_model(est, Xt, SITE, docs, mean)
+        rows[name] = {**{k: r[k] for k in ("fvu", "l0", "dead", "embedding_recovered", "embedding_recovered_mean",
+                                           "splice_s")},
+                      "train_s": train_s, "fit_wall_s": wall, "samples_per_s": samples / train_s}
     return {"latents": latents, "k": k, "samples": samples, "train_rows": len(tr), "test_rows": len(te),
-            "splice_texts": len(docs), "methods": rows,
-            "saelens_own_scores": {k: peer[k] for k in ("fvu", "l0", "dead")}}
+            "splice_texts": len(docs), "methods": rows}
 
 
-def in_child(kind: str, threads: int, *args) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, __file__, "--child", kind, *map(str, args), "--threads", str(threads)]
+def in_child(kind: str, threads: int, *args, python: str = sys.executable) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [python, __file__, "--child", kind, *map(str, args), "--threads", str(threads)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode:
         sys.exit(f"child {kind} failed:\n{res.stderr[-3000:]}")
@@ -196,7 +185,7 @@ def peer_section(args, root: Path, size: int) -> dict | None:
         return None
     test = in_child("capture", args.threads, args.test_tokens, root / "store-test", "test")
     r = in_child("compare", args.threads, root / f"store-{size}", root / "store-test", args.peer_samples, args.peer_k,
-                 args.splice_texts, py, root)
+                 args.splice_texts, root, python=py)
     print(f"  scored on {r['test_rows']} test-split tokens; embedding recovered over {r['splice_texts']} test documents "
           f"(against zero-ablation; mean-ablation in brackets); train s: compute only, fit s: the whole fit")
     print(f"  {'method':<17} {'FVU':>6} {'L0':>6} {'dead':>6} {'emb. rec.':>15} {'train s':>8} {'fit s':>7} "
@@ -205,9 +194,6 @@ def peer_section(args, root: Path, size: int) -> dict | None:
         print(f"  {name:<17} {m['fvu']:>6.3f} {m['l0']:>6.1f} {m['dead']:>6} "
               f"{m['embedding_recovered']:>6.3f} ({m['embedding_recovered_mean']:.3f}) {m['train_s']:>8.1f} "
               f"{m['fit_wall_s']:>7.1f} {m['samples_per_s']:>10.0f}")
-    own = r["saelens_own_scores"]
-    print(f"  SAELens's own scoring of its SAE (its encode/decode): FVU {own['fvu']:.3f}, L0 {own['l0']:.1f}, "
-          f"dead {own['dead']}")
     ours, theirs = r["methods"]["ours"], next(v for k, v in r["methods"].items() if k != "ours")
     print(f"  ours / SAELens: samples/s x{ours['samples_per_s'] / theirs['samples_per_s']:.2f}, "
           f"FVU {ours['fvu'] - theirs['fvu']:+.3f}, embedding recovered "
@@ -277,7 +263,7 @@ def main() -> None:
         elif kind == "forward":
             out = child_forward(int(rest[0]))
         elif kind == "compare":
-            out = child_compare(rest[0], rest[1], int(rest[2]), int(rest[3]), int(rest[4]), rest[5], rest[6])
+            out = child_compare(rest[0], rest[1], int(rest[2]), int(rest[3]), int(rest[4]), rest[5])
         else:
             out = child_sae(rest[0], int(rest[1]), rest[2] == "memory")
         print(json.dumps(out))

@@ -25,6 +25,8 @@ Never unpickles: safetensors and JSON only.
 """
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -182,18 +184,18 @@ def installed() -> bool:
 
 
 def train_topk(X, latents: int, k: int, samples: int, out: str | Path, seed: int = 0,
-               batch: int = PEER_BATCH, lr: float = PEER_LR) -> dict:
+               batch: int = PEER_BATCH, lr: float = PEER_LR, progress: bool = False) -> dict:
     """Train SAELens's own TopK SAE on the rows of `X: [rows, d]` (an array or a store's rows, read a batch at a
     time in a seeded shuffled order) with the peers' settings, save it with SAELens's `save_inference_model`
-    into OUT and return {version, train_s, samples}. Read OUT back with `monosemantic.dictionary.load`."""
-    import os
+    into OUT and return {version, train_s, samples}. Read OUT back with `monosemantic.dictionary.load`.
+    progress: SAELens's own progress bar (hidden otherwise)."""
+    import contextlib
     import time
 
     import numpy as np
 
     if not installed():
         raise InputError(f"SAELens is not installed: {INSTALL}")
-    os.environ.setdefault("TQDM_DISABLE", "1")
     import sae_lens
     from sae_lens import SAETrainer, TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.config import LoggingConfig, SAETrainerConfig
@@ -219,7 +221,8 @@ def train_topk(X, latents: int, k: int, samples: int, out: str | Path, seed: int
                            logger=LoggingConfig(log_to_wandb=False), n_checkpoints=0, save_final_checkpoint=False)
     trainer = SAETrainer(cfg=cfg, sae=sae, data_provider=batches())
     t = time.perf_counter()
-    trainer.fit()
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(sys.stderr if progress else null):
+        trainer.fit()
     wall = time.perf_counter() - t
     Path(out).mkdir(parents=True, exist_ok=True)
     sae.save_inference_model(str(out))

@@ -139,7 +139,8 @@ def score_on_model(est, Xt: "np.ndarray", site: str, texts: list[str], mean: "np
             "splice_s": time.perf_counter() - t, "codes": codes}
 
 
-def saelens_peer(cfg: RealSaeConfig, train: S.Store, work: Path, Xt, texts: list[str], mean, samples: int) -> dict:
+def saelens_peer(cfg: RealSaeConfig, train: S.Store, work: Path, Xt, texts: list[str], mean, samples: int,
+                 progress: bool = False) -> dict:
     """SAELens's TopK SAE trained on the same store at the same latents, k and samples, scored as ours is
     (`score_on_model`); {"skipped": why} when it is off or not installed (auto)."""
     from monosemantic.dictionary import load
@@ -150,7 +151,8 @@ def saelens_peer(cfg: RealSaeConfig, train: S.Store, work: Path, Xt, texts: list
     if not saelens.installed():
         return {"skipped": f"SAELens is not installed: {saelens.INSTALL}"}
     d = train.X.shape[1]
-    got = saelens.train_topk(train.X, cfg.expansion * d, cfg.k, samples, work / "saelens", seed=cfg.seed)
+    got = saelens.train_topk(train.X, cfg.expansion * d, cfg.k, samples, work / "saelens", seed=cfg.seed,
+                             progress=progress)
     scores = score_on_model(load(work / "saelens"), Xt, cfg.site, texts, mean)
     scores.pop("codes")
     return {**got, "samples_per_s": got["samples"] / got["train_s"], **scores}
@@ -188,7 +190,7 @@ def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False, out: s
     mean = train.mean()  # [d]
     ours = score_on_model(sae, Xt, cfg.site, texts, mean)
     codes = ours.pop("codes")
-    peer = saelens_peer(cfg, train, work, Xt, texts, mean, sae.step_ * sae.batch)
+    peer = saelens_peer(cfg, train, work, Xt, texts, mean, sae.step_ * sae.batch, progress)
     neurons = capture_run(CaptureConfig(corpus=cfg.corpus, site=cfg.neuron_site, tokens=cfg.test_tokens, split="test"),
                           work / f"store-test-{cfg.neuron_site}", progress)
     stores[cfg.neuron_site] = neurons

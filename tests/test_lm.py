@@ -235,10 +235,3 @@ def test_roads_on_a_local_ray_equal_the_local_backend(corpus, tmp_path):
     ray = roads(cfg.model_copy(update={"backend": "ray", "workers": 2}), tmp_path / "ray")
     assert len(ray["points"]) == 8 and without_timings(ray) == without_timings(local)
     assert {p.name for p in (tmp_path / "ray" / "train").iterdir()} == {p["name"] for p in ray["points"]}
-
-
-@pytest.mark.slow
-def test_map_jobs_on_local_processes_returns_every_job():
-    from monosemantic.experiments.sweeps import map_jobs
-
-    assert dict(map_jobs(math.factorial, [(3,), (4,), (5,)], workers=2)) == {0: 6, 1: 24, 2: 120}

@@ -191,3 +191,12 @@ def test_an_interrupted_first_run_removes_its_bare_out_but_keeps_work_beside_the
     with Points(out, "t", {"a": 1}) as pts:  # the same settings resume in it
         assert pts.run([], lambda: None) == {}
     assert (out / "train" / "step-100").is_file()
+
+
+@pytest.mark.slow
+def test_map_jobs_on_local_processes_returns_every_job():
+    import math
+
+    from monosemantic.experiments.sweeps import map_jobs
+
+    assert dict(map_jobs(math.factorial, [(3,), (4,), (5,)], workers=2)) == {0: 6, 1: 24, 2: 120}

@@ -54,6 +54,7 @@ app.add_typer(sae_app, name="sae")
 
 
 PROGRESS = typer.Option(True, help="Show a progress bar.")
+
 OVERWRITE = typer.Option(False, help="Replace an existing run directory.")
 DEVICE_HELP = "cpu | cuda | cuda:N | auto (CUDA when available)."
 DEVICE = typer.Option(DEFAULT_DEVICE, help=DEVICE_HELP)  # every config's device defaults to devices.DEFAULT too
@@ -62,6 +63,11 @@ BACKEND = typer.Option("local", help="local (worker processes, one per core) | r
                                       "cluster, else a local Ray).")
 RAY_ADDRESS = typer.Option(None, help="HOST:PORT (or auto) of a Ray cluster this machine is a node of.")
 WORKERS = typer.Option(None, help="Worker processes (default: one per core).")
+
+
+def _shown(progress: bool) -> bool:
+    """A progress bar is drawn only on a terminal (a log file gets the commands' own lines)."""
+    return progress and sys.stderr.isatty()
 
 
 def _default(source, name: str):
@@ -153,7 +159,7 @@ def toy_train(
         warmup=warmup, eval_batch=eval_batch, correlated_sets=correlated_sets,
         anticorrelated_sets=anticorrelated_sets, set_size=set_size, l1=l1, device=device,
         snapshot_every=snapshot_every))
-    res = train_toy_run(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = train_toy_run(cfg, out, overwrite, _shown(progress))
     _say(f"trained {len(res['loss'])} x {cfg.model} (n={cfg.n}, m={cfg.m}) in {res['wall_s']:.2f}s "
          f"({res['model_steps_per_s']:.0f} model-steps/s); loss {[round(v, 5) for v in res['loss']]}")
     typer.echo(str(out))
@@ -207,7 +213,7 @@ def toy_dynamics(
         raise InputError(f"--density must lie in (0, 1], got {density}")
     check_new_dir(out, False)
     res = dynamics_run(n, m, density, steps, snapshot_every, seeds, seed, out=out,
-                       progress=progress and sys.stderr.isatty())
+                       progress=_shown(progress))
     _say(f"{res['jumps_detected']} jumps detected, {res['jumps_with_sudden_drop']} with a sudden loss drop "
          f"({len(res['sudden_drops'])} sudden drops; chance of a coincidence {res['chance_of_coincidence']:.0%})")
     typer.echo(str(out))
@@ -283,7 +289,7 @@ def sae_train(
                                         samples=samples, batch=batch, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                                         checkpoint=str(checkpoint) if checkpoint else None, device=device,
                                         dtype=dtype, holdout=holdout))
-    res = train_dictionary_run(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = train_dictionary_run(cfg, out, overwrite, _shown(progress))
     _say(f"trained {arch} with {latents} latents on {res['samples']} samples in {res['wall_s']:.1f}s "
          f"({res['samples_per_s']:.0f} samples/s); FVU on the first 10k training samples {res['fvu_train_sample']:.4f}"
          + (f"; {res['holdout_rows']} rows held out" if res.get("holdout_rows") else ""))
@@ -307,7 +313,7 @@ def sae_score(
     data = _either(data, truth, "--data", "--truth")
     if data is None:
         raise InputError("give --data: the data file to score on")
-    scores = score_dictionary_run(run_dir, data, n_eval, progress and sys.stderr.isatty())
+    scores = score_dictionary_run(run_dir, data, n_eval, _shown(progress))
     for key, v in scores.items():
         typer.echo(f"{key:>18}  {v:.4f}" if isinstance(v, float) else f"{key:>18}  {v}")
     typer.echo(str(run_dir / "scores.json"))
@@ -344,7 +350,7 @@ def sweep_run(
 
     _sweep_warnings()
     cfg = load_spec(spec)
-    meta = run_sweep(cfg, out, backend, workers, ray_address, progress and sys.stderr.isatty(), device=device)
+    meta = run_sweep(cfg, out, backend, workers, ray_address, _shown(progress), device=device)
     _say(f"sweep {cfg.name}: {meta['points']} points, {meta['trained_points']} trained now in "
          f"{meta['trained_groups']} groups ({meta['elapsed_s']:.1f}s), {len(meta['transitions'])} transitions")
     typer.echo(str(out / "results.csv"))
@@ -356,7 +362,7 @@ def _phase_run(kind: str, spec, out: Path, backend: str, workers, ray_address, p
     from monosemantic.report.figures import phase
 
     _sweep_warnings()
-    return phase_run(kind, spec, out, backend, workers, ray_address, progress and sys.stderr.isatty(),
+    return phase_run(kind, spec, out, backend, workers, ray_address, _shown(progress),
                      draw=styled(getattr(phase, kind)), device=device, **kw)
 
 
@@ -430,7 +436,7 @@ def phase_protocols(
     from monosemantic.report.figures.diagrams import label_maps
 
     starts = _either(seeds, starts, "--seeds", "--starts", _default(protocols_run, "starts"))
-    res = protocols_run(out, grid2, grid3, steps, starts, seed, progress and sys.stderr.isatty(),
+    res = protocols_run(out, grid2, grid3, steps, starts, seed, _shown(progress),
                         draw=styled(label_maps))
     _say(f"n=2, m=1 agreement with the analytic diagram away from the boundary: "
          f"{res['n2m1']['agreement_with_analytic_far']}; n=3, m=2 paper protocol = candidate starts at "
@@ -478,7 +484,7 @@ def road1_l1(
     if l1 is not None:
         data["lambdas"] = l1
     cfg = validate_as(L1SweepConfig, data, {"lambdas": "--l1"})
-    res = l1_run(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = l1_run(cfg, out, overwrite, _shown(progress))
     for line in l1_lines(res):
         _say(line)
     _say(f"trained in {res['wall_s']:.1f}s")
@@ -511,7 +517,7 @@ def road1_moe(
     common = _road1_common(n, m, importance_decay, steps, batch, seeds, seed, eval_batch, device)
     k = _either(active_experts, k, "--active-experts", "--k", _default(MoEConfig, "k"))
     cfg = validate(MoEConfig, dict(experts=experts, k=k, sparsity=sparsity, balance=balance, **common))
-    res = moe_run(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = moe_run(cfg, out, overwrite, _shown(progress))
     for name, rec in res["models"].items():
         _say(f"{name:<18} loss {[round(v, 5) for v in rec['loss']]}  D* {[v and round(v, 3) for v in rec['dims_per_feature']]}"
              f"  monosemantic {rec['monosemantic_neurons']}")
@@ -541,7 +547,7 @@ def road1_effective_size(
     if sparsity is not None:  # else EffectiveSizeConfig's default
         data["sparsity"] = sparsity
     cfg = validate(EffectiveSizeConfig, data)
-    res = effective_size_run(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = effective_size_run(cfg, out, overwrite, _shown(progress))
     for s, w, kk in zip(res["sparsity"], res["narrowest_width"], res["k"]):
         _say(f"S {s:<6} m' {w:>3}  k {kk:.2f}")
     typer.echo(str(out))
@@ -571,7 +577,7 @@ def unfold_cmd(
 
     cfg = validate(UnfoldConfig, dict(data=str(data), dictionary=str(dictionary), method=method, tol=tol, k=k,
                                       alpha=alpha, positive=positive, device=device))
-    res = unfold_run(cfg, out, overwrite, progress and sys.stderr.isatty())
+    res = unfold_run(cfg, out, overwrite, _shown(progress))
     _say(f"unfolded {res['shape'][0]} samples onto {res['shape'][1]} atoms ({method}) in {res['wall_s']:.3f}s "
          f"({res['samples_per_s']:.0f} samples/s); L0 {res['l0']:.2f}; unconverged {res['unconverged']}")
     typer.echo(str(out))
@@ -603,7 +609,7 @@ def features_list(
 
     cfg = validate(FeaturesConfig, dict(dictionary=str(dictionary), data=str(data) if data else None, top=top,
                                         limit=limit, sort=sort))
-    rows, res = features_list_run(cfg, out, overwrite, progress and sys.stderr.isatty())
+    rows, res = features_list_run(cfg, out, overwrite, _shown(progress))
     for line in [json.dumps(rows)] if as_json else format_features(rows, cfg.sort, cfg.limit):
         typer.echo(line)
     _say(f"{res['atoms']} atoms over {res['samples']} samples in {res['wall_s']:.2f}s: {res['dead']} dead, "
@@ -654,7 +660,7 @@ def transition_cmd(
 
     n_over_m = _either(_values(n_over_m), _values(ratios), "--n-over-m", "--ratios")
     n_over_m = list(n_over_m or _default(transition_run, "ratios"))
-    res = transition_run(out, m, n_over_m, trials, methods, seed, overwrite, progress and sys.stderr.isatty(),
+    res = transition_run(out, m, n_over_m, trials, methods, seed, overwrite, _shown(progress),
                          draw=styled(plot), device=device)
     for method in ("omp", "l1"):
         for c in res[method]:
@@ -674,7 +680,7 @@ def demo(
     Off a terminal it prints one line per finished section on stderr."""
     from monosemantic.report.demo import run_demo
 
-    report, summary = run_demo(out, quick=quick, progress=progress and sys.stderr.isatty(),
+    report, summary = run_demo(out, quick=quick, progress=_shown(progress),
                                say=None if sys.stderr.isatty() else _say)
     typer.echo(f"report:  {report}\nsummary: {summary}")
 
@@ -706,7 +712,7 @@ def toy_privileged(
     monosemantic and polysemantic neurons, and when each feature loses its dedicated neuron."""
     check_new_dir(out, False)
     res = privileged_run(sparsity=sparsity, steps=steps, seeds=seeds, seed=seed, out=out,
-                         progress=progress and sys.stderr.isatty())
+                         progress=_shown(progress))
     for s, mo, po in zip(res["sparsity"], res["monosemantic"], res["polysemantic"]):
         _say(f"S = {s:g}: {mo} monosemantic, {po} polysemantic live neurons")
     typer.echo(str(out))
@@ -727,7 +733,7 @@ def toy_computation(
     by how many neurons, and the asymmetric-superposition motifs."""
     check_new_dir(out, False)
     res = computation_run(n=n, m=m, sparsity=sparsity, steps=steps, seeds=seeds, seed=seed, out=out,
-                          progress=progress and sys.stderr.isatty())
+                          progress=_shown(progress))
     for s, r in zip(res["sparsity"], res["per_sparsity"]):
         _say(f"S = {s:g}: {r['features_computed']} features computed by {r['computing_neurons']} of {m} neurons, "
              f"{len(r['asymmetric_superposition'])} asymmetric motifs")
@@ -749,7 +755,7 @@ def toy_adversarial(
     check_norm(norm)
     check_new_dir(out, False)
     res = adversarial_run(sparsity=sparsity, steps=steps, seeds=seeds, seed=seed, norm=norm, out=out,
-                          progress=progress and sys.stderr.isatty())
+                          progress=_shown(progress))
     for s, v, f in zip(res["sparsity"], res["vulnerability"], res["features_per_dim"]):
         _say(f"S = {s:g}: vulnerability {v:.4f}, features per dimension {f:.2f}")
     c = res["correlation_with_features_per_dim"]
@@ -770,7 +776,7 @@ def circuits_cmd(
     """Feature-to-feature maps through the hidden layer, with the true features and with learned ones (road 2);
     prints the learned map's agreement with the true map."""
     check_new_dir(out, overwrite)
-    res = circuits_run(run_dir, out, dictionary, instance, overwrite, progress and sys.stderr.isatty())
+    res = circuits_run(run_dir, out, dictionary, instance, overwrite, _shown(progress))
     for k, v in res["learned"].items():
         typer.echo(f"{k:>20}  {v:.4f}" if isinstance(v, float) else f"{k:>20}  {v}")
     typer.echo(str(out))
@@ -813,7 +819,7 @@ def real_capture(
     cfg = validate(_capture_config(), dict(model=model, corpus=corpus, site=site, tokens=tokens, split=split,
                                            shard_tokens=shard_tokens, context=context, backend=backend,
                                            ray_address=ray_address, workers=workers))
-    res = capture_run(cfg, out, progress and sys.stderr.isatty())
+    res = capture_run(cfg, out, _shown(progress))
     rate = f" ({res['tokens_per_s']:.0f} tokens/s)" if res["tokens_per_s"] else ""
     _say(f"captured {res['captured_now']} of {res['shards']} shards in {res['wall_s']:.1f}s{rate}; the store holds "
          f"{res['rows']} rows of d={res['d']} at {res['site']}")
@@ -868,7 +874,7 @@ def real_sae(
                                             train_tokens=train_tokens, test_tokens=test_tokens, expansion=expansion,
                                             k=k, epochs=epochs, splice_texts=splice_texts, seed=seed,
                                             saelens=saelens))
-    res = small(sae_run(cfg, stores, progress and sys.stderr.isatty(), out=out, overwrite=overwrite,
+    res = small(sae_run(cfg, stores, _shown(progress), out=out, overwrite=overwrite,
                         pages={"features.html": page}))
     for line in sae_lines(res):
         _say(line)
@@ -961,7 +967,7 @@ def road2_toy(
             data[key] = v
     _sweep_warnings()
     cfg = validate_as(Road2ToyConfig, data, {"ratios": "--expansion"})
-    res = toy_recovery_run(cfg, out, overwrite, progress and sys.stderr.isatty(), backend, workers, ray_address)
+    res = toy_recovery_run(cfg, out, overwrite, _shown(progress), backend, workers, ray_address)
     for b in res["best"]:
         _say(f"n={b['n']} m={b['m']} S={b['sparsity']}: best {b['arch']} x{b['latents']} recovered "
              f"{b['recovered']}/{b['represented']} represented (of {b['n']}), MMCS {b['mmcs']:.3f}")
@@ -1008,7 +1014,7 @@ def road3_cmd(
         data["road1"] = road1_l1
     _sweep_warnings()
     cfg = validate_as(Road3Config, data, {"road1": "--road1-l1"})
-    res = front_run(cfg, out, overwrite, progress and sys.stderr.isatty(), backend, workers, ray_address)
+    res = front_run(cfg, out, overwrite, _shown(progress), backend, workers, ray_address)
     v = res["verdict"]
     _say(f"road2 alone: loss {v['road2']['loss']:.4f}, recovered {v['road2']['recovered']:.3g}/{n}")
     _say(f"road1 (l1 {v['road1']['strength']}): loss {v['road1']['loss']:.4f}, recovered "
@@ -1067,7 +1073,7 @@ def lm_train(
         experts=experts, top_k=top_k, positions=positions, corpus=corpus, context=context, batch=batch,
         tokens=tokens, lr=lr, weight_decay=weight_decay, warmup=warmup, eval_tokens=eval_tokens,
         checkpoint_every=checkpoint_every, seed=seed, device=device))
-    res = train_run(cfg, out, progress and sys.stderr.isatty())
+    res = train_run(cfg, out, _shown(progress))
     _say(f"{cfg.variant}: test loss {res['test_loss']:.4f} nats/byte after {res['tokens']} tokens "
          f"({res['tokens_per_s']:.0f} tokens/s, {res['wall_s']:.1f}s)")
     typer.echo(str(out))
@@ -1113,7 +1119,7 @@ def lm_roads(
                              sae_k=sae_k, sae_samples=sae_samples))
     if l1:
         data["l1"] = [x for text in l1 for x in _numbers(text, "--l1")]
-    res = roads(validate_as(RoadsConfig, data, {"l1": "--l1"}), out, progress and sys.stderr.isatty(),
+    res = roads(validate_as(RoadsConfig, data, {"l1": "--l1"}), out, _shown(progress),
                 overwrite=overwrite)
     for line in lines(res):
         typer.echo(line)

@@ -334,11 +334,12 @@ class SparseAutoencoder(DictionaryEstimator):
         if not len(dead):
             return
         se = info["se"]
-        n = min(len(dead), int((se > 0).sum()))
+        worse = se >= se.mean()
+        n = min(len(dead), int((worse & (se > 0)).sum()))
         if n == 0:
             return
         dead = dead[:n]
-        w = (se ** 2).cpu()  # drawn by the CPU generator: the same picks on every device
+        w = (se ** 2 * worse).cpu()  # drawn by the CPU generator: the same picks on every device
         pick = torch.multinomial(w / w.sum(), n, replacement=False, generator=self._gen).to(se.device)
         resid = -info["err"][pick]  # x - x^ of the worst samples: [n, d]
         u = resid / resid.norm(dim=1, keepdim=True).clamp_min(EPS)
@@ -349,7 +350,7 @@ class SparseAutoencoder(DictionaryEstimator):
         p["W_dec"][dead] = u * (1.0 if arch.unit_decoder else p["W_dec"][alive].norm(dim=1).mean())
         p["W_enc_T"][dead] = u * enc_norm
         # where a bias decides firing: fire about as often as the average latent on this batch
-        arch.restart_bias(p, dead, x, float(rate[alive].mean().clamp(1 / len(x), 0.5)))
+        arch.restart_bias(p, dead, x, float(rate[alive].mean().clamp(1 / len(x), 0.5)), x[pick])
         names = list(p)
         for i, name in enumerate(names):
             if name in ("W_dec", "W_enc_T", "b_enc", "log_theta"):

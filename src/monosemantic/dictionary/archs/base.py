@@ -154,10 +154,8 @@ class Arch:
     def step(self, x: torch.Tensor, p: dict[str, torch.Tensor], state: dict, aux_k: int, aux_coef: float):
         raise NotImplementedError
 
-    def restart_bias(self, p: dict[str, torch.Tensor], dead: torch.Tensor, x: torch.Tensor, rate: float,
-                     picks: torch.Tensor) -> None:
-        """The encoder bias of resampled latents `dead` (restarted towards the residuals of the samples picks:
-        [n_dead, d_in]): one making each fire on about `rate` of the batch x."""
+    def restart_bias(self, p: dict[str, torch.Tensor], dead: torch.Tensor, x: torch.Tensor, rate: float) -> None:
+        """The encoder bias of resampled latents `dead`: one making each fire on about `rate` of the batch x."""
         pre = (x - p["b_dec"]) @ p["W_enc_T"][dead].T  # [B, n_dead]
         p["b_enc"][dead] = -pre.quantile(1 - rate, dim=0)
 

@@ -39,9 +39,5 @@ class TopK(Arch):
         rows, lat, vals = self.select(pre, p, state, training=True)
         return self.sparse_step(x, xc, pre, p, rows, lat, vals, state, aux_k, aux_coef, relu_after=True)
 
-    def restart_bias(self, p, dead, x, rate, picks):
-        # half way between silent and its pick's pre-activation: it fires on samples that hold its pick's
-        # residual at half the size or more, not on every sample it leans towards (a zero bias would: with k
-        # above a sample's need, any positive pre-activation enters the top k and displaces a live latent)
-        pre = ((picks - p["b_dec"]) * p["W_enc_T"][dead]).sum(1)  # [n_dead]
-        p["b_enc"][dead] = -0.5 * pre.clamp_min(0)
+    def restart_bias(self, p, dead, x, rate):
+        p["b_enc"][dead] = 0.0

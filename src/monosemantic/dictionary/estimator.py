@@ -20,8 +20,9 @@ writes the optimiser state there every `checkpoint_every` steps and resumes from
 Training, in the order it helps recovery on ground-truth data (measured in benchmarks/dictionary.py):
 decoder bias at the geometric median of a data sample; encoder initialised as the decoder's transpose;
 Adam with a short warm-up and cosine decay to zero; latents that stop firing are resampled towards the
-worst-reconstructed samples of the batch (with their Adam moments reset), and for TopK/BatchTopK an
-auxiliary loss (OpenAI's AuxK) also trains dead latents on the residual.
+worst-reconstructed samples of the batch (encoder rows at a fifth of the live ones' norm, Adam moments reset),
+and for TopK/BatchTopK an auxiliary loss (OpenAI's AuxK) also trains dead latents, and restarts that have not
+fired yet, on the residual.
 """
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ class SparseAutoencoder(DictionaryEstimator):
     per fit; 0: none).
 
     After a fit, `history_` holds lists keyed step, samples, loss (the training objective), mse, fvu, l0 (each the
-    mean over the steps since the previous record), dead (latents silent for the last `dead_after` samples) and
+    mean over the steps since the previous record), dead (latents silent for the last `dead_after` samples, and
+    restarts that have not fired yet) and
     resampled (latent restarts so far).
     """
 

@@ -81,8 +81,7 @@ class SparseAutoencoder(DictionaryEstimator):
 
     After a fit, `history_` holds lists keyed step, samples, loss (the training objective), mse, fvu, l0 (each the
     mean over the steps since the previous record), dead (latents silent for the last `dead_after` samples, and
-    restarts that have not fired yet) and
-    resampled (latent restarts so far).
+    restarts that have not fired yet) and resampled (latent restarts so far).
     """
 
     def __init__(self, arch: str = "topk", n_latents: int = 512, k: int = 5, l1: float | None = None,

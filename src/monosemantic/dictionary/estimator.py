@@ -20,8 +20,9 @@ writes the optimiser state there every `checkpoint_every` steps and resumes from
 Training, in the order it helps recovery on ground-truth data (measured in benchmarks/dictionary.py):
 decoder bias at the geometric median of a data sample; encoder initialised as the decoder's transpose;
 Adam with a short warm-up and cosine decay to zero; latents that stop firing are resampled towards the
-worst-reconstructed samples of the batch (with their Adam moments reset), and for TopK/BatchTopK an
-auxiliary loss (OpenAI's AuxK) also trains dead latents on the residual.
+worst-reconstructed samples of the batch (encoder rows at a fifth of the live ones' norm, Adam moments reset),
+and for TopK/BatchTopK an auxiliary loss (OpenAI's AuxK) also trains dead latents, and restarts that have not
+fired yet, on the residual.
 """
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ HISTORY_POINTS = 200  # training-history records per fit when history_every is N
 HISTORY_KEYS = ("step", "samples", "loss", "mse", "fvu", "l0", "dead", "resampled")
 WEIGHTS = saelens.WEIGHTS
 TRAINER = "trainer_state.safetensors"
+# a restarted latent's encoder norm, as a share of the live latents' mean: a restart duplicating a live latent, or
+# pointing at one sample's noise, then adds a fifth of its value where it fires (at full size, resampling the
+# sparse MLP activations of an L1 byte LM raised the TopK SAE's FVU from 0.03 to 0.06)
+RESTART_SCALE = 0.2
 
 
 def _fresh_state(n_latents: int) -> dict[str, torch.Tensor]:
@@ -75,8 +80,8 @@ class SparseAutoencoder(DictionaryEstimator):
     per fit; 0: none).
 
     After a fit, `history_` holds lists keyed step, samples, loss (the training objective), mse, fvu, l0 (each the
-    mean over the steps since the previous record), dead (latents silent for the last `dead_after` samples) and
-    resampled (latent restarts so far).
+    mean over the steps since the previous record), dead (latents silent for the last `dead_after` samples, and
+    restarts that have not fired yet) and resampled (latent restarts so far).
     """
 
     def __init__(self, arch: str = "topk", n_latents: int = 512, k: int = 5, l1: float | None = None,
@@ -322,7 +327,9 @@ class SparseAutoencoder(DictionaryEstimator):
 
     @torch.no_grad()
     def _resample(self, x: torch.Tensor, info: dict, arch: archs.Arch) -> None:
-        """Dead latents restart at the residuals of the batch's worst samples (Adam moments reset)."""
+        """Dead latents restart at the residuals of the batch's worst samples (Towards Monosemanticity's recipe):
+        encoder rows at RESTART_SCALE of the live ones' norm, Adam moments reset; until a restart first fires,
+        AuxK (TopK, BatchTopK) trains it on the residual like any dead latent."""
         window = self.resample_every * self.batch
         # "dead": firing at less than dead_frac of the average latent's rate over the window
         st = self.state_
@@ -334,11 +341,13 @@ class SparseAutoencoder(DictionaryEstimator):
         if not len(dead):
             return
         se = info["se"]
-        n = min(len(dead), int((se > 0).sum()))
+        # only samples reconstructed worse than the batch's average: where most rows are exactly zero, their
+        # tiny errors (the decoder bias's drift) would otherwise draw most restarts, all towards one direction
+        w = (se ** 2 * (se >= se.mean())).cpu()  # drawn by the CPU generator: the same picks on every device
+        n = min(len(dead), int((w > 0).sum()))
         if n == 0:
             return
         dead = dead[:n]
-        w = (se ** 2).cpu()  # drawn by the CPU generator: the same picks on every device
         pick = torch.multinomial(w / w.sum(), n, replacement=False, generator=self._gen).to(se.device)
         resid = -info["err"][pick]  # x - x^ of the worst samples: [n, d]
         u = resid / resid.norm(dim=1, keepdim=True).clamp_min(EPS)
@@ -347,7 +356,7 @@ class SparseAutoencoder(DictionaryEstimator):
         alive[dead] = False
         enc_norm = p["W_enc_T"][alive].norm(dim=1).mean() if alive.any() else 1.0
         p["W_dec"][dead] = u * (1.0 if arch.unit_decoder else p["W_dec"][alive].norm(dim=1).mean())
-        p["W_enc_T"][dead] = u * enc_norm
+        p["W_enc_T"][dead] = u * (RESTART_SCALE * enc_norm)
         # where a bias decides firing: fire about as often as the average latent on this batch
         arch.restart_bias(p, dead, x, float(rate[alive].mean().clamp(1 / len(x), 0.5)))
         names = list(p)
@@ -355,8 +364,10 @@ class SparseAutoencoder(DictionaryEstimator):
             if name in ("W_dec", "W_enc_T", "b_enc", "log_theta"):
                 self.opt_.m[i][dead] = 0
                 self.opt_.v[i][dead] = 0
-        self.state_["since"][dead] = 0
-        self.state_["dead"][dead] = False
+        # counted dead (so AuxK trains it) until it first fires: a small restart rarely wins a place in the top k
+        # by itself where k is tight
+        self.state_["since"][dead] = self.dead_after
+        self.state_["dead"][dead] = True
         self.state_["fresh"][dead] = True
         self.n_resampled_ += len(dead)
 

@@ -204,10 +204,8 @@ def measure(model: ByteLM, cfg: LMTrainConfig, m: MeasureConfig, progress: bool 
 
     site = f"mlp.{cfg.layers - 1 if m.sae_layer is None else m.sae_layer}"  # checked by RoadsConfig
     X = site_rows(model, site, eval_windows(split_bytes(cfg.corpus, "train"), m.sae_tokens, cfg.context))
-    # no resampling: on the sparse activations of the L1 models it pushed the FVU above 1 (measured: 9.0 against
-    # 0.04 without, on a model with 2% of its neurons active); AuxK still trains the dead latents
     sae = SparseAutoencoder("topk", m.sae_latents, k=m.sae_k, samples=m.sae_samples, seed=cfg.seed,
-                            resample_every=0, progress=progress).fit(X)
+                            progress=progress).fit(X)
     module = sae.module()
     Xt = torch.from_numpy(site_rows(model, site, test))
     with torch.no_grad():

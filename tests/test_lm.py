@@ -253,3 +253,10 @@ def test_a_batch_whose_activations_cannot_fit_is_refused():
     with pytest.raises(InputError, match="needs about"):
         validate(LMTrainConfig, {"d_model": 16, "heads": 2, "width": 32, "context": 64, "batch": 10**9,
                                  "tokens": 10**12})
+
+
+@pytest.mark.parametrize("measure, message", [({"sae_latents": 2**31}, "needs about"),
+                                              ({"sae_latents": 16, "sae_k": 40}, "must be below")])
+def test_roads_refuse_a_measure_sae_that_cannot_train_before_any_model_trains(measure, message):
+    with pytest.raises(InputError, match=message):
+        validate(RoadsConfig, {"measure": measure})

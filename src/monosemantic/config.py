@@ -220,9 +220,14 @@ class SaeTrainConfig(Strict):
         """Refuse a dictionary that cannot fit: its weights with gradients and Adam moments, and a batch's
         activations and codes (float32)."""
         batch = self.batch or 1024
-        need = 4 * (8 * self.latents * d + 6 * batch * self.latents + 4 * batch * d + 2048 * self.latents)
-        check_memory(need, f"a dictionary of {self.latents} latents on d={d} (batch {batch})",
+        check_memory(sae_bytes(self.latents, d, batch), f"a dictionary of {self.latents} latents on d={d} (batch {batch})",
                      "lower --latents or --batch")
+
+
+def sae_bytes(latents: int, d: int, batch: int = 1024) -> int:
+    """Peak memory of training a dictionary (float32): its weights with gradients and Adam moments, and a batch's
+    activations and codes."""
+    return 4 * (8 * latents * d + 6 * batch * latents + 4 * batch * d + 2048 * latents)
 
 
 class UnfoldConfig(Strict):

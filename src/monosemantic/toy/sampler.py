@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from monosemantic.errors import InputError
+from monosemantic.runs import check_memory
 
 
 def importance(n: int, decay: float = 1.0) -> torch.Tensor:
@@ -31,6 +32,7 @@ def importance(n: int, decay: float = 1.0) -> torch.Tensor:
         raise InputError(f"n must be positive, got {n}")
     if not decay > 0:
         raise InputError(f"importance decay must be positive, got {decay}")
+    check_memory(8 * n, f"importances of n={n} features", "lower n")
     return decay ** torch.arange(n, dtype=torch.float32)
 
 
@@ -49,6 +51,7 @@ def probabilities(sparsity: float | Sequence[float] | torch.Tensor, n: int) -> t
         raise InputError(f"per-feature sparsity must be [instances, {n}], got {list(s.shape)}")
     if s.numel() == 0:
         raise InputError("no sparsity values given")
+    check_memory(13 * s.numel(), f"feature probabilities of {s.shape[0]} models of n={n} features", "lower n")
     if not torch.isfinite(s).all() or (s < 0).any() or (s >= 1).any():
         bad = s[~(torch.isfinite(s) & (s >= 0) & (s < 1))][0].item()
         raise InputError(f"sparsity must lie in [0, 1), got {bad}")

@@ -80,6 +80,7 @@ def _frozen(world: Path) -> dict:
 
 def check(world: Path, before: dict, args: list, name: str = "") -> None:
     """The property, for one command line."""
+    here = set(Path.cwd().iterdir())
     code, _, err = cli(*args, kind="command lines")
     if name and not isinstance(code, BaseException):
         TRIED[f"{name} exit {code}"] = TRIED.get(f"{name} exit {code}", 0) + 1
@@ -98,6 +99,7 @@ def check(world: Path, before: dict, args: list, name: str = "") -> None:
     # only the command's own output may appear in scratch (no temporary leftovers)
     stray = [p.name for p in (world / "scratch").iterdir() if p.name.startswith(".")]
     assert not stray, (args, stray)
+    assert set(Path.cwd().iterdir()) == here, (args, "wrote into the working directory")
 
 
 # ---- values

@@ -168,13 +168,13 @@ def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False, out: s
 
     from monosemantic.dictionary import SparseAutoencoder, saelens
     from monosemantic.real import corpus as C
-    from monosemantic.runs import check_new_dir
+    from monosemantic.runs import check_new_dir, check_output_path
 
     if out is not None:
         check_new_dir(out, overwrite)  # before minutes of work
+    work = check_output_path(work)  # '' would put the stores in the working directory
     if cfg.saelens == "on" and not saelens.installed():
         raise InputError(f"--saelens on needs SAELens: {saelens.INSTALL}")
-    work = Path(work)
     stores = {}
     for split, tokens in (("train", cfg.train_tokens), ("test", cfg.test_tokens)):
         cap = CaptureConfig(corpus=cfg.corpus, site=cfg.site, tokens=tokens, split=split)

@@ -121,4 +121,8 @@ def test_feature_probabilities_and_importances_too_large_are_refused_before_allo
     with pytest.raises(InputError, match="needs about"):
         probabilities([0.9, 0.5], 2**40)
     with pytest.raises(InputError, match="needs about"):
+        probabilities(0.5, 2**63)  # beyond torch's sizes: refused, not an overflow
+    with pytest.raises(InputError, match="needs about"):
         importance(2**40)
+    with pytest.raises(InputError, match="n must be positive"):
+        probabilities([0.5, 0.9], -1)  # not a [2, 1] tensor

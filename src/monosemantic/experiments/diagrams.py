@@ -20,6 +20,7 @@ from collections import Counter
 import numpy as np
 import torch
 
+from monosemantic.data import check_seed
 from monosemantic.errors import InputError
 import monosemantic.measures as measures
 from monosemantic.experiments.phase import far_from_boundary
@@ -181,6 +182,7 @@ def protocols_run(out, grid2: int = 20, grid3: int = 10, steps: int = 10_000, st
 
     if grid2 < 2 or grid3 < 2 or starts < 2:
         raise InputError(f"need grids of at least 2 points and at least 2 starts, got {grid2}, {grid3}, {starts}")
+    check_seed(seed)
     check_new_dir(out, False)
     res = {"n2m1": n2m1(grid2, steps, starts, seed, progress=progress),
            "n3m2": n3m2(grid3, steps, starts, seed, progress=progress)}

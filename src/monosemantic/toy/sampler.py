@@ -43,6 +43,10 @@ def probabilities(sparsity: float | Sequence[float] | torch.Tensor, n: int) -> t
     [instances, n] (a sparsity per feature). Every S must lie in [0, 1).
     """
     s = torch.as_tensor(sparsity, dtype=torch.float64)
+    if n < 1:
+        raise InputError(f"n must be positive, got {n}")
+    rows = s.shape[0] if s.ndim == 2 else max(1, s.numel())
+    check_memory(13 * rows * n, f"feature probabilities of {rows} models of n={n} features", "lower n")
     if s.ndim == 0:
         s = s.reshape(1, 1).expand(1, n)
     elif s.ndim == 1:
@@ -51,7 +55,6 @@ def probabilities(sparsity: float | Sequence[float] | torch.Tensor, n: int) -> t
         raise InputError(f"per-feature sparsity must be [instances, {n}], got {list(s.shape)}")
     if s.numel() == 0:
         raise InputError("no sparsity values given")
-    check_memory(13 * s.numel(), f"feature probabilities of {s.shape[0]} models of n={n} features", "lower n")
     if not torch.isfinite(s).all() or (s < 0).any() or (s >= 1).any():
         bad = s[~(torch.isfinite(s) & (s >= 0) & (s < 1))][0].item()
         raise InputError(f"sparsity must lie in [0, 1), got {bad}")

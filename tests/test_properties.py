@@ -97,7 +97,7 @@ def check(world: Path, before: dict, args: list, name: str = "") -> None:
     lost += [name for name, content in before.items() if not isinstance(content, dict) and now[name] != content]
     assert not lost, f"{args} changed or removed {lost}"  # new files (measures.json, scores.json) are allowed
     # only the command's own output may appear in scratch (no temporary leftovers)
-    stray = [p.name for p in (world / "scratch").iterdir() if p.name.startswith(".")]
+    stray = [p.name for p in (world / "scratch").iterdir() if p.name.startswith(".") and str(p) not in args]
     assert not stray, (args, stray)
     assert set(Path.cwd().iterdir()) == here, (args, "wrote into the working directory")
 

@@ -60,3 +60,11 @@ def test_protocols_refuse_a_seed_out_of_range_before_training(tmp_path, seed):
     with pytest.raises(InputError, match="seed must lie"):
         diagrams.protocols_run(tmp_path / "p", 2, 2, steps=5, starts=2, seed=seed)
     assert not (tmp_path / "p").exists()
+
+
+def test_protocols_refuse_a_diagram_that_cannot_fit_before_drawing_its_starts(tmp_path):
+    from monosemantic.errors import InputError
+
+    with pytest.raises(InputError, match="needs about"):
+        diagrams.protocols_run(tmp_path / "p", 1000, 2, steps=5, starts=1000)
+    assert not (tmp_path / "p").exists()

@@ -1,5 +1,6 @@
 """Both phase diagrams under the paper's protocol (ten random starts, drop the worst, majority of the rest)."""
 import numpy as np
+import pytest
 import torch
 
 import monosemantic.experiments.diagrams as diagrams
@@ -50,3 +51,20 @@ def test_cli_protocols(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["phase", "protocols", "--out", str(tmp_path / "q"), "--starts", "1"])
     assert e.value.code == 2 and capsys.readouterr().err.startswith("error:")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_protocols_refuse_a_seed_out_of_range_before_training(tmp_path, seed):
+    from monosemantic.errors import InputError
+
+    with pytest.raises(InputError, match="seed must lie"):
+        diagrams.protocols_run(tmp_path / "p", 2, 2, steps=5, starts=2, seed=seed)
+    assert not (tmp_path / "p").exists()
+
+
+def test_protocols_refuse_a_diagram_that_cannot_fit_before_drawing_its_starts(tmp_path):
+    from monosemantic.errors import InputError
+
+    with pytest.raises(InputError, match="needs about"):
+        diagrams.protocols_run(tmp_path / "p", 1000, 2, steps=5, starts=1000)
+    assert not (tmp_path / "p").exists()

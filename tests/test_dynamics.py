@@ -71,3 +71,13 @@ def test_cli_dynamics_bad_period(tmp_path, capsys):
         main(["toy", "dynamics", "--out", str(tmp_path / "d"), "--steps", "50", "--snapshot-every", "60"])
     assert e.value.code == 2 and capsys.readouterr().err.startswith("error:")
     assert not (tmp_path / "d").exists()
+
+
+def test_dynamics_refuses_no_snapshots_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["toy", "dynamics", "--n", "4", "--m", "2", "--steps", "5", "--snapshot-every", "0", "--no-progress",
+              "--out", str(tmp_path / "dyn")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: snapshot_every must be at least 1") and "\n" not in err
+    assert not (tmp_path / "dyn").exists()

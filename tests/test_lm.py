@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from monosemantic.cli import main
+from monosemantic.config import validate
 from monosemantic.errors import InputError
 from monosemantic.experiments.lm import (MeasureConfig, RoadsConfig, ce_recovered, lines, row_tokens, roads,
                                          site_rows, spliced_loss)
@@ -235,3 +236,27 @@ def test_roads_on_a_local_ray_equal_the_local_backend(corpus, tmp_path):
     ray = roads(cfg.model_copy(update={"backend": "ray", "workers": 2}), tmp_path / "ray")
     assert len(ray["points"]) == 8 and without_timings(ray) == without_timings(local)
     assert {p.name for p in (tmp_path / "ray" / "train").iterdir()} == {p["name"] for p in ray["points"]}
+
+
+@pytest.mark.parametrize("sizes", [{"d_model": 2**31, "heads": 1}, {"width": 10**9}, {"positions": 10**10},
+                                   {"variant": "moe-flop", "experts": 2 * 10**8}])
+def test_a_model_that_cannot_fit_is_refused_before_allocating(sizes):
+    with pytest.raises(InputError, match="needs about"):
+        validate(LMConfig, {"d_model": 16, "heads": 2, "width": 32, **sizes})
+    # a config copied with new sizes skips its validator: the model refuses it too
+    cfg = LMConfig(d_model=16, heads=2, width=32).model_copy(update=sizes)
+    with pytest.raises(InputError, match="needs about"):
+        ByteLM(cfg)
+
+
+def test_a_batch_whose_activations_cannot_fit_is_refused():
+    with pytest.raises(InputError, match="needs about"):
+        validate(LMTrainConfig, {"d_model": 16, "heads": 2, "width": 32, "context": 64, "batch": 10**9,
+                                 "tokens": 10**12})
+
+
+@pytest.mark.parametrize("measure, message", [({"sae_latents": 2**31}, "needs about"),
+                                              ({"sae_latents": 16, "sae_k": 40}, "must be below")])
+def test_roads_refuse_a_measure_sae_that_cannot_train_before_any_model_trains(measure, message):
+    with pytest.raises(InputError, match=message):
+        validate(RoadsConfig, {"measure": measure})

@@ -115,3 +115,14 @@ def test_lr_schedule():
     assert lr_at(50, 100, 1.0, "constant", 10) == 1.0
     assert lr_at(10, 100, 1.0, "cosine", 10) == pytest.approx(1.0)
     assert lr_at(99, 100, 1.0, "cosine", 0) < 0.01
+
+
+def test_feature_probabilities_and_importances_too_large_are_refused_before_allocating():
+    with pytest.raises(InputError, match="needs about"):
+        probabilities([0.9, 0.5], 2**40)
+    with pytest.raises(InputError, match="needs about"):
+        probabilities(0.5, 2**63)  # beyond torch's sizes: refused, not an overflow
+    with pytest.raises(InputError, match="needs about"):
+        importance(2**40)
+    with pytest.raises(InputError, match="n must be positive"):
+        probabilities([0.5, 0.9], -1)  # not a [2, 1] tensor

@@ -125,3 +125,14 @@ def test_plateau_detector_rejects_a_smooth_fall():
 def test_plateau_needs_five_levels():
     with pytest.raises(phase.InputError, match="at least 5"):
         phase.plateaus([1, 2, 3, 4], [1, 0.5, 0.5, 0.3])
+
+
+def test_phase_refuses_an_empty_out_rather_than_write_into_the_working_directory(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["phase", "n2m1", "--grid", "2", "--steps", "5", "--seeds", "1", "--workers", "1", "--no-progress",
+              "--out", ""])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: output path must name") and "\n" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -55,6 +55,8 @@ def world(tmp_path_factory):
     (d / "spec.json").write_text(json.dumps({"name": "p", "base": {"n": 2, "m": 1, "steps": 10, "batch": 16,
                                                                     "eval_batch": 32, "seeds": 1},
                                              "grid": {"density": [1.0, 0.5]}}))
+    ok(cli("real", "sae", "--no-progress", *REAL_SAE, "--corpus", d / "corpus.txt", "--stores", d / "stores",
+           "--out", d / "rsae"))  # what `real browse` reads
     (d / "afile").write_text("not a directory")
     (d / "dangling").symlink_to(d / "nowhere")
     (d / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
@@ -64,13 +66,21 @@ def world(tmp_path_factory):
     return d
 
 
+# a `real sae` run of a few hundred tokens: the smallest its batch of 256 allows
+REAL_SAE = ["--train-tokens", "256", "--test-tokens", "32", "--expansion", "1", "--k", "2", "--epochs", "1",
+            "--splice-texts", "1", "--saelens", "off"]
+# a byte-level LM of one block, 16 wide, trained on a few hundred bytes
+LM = ["--layers", "1", "--d-model", "16", "--context", "16", "--tokens", "256"]
+
+
 def _frozen(world: Path) -> dict:
-    return {name: tree(world / name) for name in ("sae", "toy", "hid", "pca", "user")} | {
+    return {name: tree(world / name) for name in ("sae", "toy", "hid", "pca", "user", "rsae", "stores")} | {
         name: (world / name).read_bytes() for name in ("data.npz", "x.npy", "spec.json", "afile", "corpus.txt")}
 
 
 def check(world: Path, before: dict, args: list, name: str = "") -> None:
     """The property, for one command line."""
+    here = set(Path.cwd().iterdir())
     code, _, err = cli(*args, kind="command lines")
     if name and not isinstance(code, BaseException):
         TRIED[f"{name} exit {code}"] = TRIED.get(f"{name} exit {code}", 0) + 1
@@ -87,8 +97,9 @@ def check(world: Path, before: dict, args: list, name: str = "") -> None:
     lost += [name for name, content in before.items() if not isinstance(content, dict) and now[name] != content]
     assert not lost, f"{args} changed or removed {lost}"  # new files (measures.json, scores.json) are allowed
     # only the command's own output may appear in scratch (no temporary leftovers)
-    stray = [p.name for p in (world / "scratch").iterdir() if p.name.startswith(".")]
+    stray = [p.name for p in (world / "scratch").iterdir() if p.name.startswith(".") and str(p) not in args]
     assert not stray, (args, stray)
+    assert set(Path.cwd().iterdir()) == here, (args, "wrote into the working directory")
 
 
 # ---- values
@@ -232,6 +243,75 @@ def commands(world: Path) -> dict[str, tuple[list[str], dict, int]]:
             "--split": st.sampled_from(["train", "test", "all", "dev"]), "--shard-tokens": ints(-1, 64),
             "--context": ints(-1, 600), "--backend": st.sampled_from(["local", "slurm"]),
             "--ray-address": st.sampled_from(["nowhere", "127.0.0.1:1"]), "--workers": ints(-2, 2)}, 6),
+        "toy dynamics": (["toy", "dynamics", "--no-progress", "--n", "6", "--m", "2", "--steps", "20",
+                          "--snapshot-every", "5", *o], {
+            "--out": out, "--n": ints(-1, 8), "--m": ints(-1, 4), "--sparsity": floats(-0.5, 1.5),
+            "--steps": small["steps"], "--snapshot-every": ints(-1, 30), "--seeds": ints(-1, 2, huge=False),
+            "--seed": st.one_of(small["seed"], st.just(2**64))}, 6),
+        "toy privileged": (["toy", "privileged", "--no-progress", "--sparsity", "0.9", "--steps", "20", "--seeds", "1",
+                            *o], {"--out": out, "--sparsity": floats(-0.5, 1.5), "--steps": small["steps"],
+                                  "--seeds": ints(-1, 2, huge=False), "--seed": small["seed"]}, 5),
+        "toy computation": (["toy", "computation", "--no-progress", "--n", "6", "--m", "3", "--sparsity", "0.9",
+                             "--steps", "20", "--seeds", "1", *o], {
+            "--out": out, "--n": ints(-1, 8), "--m": ints(-1, 4), "--sparsity": floats(-0.5, 1.5),
+            "--steps": small["steps"], "--seeds": ints(-1, 2, huge=False), "--seed": small["seed"]}, 5),
+        "toy adversarial": (["toy", "adversarial", "--no-progress", "--sparsity", "0.9", "--steps", "20", "--seeds",
+                             "1", *o], {"--out": out, "--sparsity": floats(-0.5, 1.5), "--steps": small["steps"],
+                                        "--seeds": ints(-1, 2, huge=False), "--norm": floats(-1, 3),
+                                        "--seed": small["seed"]}, 5),
+        "phase uniform": (["phase", "uniform", "--no-progress", "--workers", "1", "--device", "cpu", "--n", "6", "--m",
+                           "2", "--levels", "5", "--steps", "20", *o], {
+            "--out": out, "--n": ints(-1, 8), "--m": ints(-1, 4), "--levels": ints(-1, 7, huge=False),
+            "--steps": small["steps"], "--seeds": ints(-1, 2, huge=False), "--seed": small["seed"],
+            "--backend": st.sampled_from(["local", "slurm"]), "--ray-address": st.sampled_from(["nowhere", "x:y"]),
+            "--workers": ints(-2, 1), "--device": st.sampled_from(["cpu", "cuda:7", "tpu", ""]),
+            "--epsilon": floats(-1, 2)}, 5),
+        "phase protocols": (["phase", "protocols", "--no-progress", "--grid2", "2", "--grid3", "2", "--steps", "20",
+                             "--seeds", "2", *o], {
+            "--out": out, "--grid2": ints(-1, 3, huge=False), "--grid3": ints(-1, 3, huge=False),
+            "--steps": small["steps"], "--seeds": ints(-1, 3, huge=False), "--seed": small["seed"]}, 5),
+        "road1 effective-size": (["road1", "effective-size", "--no-progress", "--device", "cpu", "--n", "6", "--m",
+                                  "2", "--sparsity", "0.9", "--seeds", "1", *SHORT, *o], {
+            "--out": out, "--sparsity": floats(-0.5, 1.5), "--device": st.sampled_from(["cpu", "cuda:7", "tpu"]),
+            **road}, 6),
+        "real sites": (["real", "sites"], {"--model": st.sampled_from(
+            ["minilm", "gpt-17", "", str(world / "user"), str(world / "afile"), str(world / "dangling"),
+             str(world / "rsae")])}, 4),
+        "real sae": (["real", "sae", "--no-progress", *REAL_SAE, "--corpus", str(world / "corpus.txt"), "--stores",
+                      str(world / "scratch" / "stores"), *o], {
+            "--out": out, "--stores": st.one_of(out, st.just(str(world / "stores"))),
+            "--site": st.sampled_from(["resid.3", "mlp.0", "resid.9", "attn.1", ""]),
+            "--neuron-site": st.sampled_from(["mlp.3", "resid.2", "mlp.6", "x"]),
+            "--corpus": st.one_of(in_files(world, ["corpus.txt"]), st.sampled_from(["x"])),
+            "--train-tokens": ints(-1, 300, huge=False), "--test-tokens": ints(-1, 64, huge=False),
+            "--expansion": ints(-1, 2, huge=False), "--k": ints(-1, 8), "--epochs": ints(-1, 2, huge=False),
+            "--splice-texts": ints(-1, 3), "--seed": st.one_of(small["seed"], st.just(2**64)),
+            "--saelens": st.sampled_from(["off", "auto", "on", "bogus"]), "--overwrite": st.booleans()}, 6),
+        "real browse": (["real", "browse"], {"--out": out.map(lambda p: p + ".html" if p else p)}, 5),
+        "lm train": (["lm", "train", "--no-progress", "--device", "cpu", *LM, "--heads", "2", "--width", "32", "--positions", "16",
+                      "--batch", "4", "--eval-tokens", "64", "--corpus", str(world / "corpus.txt"), *o], {
+            "--out": out, "--variant": st.sampled_from(["dense", "l1", "moe-flop", "moe-width", "hybrid-joint", "x"]),
+            "--strength": floats(), "--layers": ints(-1, 2, huge=False), "--d-model": ints(-1, 32),
+            "--heads": ints(-1, 4), "--width": ints(-1, 64), "--experts": ints(-1, 4), "--top-k": ints(-1, 5),
+            "--positions": ints(-1, 32), "--corpus": st.one_of(in_files(world, ["corpus.txt"]), st.just("x")),
+            "--context": ints(-1, 32), "--batch": ints(-1, 8), "--tokens": ints(-1, 512, huge=False),
+            "--lr": floats(), "--weight-decay": floats(), "--warmup": floats(-0.5, 1.5),
+            "--eval-tokens": ints(-1, 128, huge=False), "--checkpoint-every": ints(-1, 10),
+            "--seed": st.one_of(small["seed"], st.just(2**64)), "--device": st.sampled_from(["cpu", "cuda:7", "tpu"])},
+                     8),
+        "lm roads": (["lm", "roads", "--no-progress", "--workers", "1", "--seeds", "1", *LM, "--width", "32",
+                      "--experts", "2", "--measure-tokens", "64", "--sae-latents", "16", "--sae-k", "2",
+                      "--sae-samples", "256", "--corpus", str(world / "corpus.txt"), *o], {
+            "--out": out, "--l1": st.sampled_from(["0.001,0.003,0.01,0.03", "0.1", "1,nan,2,3", "-1,0,1,2", "x,y",
+                                                   "1,2,3,4,5"]),
+            "--hybrid": floats(), "--seeds": ints(-1, 2, huge=False), "--layers": ints(-1, 2, huge=False),
+            "--d-model": ints(-1, 32), "--width": ints(-1, 64), "--experts": ints(-1, 4),
+            "--context": ints(-1, 32), "--tokens": ints(-1, 512, huge=False),
+            "--measure-tokens": ints(-1, 128, huge=False), "--mono-bytes": ints(-1, 4),
+            "--sae-latents": ints(-1, 32), "--sae-k": ints(-1, 40), "--sae-samples": ints(-1, 400, huge=False),
+            "--backend": st.sampled_from(["local", "slurm"]), "--workers": ints(-2, 1),
+            "--ray-address": st.sampled_from(["nowhere", "x:y"]), "--overwrite": st.booleans()}, 5),
+        "report": (["report", "--out", str(world / "scratch" / "rep")], {"--out": out}, 5),
     }
 
 
@@ -244,6 +324,8 @@ POSITIONAL = {
     "sweep run": lambda w: in_files(w, ["spec.json"]),
     "demo": lambda w: st.sampled_from([str(w / "afile" / "d"), "", str(w / "dangling"), str(w / "afile")]),
     "circuits": lambda w: in_files(w, ["hid", "toy", "hid"]),
+    "real browse": lambda w: in_files(w, ["rsae", "rsae", "sae"]),
+    "report": lambda w: in_files(w, ["toy", "sae", "pca", "hid"]),
 }
 
 
@@ -251,7 +333,9 @@ POSITIONAL = {
 @pytest.mark.parametrize("name", ["toy train", "toy measure", "data synth", "sae train", "sae score", "unfold",
                                   "features list", "features describe", "transition", "sweep run", "phase n2m1",
                                   "road1 l1", "road1 moe", "demo", "circuits", "road2 toy", "road3",
-                                  "real capture"])
+                                  "real capture", "toy dynamics", "toy privileged", "toy computation",
+                                  "toy adversarial", "phase uniform", "phase protocols", "road1 effective-size",
+                                  "real sites", "real sae", "real browse", "lm train", "lm roads", "report"])
 def test_every_command_gives_a_result_or_one_line(world, name):
     head, options, examples = commands(world)[name]
     positional = POSITIONAL.get(name, lambda w: st.just(None))(world)

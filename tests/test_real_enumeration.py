@@ -172,3 +172,18 @@ def test_saelens_on_without_saelens_is_one_line_before_any_work(monkeypatch, tmp
                         "--no-progress"], capsys)
     assert code == 2 and err.startswith("error:") and "pip install" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "stores").exists() and not (tmp_path / "run").exists()
+
+
+def test_an_empty_stores_is_one_line_before_any_capture(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)  # '' once put the stores in the working directory
+    code, _, err = run(["real", "sae", "--out", tmp_path / "run", "--stores", "", "--saelens", "off",
+                        "--no-progress"], capsys)
+    assert code == 2 and err.startswith("error: output path must name") and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_seed_beyond_64_bits_is_one_line(tmp_path, capsys):
+    code, _, err = run(["real", "sae", "--out", tmp_path / "run", "--stores", tmp_path / "stores", "--seed", 2**64,
+                        "--no-progress"], capsys)
+    assert code == 2 and err.startswith("error: seed") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "stores").exists()

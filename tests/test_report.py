@@ -113,6 +113,17 @@ def test_report_command_refuses_other_directories_in_one_line(tmp_path, capsys):
     assert err.startswith("error: not a run directory") and "\n" not in err
 
 
+def test_report_command_refuses_an_empty_out_rather_than_write_into_the_working_directory(tmp_path, capsys,
+                                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["report", str(tmp_path), "--out", ""])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: output path must name") and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_strategic_picture_reads_every_road_from_the_summary():
     from monosemantic.report.sections.overview import picture
 

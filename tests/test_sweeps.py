@@ -16,7 +16,8 @@ import torch
 from monosemantic.errors import InputError
 from monosemantic.cli import main
 from monosemantic.runs import load_tensors
-from monosemantic.experiments.sweeps import SweepWarning, parse_spec, plan, point_dir, run_sweep, train_group
+from monosemantic.experiments.sweeps import (MAX_WORKERS, SweepWarning, check_backend, parse_spec, plan, point_dir,
+                                             run_sweep, train_group)
 
 SMALL = {  # 6 points of n=2, m=1 in 3 groups of 2; a few hundred steps each
     "name": "small", "seed": 3, "max_group_points": 2,
@@ -200,3 +201,10 @@ def test_map_jobs_on_local_processes_returns_every_job():
     from monosemantic.experiments.sweeps import map_jobs
 
     assert dict(map_jobs(math.factorial, [(3,), (4,), (5,)], workers=2)) == {0: 6, 1: 24, 2: 120}
+
+
+@pytest.mark.parametrize("workers", [0, MAX_WORKERS + 1, 2**31])
+def test_a_worker_count_out_of_range_is_refused_before_any_pool(workers):
+    # 2**31 processes overflowed the process pool's C-int queue as a traceback
+    with pytest.raises(InputError, match="workers must be at"):
+        check_backend("local", workers, None)

@@ -36,3 +36,11 @@ def test_train_toy_starts_from_init():
     assert torch.allclose(run.model.W, init, atol=2e-3)  # one AdamW step of lr 1e-3 from the given W
     with pytest.raises(InputError, match="init must be W"):
         train_toy("relu-output", 2, 1, torch.full((1, 2), 0.5), torch.ones(2), steps=1, seeds=2, init=init)
+
+
+@pytest.mark.parametrize("n, m, seed, message", [(6, 2, -1, "seed must lie"), (6, 2**31, 0, "needs about"),
+                                                 (10**9, 3, 0, "needs about")])
+def test_train_toy_refuses_a_bad_seed_or_sizes_that_cannot_fit_before_allocating(n, m, seed, message):
+    # every toy experiment (privileged, computation, adversarial, dynamics, protocols) trains through here
+    with pytest.raises(InputError, match=message):
+        train_toy("abs", n, m, torch.full((1, n), 0.1), torch.ones(n), steps=1, seed=seed)

@@ -18,6 +18,7 @@ from monosemantic.devices import DEFAULT as DEFAULT_DEVICE
 from monosemantic.errors import InputError
 from monosemantic.runs import check_memory
 from monosemantic.toy.models import L1_MODELS
+from monosemantic.toy.train import toy_bytes  # noqa: F401  (the sweeps and hybrids size their work with it)
 
 ModelKind = Literal["linear", "relu-output", "relu-hidden", "abs"]
 Seed = Annotated[int, Field(ge=0, lt=2**63)]  # torch's and numpy's generators take 64-bit seeds
@@ -68,15 +69,6 @@ class TrainConfig(Strict):
                      f"training {self.instances} toy models (n={self.n}, m={self.m}, batch={self.batch}, "
                      f"eval_batch={self.eval_batch})", "lower n, batch, eval_batch, seeds or the number of instances")
         return self
-
-
-def toy_bytes(n: int, m: int, instances: int, batch: int, eval_batch: int, abs_model: bool = False) -> int:
-    """Peak memory of training toy models side by side, estimated (float32): a step's batch with its 4
-    intermediates, the eval batch (drawn and run at once) with its 3, their shared uniforms, and the weights
-    with gradient and AdamW moments."""
-    width = max(n, m)
-    return 4 * (instances * (5 * batch * width + 4 * eval_batch * width + 8 * (m + 1) * n * (2 if abs_model else 1))
-                + 2 * (batch + eval_batch) * n)
 
 
 class AdamWConfig(TrainConfig):
@@ -228,9 +220,14 @@ class SaeTrainConfig(Strict):
         """Refuse a dictionary that cannot fit: its weights with gradients and Adam moments, and a batch's
         activations and codes (float32)."""
         batch = self.batch or 1024
-        need = 4 * (8 * self.latents * d + 6 * batch * self.latents + 4 * batch * d + 2048 * self.latents)
-        check_memory(need, f"a dictionary of {self.latents} latents on d={d} (batch {batch})",
+        check_memory(sae_bytes(self.latents, d, batch), f"a dictionary of {self.latents} latents on d={d} (batch {batch})",
                      "lower --latents or --batch")
+
+
+def sae_bytes(latents: int, d: int, batch: int = 1024) -> int:
+    """Peak memory of training a dictionary (float32): its weights with gradients and Adam moments, and a batch's
+    activations and codes."""
+    return 4 * (8 * latents * d + 6 * batch * latents + 4 * batch * d + 2048 * latents)
 
 
 class UnfoldConfig(Strict):

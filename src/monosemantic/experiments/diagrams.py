@@ -20,12 +20,14 @@ from collections import Counter
 import numpy as np
 import torch
 
+from monosemantic.data import check_seed
 from monosemantic.errors import InputError
 import monosemantic.measures as measures
 from monosemantic.experiments.phase import far_from_boundary
 from monosemantic.experiments.sweeps import CANDIDATE_NOISE, candidate_layouts
+from monosemantic.runs import check_memory
 from monosemantic.toy.theory import LABELS, analytic_labels, n2m1_labels
-from monosemantic.toy.train import train_toy
+from monosemantic.toy.train import toy_bytes, train_toy
 
 PAPER_STARTS = 10
 
@@ -38,6 +40,12 @@ def train_starts(n: int, m: int, p: torch.Tensor, weight: torch.Tensor, init: to
     K = init.shape[0] // P
     run = train_toy("relu-output", n, m, p, weight, steps, seeds=K, seed=seed, init=init, progress=progress)
     return run.model.tensors()["W"].reshape(P, K, m, n), np.asarray(run.all_loss)
+
+
+def check_fits(n: int, m: int, points: int, starts: int) -> None:
+    """Refuse, before the starts are drawn, a diagram whose models (points x starts, trained at once) cannot fit."""
+    check_memory(toy_bytes(n, m, points * starts, 1024, 16384),
+                 f"the n={n}, m={m} diagram ({points} points x {starts} starts)", "lower the grid or --seeds")
 
 
 def xavier(points: int, starts: int, m: int, n: int, seed: int) -> torch.Tensor:
@@ -124,6 +132,7 @@ def n2m1(grid: int = 10, steps: int = 10_000, starts: int = PAPER_STARTS, seed: 
     """The n=2, m=1 diagram under the three protocols, each against the analytic labels away from the boundary."""
     r, s, R, S = _grid(grid, r_range, density_range)
     P = len(R)
+    check_fits(2, 1, P, starts + len(candidate_layouts(2)))
     p = torch.tensor(np.stack([S, S], 1), dtype=torch.float32)
     weight = torch.tensor(np.stack([np.ones(P), R], 1), dtype=torch.float32)
     init = torch.cat([xavier(P, starts, 1, 2, seed).reshape(P, starts, 1, 2),
@@ -153,6 +162,7 @@ def n3m2(grid: int = 8, steps: int = 10_000, starts: int = PAPER_STARTS, seed: i
     p = torch.tensor(np.stack([S] * 3, 1), dtype=torch.float32)
     weight = torch.tensor(np.stack([np.ones(P), np.ones(P), R], 1), dtype=torch.float32)
     layouts = n3m2_layouts()
+    check_fits(3, 2, P, starts + len(layouts))
     init = torch.cat([xavier(P, starts, 2, 3, seed).reshape(P, starts, 2, 3),
                       from_candidates(layouts, P, seed).reshape(P, -1, 2, 3)], 1).reshape(-1, 2, 3)
     W, loss = train_starts(3, 2, p, weight, init, steps, seed, progress)
@@ -181,6 +191,7 @@ def protocols_run(out, grid2: int = 20, grid3: int = 10, steps: int = 10_000, st
 
     if grid2 < 2 or grid3 < 2 or starts < 2:
         raise InputError(f"need grids of at least 2 points and at least 2 starts, got {grid2}, {grid3}, {starts}")
+    check_seed(seed)
     check_new_dir(out, False)
     res = {"n2m1": n2m1(grid2, steps, starts, seed, progress=progress),
            "n3m2": n3m2(grid3, steps, starts, seed, progress=progress)}

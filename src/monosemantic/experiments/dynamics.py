@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 import monosemantic.measures as measures
+from monosemantic.errors import InputError
 from monosemantic.runs import write_run
 from monosemantic.toy.models import loss_per_instance, make_model
 from monosemantic.toy.sampler import FeatureSampler, importance, probabilities
@@ -107,6 +108,8 @@ def dynamics(n: int = 40, m: int = 8, density: float = 0.25, steps: int = 5000, 
     """Train one ReLU-output model of uniform importance with snapshots (best of `seeds`) and analyse its
     dynamics; with `out`, write the run directory (snapshots.safetensors: W: [snapshots, 1, m, n],
     b: [snapshots, 1, n], step: [snapshots])."""
+    if snapshot_every < 1:  # 0 would train without snapshots, and the analysis reads them
+        raise InputError(f"snapshot_every must be at least 1, got {snapshot_every}")
     p = probabilities(1 - density, n)
     weight = importance(n, 1.0)
     run = train_toy("relu-output", n, m, p, weight, steps, seeds=seeds, seed=seed, lr=lr, progress=progress,

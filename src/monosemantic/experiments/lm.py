@@ -36,11 +36,11 @@ import numpy as np
 import torch
 from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
-from monosemantic.config import Strict, validate
+from monosemantic.config import Strict, sae_bytes, validate
 from monosemantic.lm.data import eval_windows, split_bytes
 from monosemantic.lm.model import ByteLM
 from monosemantic.lm.train import LMTrainConfig, evaluate, train
-from monosemantic.runs import disk_errors
+from monosemantic.runs import check_memory, disk_errors
 
 MIN_L1 = 4  # strengths of the L1 sweep, at least
 MIN_GAP = 1e-3  # nats per byte: a site whose ablation costs less carries nothing to recover
@@ -90,6 +90,11 @@ class RoadsConfig(Strict):
         if self.measure.sae_layer is not None and not 0 <= self.measure.sae_layer < self.train.layers:
             raise ValueError(f"sae_layer {self.measure.sae_layer} is not a block of the {self.train.layers}-layer "
                              f"model")
+        # the measure's SAE, refused before any model trains; the widest site it reads is moe-flop's (experts x width)
+        d, latents = self.train.experts * self.train.width, self.measure.sae_latents
+        if not self.measure.sae_k < latents:
+            raise ValueError(f"sae_k ({self.measure.sae_k}) must be below sae_latents ({latents})")
+        check_memory(sae_bytes(latents, d), f"the SAE of {latents} latents on {d} MLP neurons", "lower --sae-latents")
         return self
 
 

@@ -18,7 +18,7 @@ import torch
 
 from monosemantic.errors import InputError
 import monosemantic.measures as measures
-from monosemantic.runs import figure_file, read_run, write_run
+from monosemantic.runs import check_output_path, figure_file, read_run, write_run
 from monosemantic.measures import FRACTIONS
 from monosemantic.toy.theory import (BOTH, LABELS, NEITHER, ONLY_1, ONLY_2, SHARED, analytic_labels, boundary_curves,
                                      ideal_losses, n2m1_labels)
@@ -199,7 +199,7 @@ def phase_run(kind: str, spec: SweepSpec, out: str | Path, backend: str = "local
               eps: float = measures.FACTOR_EPS) -> dict:
     """kind "n2m1" or "uniform": run (or finish) the sweep, then write OUT/diagram (config.json, result.json,
     diagram.safetensors and, with `draw` (result -> matplotlib figure), KIND.png). Returns the result."""
-    out = Path(out)
+    out = check_output_path(out)  # '' would put sweep/ and diagram/ in the working directory
     measures.check_epsilon(eps)  # before training
     meta = run_sweep(spec, out / "sweep", backend, workers, ray_address, progress, device=device)
     W = torch.cat([read_run(point_dir(out / "sweep", i))[2]["W"] for i in range(meta["points"])])

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import NonNegativeInt, PositiveInt
+from pydantic import PositiveInt
 
-from monosemantic.config import Strict
+from monosemantic.config import Seed, Strict
 from monosemantic.errors import InputError
 from monosemantic.experiments.sweeps import map_jobs
 from monosemantic.progress import Bar
@@ -99,7 +99,7 @@ class RealSaeConfig(Strict):
     k: PositiveInt = 32
     epochs: PositiveInt = 4  # SAE training samples = epochs * train_tokens
     splice_texts: PositiveInt = 128  # test-split documents whose embeddings are compared
-    seed: NonNegativeInt = 0
+    seed: Seed = 0
     neuron_site: str = "mlp.3"  # the model's MLP neurons, scored on the same test rows as the latents
     # SAELens's TopK SAE on the same store at the same latents, k and samples (peers' settings), scored alike:
     # auto trains it when SAELens is installed (the `bench` extra) and says how to install it otherwise
@@ -168,13 +168,13 @@ def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False, out: s
 
     from monosemantic.dictionary import SparseAutoencoder, saelens
     from monosemantic.real import corpus as C
-    from monosemantic.runs import check_new_dir
+    from monosemantic.runs import check_new_dir, check_output_path
 
     if out is not None:
         check_new_dir(out, overwrite)  # before minutes of work
+    work = check_output_path(work)  # '' would put the stores in the working directory
     if cfg.saelens == "on" and not saelens.installed():
         raise InputError(f"--saelens on needs SAELens: {saelens.INSTALL}")
-    work = Path(work)
     stores = {}
     for split, tokens in (("train", cfg.train_tokens), ("test", cfg.test_tokens)):
         cap = CaptureConfig(corpus=cfg.corpus, site=cfg.site, tokens=tokens, split=split)

@@ -867,6 +867,9 @@ class Points:
         write_json(self.out / "config.json", {**read_json(self.out / "config.json"), "status": "complete"})
 
 
+MAX_WORKERS = 4096  # processes (or Ray CPUs) of one machine; far more overflow the pool's C-int queue
+
+
 def check_backend(backend: str, workers: int | None, ray_address: str | None) -> None:
     """The sweep options' checks, before anything is written."""
     if backend not in ("local", "ray"):
@@ -875,6 +878,8 @@ def check_backend(backend: str, workers: int | None, ray_address: str | None) ->
         raise InputError("--ray-address needs --backend ray")
     if workers is not None and workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
+    if workers is not None and workers > MAX_WORKERS:
+        raise InputError(f"workers must be at most {MAX_WORKERS}, got {workers}")
     if backend == "ray":
         _import_ray()
         if ray_address:

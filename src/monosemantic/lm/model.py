@@ -47,6 +47,7 @@ from torch import nn
 
 from monosemantic.config import Strict
 from monosemantic.errors import InputError
+from monosemantic.runs import check_memory
 
 VOCAB = 256
 VARIANTS = ("dense", "l1", "moe-flop", "moe-width", "hybrid-joint")
@@ -85,7 +86,18 @@ class LMConfig(Strict):
         if self.variant == "hybrid-joint" and not self.joint_k < self.joint_latents:
             raise ValueError(f"hybrid-joint: joint_k ({self.joint_k}) must be below joint_latents "
                              f"({self.joint_latents})")
+        self.check_memory()
         return self
+
+    def check_memory(self, activations: int = 0) -> None:
+        """Refuse, before allocating, a model whose weights with gradients and AdamW moments (float32), plus
+        `activations` bytes, cannot fit."""
+        d = self.d_model
+        per_block = 4 * d * d + 2 * d * self.neurons + (d * self.experts if self.moe else 0) + (
+            2 * self.width * self.joint_latents if self.variant == "hybrid-joint" else 0)
+        params = (VOCAB + self.positions) * d + self.layers * per_block
+        check_memory(16 * params + activations, f"a {self.layers}-layer LM (d_model {d}, {self.neurons} MLP neurons "
+                     f"per layer)", "lower --d-model, --width, --experts, --layers or --positions")
 
     @property
     def moe(self) -> bool:
@@ -209,6 +221,7 @@ class ByteLM(nn.Module):
 
     def __init__(self, cfg: LMConfig, seed: int = 0):
         super().__init__()
+        cfg.check_memory()  # a config copied with new sizes skipped its validator
         self.cfg = cfg
         self.tok = nn.Embedding(VOCAB, cfg.d_model)
         self.pos = nn.Embedding(cfg.positions, cfg.d_model)

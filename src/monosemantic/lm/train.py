@@ -63,6 +63,9 @@ class LMTrainConfig(LMConfig):
                              f"{self.positions})")
         if self.steps < 1:
             raise ValueError(f"tokens ({self.tokens}) is less than one batch ({self.batch} x {self.context})")
+        # a batch's activations kept for the backward pass (float32): residual, attention and MLP per block
+        rows = self.batch * self.context
+        self.check_memory(4 * rows * self.layers * (16 * self.d_model + 4 * self.neurons + 2 * self.heads * self.context))
         return self
 
     @property

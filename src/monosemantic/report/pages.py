@@ -13,7 +13,7 @@ from monosemantic.errors import InputError
 from monosemantic.report.figures.dictionary import latent_density, training_curves
 from monosemantic.report.figures.toy import geometry_plane, loss_curves, norm_bars, wtw_heatmaps
 from monosemantic.report.html import Section, figure, table, write_report
-from monosemantic.runs import read_json
+from monosemantic.runs import check_output_path, read_json
 
 DENSITY_ROWS = 10_000  # data rows coded for a dictionary's latent densities
 
@@ -123,6 +123,7 @@ def build(run_dirs: list[str | Path], out: str | Path) -> Path:
     """OUT/report.html (and OUT/figures/*.png) with one section per run directory."""
     if not run_dirs:
         raise InputError("give at least one run directory")
+    out = check_output_path(out)  # '' would write into the working directory
     sections = [section_of(d) for d in run_dirs]
     return write_report(Path(out) / "report.html", "monosemantic: runs", sections,
                         intro=f"Built by `monosemantic report` from {len(sections)} run director"

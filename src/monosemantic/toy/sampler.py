@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from monosemantic.errors import InputError
+from monosemantic.runs import check_memory
 
 
 def importance(n: int, decay: float = 1.0) -> torch.Tensor:
@@ -31,6 +32,7 @@ def importance(n: int, decay: float = 1.0) -> torch.Tensor:
         raise InputError(f"n must be positive, got {n}")
     if not decay > 0:
         raise InputError(f"importance decay must be positive, got {decay}")
+    check_memory(8 * n, f"importances of n={n} features", "lower n")
     return decay ** torch.arange(n, dtype=torch.float32)
 
 
@@ -41,6 +43,10 @@ def probabilities(sparsity: float | Sequence[float] | torch.Tensor, n: int) -> t
     [instances, n] (a sparsity per feature). Every S must lie in [0, 1).
     """
     s = torch.as_tensor(sparsity, dtype=torch.float64)
+    if n < 1:
+        raise InputError(f"n must be positive, got {n}")
+    rows = s.shape[0] if s.ndim == 2 else max(1, s.numel())
+    check_memory(13 * rows * n, f"feature probabilities of {rows} models of n={n} features", "lower n")
     if s.ndim == 0:
         s = s.reshape(1, 1).expand(1, n)
     elif s.ndim == 1:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 import torch
 
 from monosemantic.devices import resolve, synchronize
+from monosemantic.data import check_seed
 from monosemantic.errors import InputError
 from monosemantic.toy.sampler import FeatureSampler
 from monosemantic.optim import SCHEDULES, AdamW, lr_at
 from monosemantic.progress import Bar
+from monosemantic.runs import check_memory
 from monosemantic.toy.models import batch_buffer, check_l1, hidden_l1_per_instance, loss_per_instance, make_model
 
 @dataclass
@@ -103,6 +105,15 @@ def train(
     return log
 
 
+def toy_bytes(n: int, m: int, instances: int, batch: int, eval_batch: int, abs_model: bool = False) -> int:
+    """Peak memory of training toy models side by side, estimated (float32): a step's batch with its 4
+    intermediates, the eval batch (drawn and run at once) with its 3, their shared uniforms, and the weights
+    with gradient and AdamW moments."""
+    width = max(n, m)
+    return 4 * (instances * (5 * batch * width + 4 * eval_batch * width + 8 * (m + 1) * n * (2 if abs_model else 1))
+                + 2 * (batch + eval_batch) * n)
+
+
 def init_seeds(instances: int, seed: int) -> list[int]:
     """Instance i's initialisation seed in a batch trained with base `seed` (modulo 2^63: torch's generators take
     64-bit seeds; below 9.2e12 the modulo changes nothing)."""
@@ -168,7 +179,12 @@ def train_toy(
     """
     if seeds < 1:
         raise InputError(f"seeds must be positive, got {seeds}")
+    check_seed(seed)
     configs = p.shape[0]
+    if n >= 1 and m >= 1:  # before allocating (the models refuse sizes below 1)
+        check_memory(toy_bytes(n, m, configs * seeds, batch, eval_batch, kind == "abs"),
+                     f"training {configs * seeds} toy models (n={n}, m={m}, batch={batch}, eval_batch={eval_batch})",
+                     "lower n, m, the seeds or the number of sparsities")
     weight = torch.as_tensor(weight, dtype=torch.float32).expand(configs, n)
     if not (torch.isfinite(weight).all() and (weight >= 0).all()):
         raise InputError("importances must be finite and non-negative")

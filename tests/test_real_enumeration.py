@@ -187,3 +187,10 @@ def test_a_seed_beyond_64_bits_is_one_line(tmp_path, capsys):
                         "--no-progress"], capsys)
     assert code == 2 and err.startswith("error: seed") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "stores").exists()
+
+
+def test_too_few_train_tokens_are_refused_before_the_capture(tmp_path, capsys):
+    code, _, err = run(["real", "sae", "--out", tmp_path / "run", "--stores", tmp_path / "stores", "--train-tokens", 64,
+                        "--no-progress"], capsys)
+    assert code == 2 and "fewer than one SAE batch" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "stores").exists()

@@ -175,6 +175,9 @@ def sae_run(cfg: RealSaeConfig, work: str | Path, progress: bool = False, out: s
     work = check_output_path(work)  # '' would put the stores in the working directory
     if cfg.saelens == "on" and not saelens.installed():
         raise InputError(f"--saelens on needs SAELens: {saelens.INSTALL}")
+    batch = SparseAutoencoder().batch
+    if cfg.train_tokens < batch:  # the SAE would refuse them, after the capture
+        raise InputError(f"--train-tokens {cfg.train_tokens} is fewer than one SAE batch of {batch}")
     stores = {}
     for split, tokens in (("train", cfg.train_tokens), ("test", cfg.test_tokens)):
         cap = CaptureConfig(corpus=cfg.corpus, site=cfg.site, tokens=tokens, split=split)

@@ -238,13 +238,13 @@ def _start(out: Path, settings: dict, shards: int) -> dict:
         old = {k: manifest.get(k) for k in settings}
         if old != settings:
             diff = ", ".join(f"{k}: {old[k]} (asked {settings[k]})" for k in settings if old[k] != settings[k])
-            raise InputError(f"store {out} was captured with other settings ({diff}); choose another --out")
+            raise InputError(f"store {out} was captured with other settings ({diff}); choose another store directory")
         # a listed shard whose files were lost or cut is captured again
         manifest["shards"] = {k: v for k, v in manifest["shards"].items() if _intact(out, int(k), v["rows"],
                                                                                    manifest.get("d"))}
         return manifest
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"{out} exists and is not an activation store (no {MANIFEST}); choose another --out")
+        raise InputError(f"{out} exists and is not an activation store (no {MANIFEST}); choose another store directory")
     out.mkdir(parents=True, exist_ok=True)
     return {"format": FORMAT, "version": VERSION, **settings, "n_shards": shards, "d": None, "shards": {},
             "complete": False}

@@ -195,12 +195,13 @@ def test_an_interrupted_first_run_removes_its_bare_out_but_keeps_work_beside_the
 
 
 @pytest.mark.slow
-def test_map_jobs_on_local_processes_returns_every_job():
+def test_map_calls_on_local_processes_returns_every_job():
     import math
 
-    from monosemantic.experiments.sweeps import map_jobs
+    from monosemantic.experiments.sweeps import map_calls
 
-    assert dict(map_jobs(math.factorial, [(3,), (4,), (5,)], workers=2)) == {0: 6, 1: 24, 2: 120}
+    jobs = list(enumerate([(3,), (4,), (5,)]))
+    assert dict(map_calls(math.factorial, jobs, workers=2)) == {0: 6, 1: 24, 2: 120}
 
 
 @pytest.mark.parametrize("workers", [0, MAX_WORKERS + 1, 2**31])

@@ -15,7 +15,7 @@ from pydantic import PositiveInt
 
 from monosemantic.config import Seed, Strict
 from monosemantic.errors import InputError
-from monosemantic.experiments.sweeps import map_jobs
+from monosemantic.experiments.sweeps import map_calls
 from monosemantic.progress import Bar
 from monosemantic.real import store as S
 from monosemantic.real.model import MINILM
@@ -40,7 +40,7 @@ class CaptureConfig(Strict):
 def ray_map(workers: int | None, address: str | None) -> Callable[[Callable, Iterable[tuple]], Iterator[dict]]:
     """A mapper for `store.capture`: one Ray task per job, results as they finish."""
     def mapper(fn: Callable, jobs: Iterable[tuple]) -> Iterator[dict]:
-        for _, result in map_jobs(fn, list(jobs), "ray", workers, address):
+        for _, result in map_calls(fn, list(enumerate(jobs)), "ray", workers, address):
             yield result
     return mapper
 

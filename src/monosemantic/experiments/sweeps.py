@@ -344,15 +344,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _call(fn: Callable, threads: int | None, args: tuple):
-    """fn(*args) with `threads` torch and BLAS threads (a worker process or a Ray task gets one CPU). Reductions
-    split over another number of threads differ in the last bit, so every backend runs a job on the same count."""
-    if not threads:
-        return fn(*args)
+def _call(fn: Callable, args: tuple):
+    """fn(*args) on one torch and one BLAS thread (a worker process or a Ray task gets one CPU). Reductions split
+    over another number of threads differ in the last bit, so every backend runs a job on the same count."""
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(threads)
-    with threadpool_limits(threads):
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
         return fn(*args)
 
 
@@ -374,7 +372,7 @@ class Workers:
             threads = torch.get_num_threads()
             try:
                 for jid, args in jobs:
-                    yield jid, _call(fn, 1, args)
+                    yield jid, _call(fn, args)
             finally:
                 torch.set_num_threads(threads)
         else:
@@ -390,7 +388,7 @@ class Workers:
             # spawn, not fork: torch's thread pools do not survive a fork; one thread per worker process
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
                                              initializer=_die_with_parent, initargs=(os.getpid(),))
-        futures = {self._pool.submit(_call, fn, 1, args): jid for jid, args in jobs}
+        futures = {self._pool.submit(_call, fn, args): jid for jid, args in jobs}
         try:
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
@@ -405,7 +403,7 @@ class Workers:
             self._task = ray.remote(num_cpus=1)(_call)
         import ray
 
-        refs = {self._task.remote(fn, 1, args): jid for jid, args in jobs}
+        refs = {self._task.remote(fn, args): jid for jid, args in jobs}
         pending = list(refs)
         try:
             while pending:
@@ -438,12 +436,6 @@ def map_calls(fn: Callable, jobs: list[tuple[Any, tuple]], backend: str = "local
         yield from w.map(fn, jobs)
     finally:
         w.close()
-
-
-def _local_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, device: str = "cpu"):
-    """Yield (group id, result) as groups finish, on `workers` processes (in this process for 1)."""
-    yield from map_calls(train_group, [(gid, (configs, seed, None, device)) for gid, configs in jobs], "local",
-                         workers)
 
 
 @functools.lru_cache(maxsize=None)  # once per address: commands check early, then again when the session starts
@@ -495,15 +487,10 @@ def ray_session(workers: int | None, address: str | None):
             ray.shutdown()
 
 
-def _ray_map(jobs: list[tuple[int, list[dict]]], seed: int, workers: int, address: str | None, device: str = "cpu"):
-    yield from map_calls(train_group, [(gid, (configs, seed, None, device)) for gid, configs in jobs], "ray",
-                         workers, address)
-
-
 def _mapper(jobs, seed: int, backend: str, workers: int, ray_address: str | None, device: str = "cpu"):
-    if backend == "ray":
-        return _ray_map(jobs, seed, workers, ray_address, device)
-    return _local_map(jobs, seed, workers, device)
+    """Yield (group id, result) as the groups finish, on the backend (in this process for 1 local worker)."""
+    return map_calls(train_group, [(gid, (configs, seed, None, device)) for gid, configs in jobs], backend, workers,
+                     ray_address)
 
 
 def train_spec(spec: SweepSpec, workers: int = 1, backend: str = "local",
@@ -888,10 +875,3 @@ def check_backend(backend: str, workers: int | None, ray_address: str | None) ->
 
 def format_warning(message, category, *args, **kwargs) -> str:  # for the CLI: one plain line
     return f"warning: {message}\n"
-
-
-
-def map_jobs(fn: Callable, jobs: list[tuple], backend: str = "local", workers: int = 1,
-             ray_address: str | None = None):
-    """Yield (job index, fn(*job)) as jobs finish, on the backends of `Workers` (one CPU per job)."""
-    yield from map_calls(fn, list(enumerate(jobs)), backend, workers, ray_address)

@@ -187,9 +187,9 @@ def _steady_heap() -> Iterator[None]:
     memory of one process grew shard after shard (518, 553, 594 ... 795 MB over 8 shards of 32k tokens at
     resid.3), though it fell back to 327 MB after each. With the threshold held at 1 MB during a shard, every
     batch tensor is mapped alone and returned when freed: 447-449 MB for every shard, at about 10% of capture
-    speed (fresh pages are zeroed by the kernel). Afterwards the threshold is left at glibc's ceiling, where its
-    own adjustment would have settled, so later work in the process (an SAE trained on the store) allocates as
-    it would have; the trim returns the shard's freed heap. A no-op off glibc."""
+    speed (presumably the page faults of fresh mappings; not profiled). Afterwards the threshold is left at
+    glibc's ceiling, where its own adjustment would have settled, so later work in the process (an SAE trained on
+    the store) allocates as it would have; the trim returns the shard's freed heap. A no-op off glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(M_MMAP_THRESHOLD, CAPTURE_MMAP)
